@@ -1,0 +1,110 @@
+"""Bearer tokens for the management API, cached and refreshed before they expire."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from azure.core.exceptions import ClientAuthenticationError
+
+from batchrun.errors import AuthError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken
+    from azure.core.credentials_async import AsyncTokenCredential
+
+# A JWT (header.payload.signature, base64url): what a token looks like if one leaks into a message.
+_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+
+
+class TokenProvider(Protocol):
+    async def get_token(self) -> str: ...
+
+
+def default_credential() -> AsyncTokenCredential:
+    """The standard Azure credential chain (``DefaultAzureCredential``).
+
+    In order it tries: environment variables (``AZURE_TENANT_ID``/``AZURE_CLIENT_ID`` with
+    ``AZURE_CLIENT_SECRET`` or a certificate), workload identity, managed identity (IMDS, or the
+    App Service / Container Apps endpoint given by ``IDENTITY_ENDPOINT`` + ``IDENTITY_HEADER``),
+    then developer sign-ins (Azure CLI, PowerShell, azd). For a user-assigned managed identity set
+    ``AZURE_CLIENT_ID`` to its client id. A proxy from ``HTTPS_PROXY``/``HTTP_PROXY`` also applies
+    to a loopback ``IDENTITY_ENDPOINT`` unless the host is listed in ``NO_PROXY``.
+    """
+    from azure.identity.aio import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+class CredentialTokens:
+    """A :class:`TokenProvider` over any azure-core async credential.
+
+    The token is cached and refreshed once it is within ``refresh_margin_s`` of expiry. Concurrent
+    callers that find it stale share one refresh; if that refresh fails they all get its error.
+    """
+
+    def __init__(
+        self,
+        credential: AsyncTokenCredential,
+        scope: str,
+        *,
+        refresh_margin_s: float = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._credential = credential
+        self._scope = scope
+        self._refresh_margin_s = refresh_margin_s
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._token: AccessToken | None = None
+        # Bumped by every completed refresh, so callers queued on the lock can tell that the
+        # refresh they were waiting for already happened (or failed) and need not repeat it.
+        self._generation = 0
+        self._error: AuthError | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scope={self._scope!r}, cached={self._token is not None})"
+
+    def _cached(self) -> str | None:
+        token = self._token
+        if token is not None and self._clock() < token.expires_on - self._refresh_margin_s:
+            return token.token
+        return None
+
+    async def get_token(self) -> str:
+        cached = self._cached()
+        if cached is not None:
+            return cached
+        generation = self._generation
+        async with self._lock:
+            if self._generation != generation:
+                if self._error is not None:
+                    raise AuthError(str(self._error)) from self._error.__cause__
+                cached = self._cached()
+                if cached is not None:
+                    return cached
+            return await self._refresh()
+
+    async def _refresh(self) -> str:
+        try:
+            token = await self._credential.get_token(self._scope)
+        except ClientAuthenticationError as exc:  # CredentialUnavailableError is a subclass
+            self._error = AuthError(self._explain(exc))
+            self._generation += 1
+            raise self._error from exc
+        self._token, self._error = token, None
+        self._generation += 1
+        return token.token
+
+    def _explain(self, exc: ClientAuthenticationError) -> str:
+        message = str(exc.message or exc).strip() or type(exc).__name__
+        message = _JWT.sub("<redacted>", message)
+        if self._token is not None:
+            message = message.replace(self._token.token, "<redacted>")
+        return f"no token for scope {self._scope}: {message}"
+
+    async def close(self) -> None:
+        await self._credential.close()

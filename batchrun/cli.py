@@ -1,0 +1,202 @@
+"""The command line: parse, build settings, configure logging, run, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from batchrun import __version__
+from batchrun.auth import CredentialTokens, default_credential
+from batchrun.batch import BatchOutcome, RunSettings, run_batch
+from batchrun.client import Timeouts, create_run_url
+from batchrun.cloud import CLOUDS, get_cloud, resolve_endpoint
+from batchrun.errors import AuthError, ManifestError, ReportError, UsageError
+from batchrun.log import configure
+from batchrun.manifest import Manifest, describe, load_manifest, load_manifests
+from batchrun.retry import RetrySettings
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchrun",
+        description="Trigger many Azure Data Factory pipeline runs from one YAML manifest.",
+    )
+    parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="trigger every run of a manifest")
+    run.add_argument("manifest", type=Path, metavar="MANIFEST")
+    run.add_argument(
+        "--report",
+        type=Path,
+        help="JSONL report path (default: batchrun-report-<UTC timestamp>.jsonl)",
+    )
+    run.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight")
+    run.add_argument("--cloud", default="AzurePublicCloud", choices=sorted(CLOUDS))
+    run.add_argument(
+        "--endpoint",
+        default=os.environ.get("BATCHRUN_ENDPOINT"),
+        help="management endpoint URL override (default: $BATCHRUN_ENDPOINT, else the cloud's)",
+    )
+    run.add_argument("--resume", action="store_true", help="append to --report, skip succeeded")
+    run.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
+    run.add_argument("--max-attempts", type=_positive_int, default=RetrySettings().max_attempts)
+    run.add_argument(
+        "--max-retry-time",
+        type=_positive_float,
+        default=RetrySettings().max_seconds,
+        metavar="SECONDS",
+        help="give up retrying a run after this long",
+    )
+    run.add_argument("--connect-timeout", type=_positive_float, default=Timeouts().connect_s)
+    run.add_argument("--read-timeout", type=_positive_float, default=Timeouts().read_s)
+    run.add_argument(
+        "--grace",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
+    )
+    _add_log_options(run)
+
+    validate = commands.add_parser("validate", help="check manifests; send nothing")
+    validate.add_argument("manifests", type=Path, nargs="+", metavar="MANIFEST")
+    _add_log_options(validate)
+
+    emulator = commands.add_parser("emulator", help="serve the local ADF emulator")
+    from batchrun.emulator.server import add_arguments as add_emulator_arguments
+
+    add_emulator_arguments(emulator)
+    return parser
+
+
+def _add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["console", "json"], default=None)
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default="info"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "emulator":
+        from batchrun.emulator.server import run as run_emulator
+
+        return run_emulator(args)
+    configure(fmt=args.log_format, level=args.log_level)
+    try:
+        if args.command == "validate":
+            return _validate(args)
+        return _run(args)
+    except (ManifestError, UsageError, ReportError) as exc:
+        print(
+            f"batchrun: error: {exc}" if not isinstance(exc, ManifestError) else exc,
+            file=sys.stderr,
+        )
+        if isinstance(exc, ManifestError):
+            print(f"batchrun: {len(exc.issues)} problem(s); nothing was sent", file=sys.stderr)
+        return EXIT_USAGE
+    except AuthError as exc:
+        print(f"batchrun: authentication failed; nothing was sent:\n{exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except KeyboardInterrupt:
+        return EXIT_SIGNAL[signal.SIGINT]
+
+
+def _validate(args: argparse.Namespace) -> int:
+    manifests = load_manifests(args.manifests, environ=os.environ)
+    print(describe(manifests))
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest, environ=os.environ)
+    for warning in manifest.warnings:
+        print(f"batchrun: warning: {warning}", file=sys.stderr)
+    cloud = get_cloud(args.cloud)
+    endpoint = resolve_endpoint(cloud, args.endpoint)
+    if args.dry_run:
+        _print_dry_run(manifest, endpoint)
+        return EXIT_OK
+    report = args.report or Path(
+        f"batchrun-report-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl"
+    )
+    if args.resume and args.report is None:
+        raise UsageError("--resume needs --report: the report of the run to continue")
+    settings = RunSettings(
+        report=report,
+        endpoint=endpoint,
+        resume=args.resume,
+        concurrency=args.concurrency,
+        retry=RetrySettings(max_attempts=args.max_attempts, max_seconds=args.max_retry_time),
+        timeouts=Timeouts(connect_s=args.connect_timeout, read_s=args.read_timeout),
+        grace_s=args.grace,
+    )
+    outcome = asyncio.run(_run_async(manifest, settings, scope=cloud.scope))
+    return _finish(outcome, report)
+
+
+async def _run_async(manifest: Manifest, settings: RunSettings, *, scope: str) -> BatchOutcome:
+    tokens = CredentialTokens(default_credential(), scope)
+    try:
+        return await run_batch(manifest, settings, tokens=tokens)
+    finally:
+        await tokens.close()
+
+
+def _finish(outcome: BatchOutcome, report: Path) -> int:
+    progress = outcome.progress
+    print(progress.summary())
+    if outcome.already_succeeded:
+        print(f"  ({outcome.already_succeeded} runs had already succeeded in the resumed report)")
+    print(f"report: {report}")
+    if outcome.signal is not None:
+        left = progress.total - progress.done
+        print(
+            f"interrupted by {outcome.signal.name}: {left} runs not triggered; rerun with --resume"
+        )
+        return EXIT_SIGNAL[outcome.signal]
+    if outcome.auth_error is not None:
+        left = progress.total - progress.done
+        print(
+            f"batchrun: ARM rejected the token ({outcome.auth_error.code}: "
+            f"{outcome.auth_error.message}); stopped with {left} runs not sent; "
+            "fix the identity and rerun with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_AUTH
+    return EXIT_RUN_FAILED if progress.failed else EXIT_OK
+
+
+def _print_dry_run(manifest: Manifest, endpoint: str) -> None:
+    for spec in manifest.runs:
+        body = json.dumps(spec.parameters, separators=(",", ":"), ensure_ascii=False)
+        print(f"{spec.id}\tPOST\t{create_run_url(endpoint, spec)}\t{body}")
+    print(f"{len(manifest.runs)} runs; nothing was sent", file=sys.stderr)

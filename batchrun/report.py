@@ -1,0 +1,161 @@
+"""The JSONL report: one line per run, appended and flushed the moment the result is known.
+
+A line is written with a single ``write(2)`` on a file opened ``O_APPEND``, so a crash leaves whole
+lines or, at worst, one unterminated tail that readers ignore and a resumed writer terminates
+before appending. An existing report is never truncated or rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from batchrun.errors import ReportError
+from batchrun.spec import RunSpec
+
+Status = Literal["succeeded", "failed", "skipped"]
+
+
+def utc_iso(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, as the report contract shows."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    spec: RunSpec
+    status: Status
+    started_at: datetime
+    finished_at: datetime
+    attempts: int
+    run_id: str | None = None
+    http_status: int | None = None
+    error: dict[str, Any] | None = None
+    request_id: str | None = None
+    correlation_id: str | None = None
+    reconciled: bool = False
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> int:
+        return round((self.finished_at - self.started_at).total_seconds() * 1000)
+
+    def to_record(self) -> dict[str, Any]:
+        spec = self.spec
+        record: dict[str, Any] = {
+            "id": spec.id,
+            "subscription": spec.subscription,
+            "resource_group": spec.resource_group,
+            "factory": spec.factory,
+            "pipeline": spec.pipeline,
+            "status": self.status,
+            "run_id": self.run_id,
+            "attempts": self.attempts,
+            "http_status": self.http_status,
+            "error": self.error,
+            "request_id": self.request_id,
+            "correlation_id": self.correlation_id,
+            "started_at": utc_iso(self.started_at),
+            "finished_at": utc_iso(self.finished_at),
+            "duration_ms": self.duration_ms,
+        }
+        if self.reconciled:
+            record["reconciled"] = True
+        if self.reason is not None:
+            record["reason"] = self.reason
+        record.update(self.extra)
+        return record
+
+
+class ReportWriter:
+    """Appends whole lines to a report; never truncates what is already there."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def open(cls, path: Path, *, resume: bool) -> ReportWriter:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        if not resume:
+            flags |= os.O_EXCL
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            raise ReportError(
+                f"{path}: report already exists; pass --resume to continue it, "
+                "or choose another path with --report"
+            ) from None
+        except OSError as exc:
+            raise ReportError(
+                f"{path}: cannot open the report for writing: {exc.strerror}"
+            ) from None
+        writer = cls(path, fd)
+        if resume:
+            writer._terminate_partial_tail()
+        return writer
+
+    def _terminate_partial_tail(self) -> None:
+        size = os.fstat(self._fd).st_size
+        if size == 0:
+            return
+        with self.path.open("rb") as existing:
+            existing.seek(size - 1)
+            if existing.read(1) != b"\n":
+                os.write(self._fd, b"\n")
+
+    def write(self, result: RunResult) -> None:
+        self.write_record(result.to_record())
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        written = os.write(self._fd, line)
+        if written != len(line):
+            # a short write on a regular file means the disk is full: say so rather than go on
+            raise ReportError(f"{self.path}: short write ({written} of {len(line)} bytes)")
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every whole JSON object line of a report; an unterminated or garbled line is skipped."""
+    try:
+        with path.open("rb") as report:
+            for raw in report:
+                if not raw.endswith(b"\n"):
+                    return
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    yield record
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read the report: {exc.strerror}") from None
+
+
+def last_status_by_id(path: Path) -> dict[str, str]:
+    """The status of each run id's last line, for ``--resume``."""
+    statuses: dict[str, str] = {}
+    for record in read_records(path):
+        run_id, status = record.get("id"), record.get("status")
+        if isinstance(run_id, str) and isinstance(status, str):
+            statuses[run_id] = status
+    return statuses

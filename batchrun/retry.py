@@ -1,0 +1,110 @@
+"""The retry policy: one tenacity object that says what is retried, how often, and how long to wait.
+
+- **What**: an :class:`~batchrun.errors.ApiError` (or ``TransportError``) whose ``transient`` is
+  true — 408/429/5xx answers and lost connections. Everything else, including ``AuthError``, is
+  raised at once.
+- **How often**: until ``max_attempts`` attempts or ``max_seconds`` since the first one.
+- **How long**: the server's ``Retry-After`` / ``x-ms-retry-after-ms`` when it gave one (honoured
+  in full, capped at ``max_seconds``), otherwise exponential backoff with full jitter.
+- The last error is re-raised as itself (``reraise=True``), never wrapped in ``RetryError``.
+
+The caller drives the attempts, so each one can look at what the previous one left behind::
+
+    last: ApiError | None = None
+    async for attempt in retrying(settings, before_sleep=on_retry):
+        with attempt:
+            if last is not None and last.sent:
+                ...  # the lost createRun may have created the run: reconcile before re-posting
+            try:
+                return await client.create_run(spec, client_request_id=request_id)
+            except ApiError as exc:
+                last = exc
+                raise
+
+``before_sleep(retry_state)`` runs after a failed attempt that will be retried, before the wait:
+the place to log and count the retry. ``retry_state.outcome.exception()`` is the error,
+``retry_state.upcoming_sleep`` the wait, ``retry_state.attempt_number`` the attempt that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import tenacity
+from tenacity import RetryCallState
+from tenacity.wait import wait_base
+
+from batchrun.errors import ApiError
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    max_attempts: int = 8
+    max_seconds: float = 600.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying may help: only ApiErrors that say so."""
+    return isinstance(exc, ApiError) and exc.transient
+
+
+class _JitteredBackoff(tenacity.wait_random_exponential):
+    """``wait_random_exponential`` drawing from an injected ``random.Random``."""
+
+    def __init__(self, *, initial_s: float, max_s: float, rng: random.Random) -> None:
+        super().__init__(multiplier=initial_s, max=max_s)
+        self._rng = rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        high = tenacity.wait_exponential.__call__(self, retry_state)
+        return self._rng.uniform(self.min, high)
+
+
+class wait_for(wait_base):  # lower case, like the tenacity waits it composes with
+    """The server's Retry-After when the failed attempt carried one, else ``backoff``."""
+
+    def __init__(self, backoff: wait_base, *, cap_s: float) -> None:
+        self.backoff = backoff
+        self.cap_s = cap_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        if isinstance(exc, ApiError) and exc.retry_after is not None:
+            return min(max(exc.retry_after, 0.0), self.cap_s)
+        return self.backoff(retry_state)
+
+
+def retrying(
+    settings: RetrySettings,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    before_sleep: Callable[[RetryCallState], Awaitable[None] | None] | None = None,
+    rng: random.Random | None = None,
+) -> tenacity.AsyncRetrying:
+    """A fresh retry controller for one operation (tenacity keeps per-operation state in it)."""
+    backoff: wait_base
+    if rng is None:
+        backoff = tenacity.wait_random_exponential(
+            multiplier=settings.backoff_initial_s, max=settings.backoff_max_s
+        )
+    else:
+        backoff = _JitteredBackoff(
+            initial_s=settings.backoff_initial_s, max_s=settings.backoff_max_s, rng=rng
+        )
+    return tenacity.AsyncRetrying(
+        stop=(
+            tenacity.stop_after_attempt(settings.max_attempts)
+            | tenacity.stop_after_delay(settings.max_seconds)
+        ),
+        retry=tenacity.retry_if_exception(is_transient),
+        wait=wait_for(backoff, cap_s=settings.max_seconds),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )

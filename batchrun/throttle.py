@@ -1,0 +1,209 @@
+"""Per-subscription pacing of createRun requests against ARM's write budget.
+
+ARM meters writes per subscription (and principal) with a token bucket: a burst (200) refilled at a
+steady rate (10/s); sovereign clouds still use a fixed hourly budget (1,200/hour). Every write
+response reports what is left in ``x-ms-ratelimit-remaining-subscription-writes`` (and, for all
+principals together, ``-global-writes``: the smaller counts). A request sent to an empty bucket
+comes back 429 with ``Retry-After``.
+
+The algorithm, per subscription, with no knowledge of which model the cloud uses:
+
+1. **Available tokens** are estimated as ``h + r * (now - t) - in_flight``: the last header ``h``
+   (seen at ``t``), plus what has refilled since at the estimated rate ``r``, minus requests already
+   sent that the header could not yet count. Every response replaces the estimate with the truth,
+   so an error in ``r`` only lives for one round trip.
+2. **The refill rate** ``r`` is the slope of ``h + consumed`` over a sliding window of responses,
+   where ``consumed`` counts the responses that spent a token (everything but 429s): what the bucket
+   gained is what it shows now plus what we took out. A fixed hourly budget shows a slope of about
+   zero, so ``r`` is 0 there.
+3. **Dispatch** goes ahead while the estimate stays above a small reserve (the burst is spent at
+   full speed). Below it, the next request waits until the estimate says a token has refilled: the
+   pace settles at the refill rate before the bucket is empty, not after a 429. With no usable
+   rate yet (start-up, or the hourly model exhausted) it waits for the next response, or, with
+   nothing in flight, sends one probe after a growing interval; the probe's header (or its 429)
+   tells the truth.
+4. **A 429** pauses the subscription until ``Retry-After`` and sets the estimate to zero.
+
+Subscriptions have separate pacers, so a throttled one never holds up another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+_RATE_WINDOW_S = 8.0
+_RATE_MIN_SPAN_S = 1.0
+_RATE_POINTS = 512
+_PROBE_MIN_S = 0.5
+_PROBE_MAX_S = 30.0
+# waits shorter than this are not worth a timer (and could never advance a float clock)
+_GRANULARITY_S = 0.001
+
+
+class RateEstimator:
+    """The refill rate of a token bucket, from ``(time, remaining)`` observations."""
+
+    def __init__(self, *, window_s: float = _RATE_WINDOW_S) -> None:
+        self._window_s = window_s
+        self._points: deque[tuple[float, float]] = deque(maxlen=_RATE_POINTS)
+        self._consumed = 0
+
+    def observe(self, now: float, remaining: int, *, consumed: bool) -> None:
+        if consumed:
+            self._consumed += 1
+        self._points.append((now, remaining + self._consumed))
+        while self._points and now - self._points[0][0] > self._window_s:
+            self._points.popleft()
+
+    def rate(self) -> float | None:
+        """Tokens per second, or None while the window is too short to say."""
+        if len(self._points) < 2:
+            return None
+        span = self._points[-1][0] - self._points[0][0]
+        if span < _RATE_MIN_SPAN_S:
+            return None
+        # least squares: robust to the reordering of responses that concurrency causes
+        n = len(self._points)
+        mean_t = sum(t for t, _ in self._points) / n
+        mean_v = sum(v for _, v in self._points) / n
+        var = sum((t - mean_t) ** 2 for t, _ in self._points)
+        cov = sum((t - mean_t) * (v - mean_v) for t, v in self._points)
+        return max(0.0, cov / var) if var > 0 else None
+
+
+class SubscriptionPacer:
+    """Decides when the next write to one subscription may leave."""
+
+    def __init__(
+        self,
+        *,
+        reserve: int = 3,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._reserve = reserve
+        self._clock = clock
+        self._sleep = sleep
+        self._rates = RateEstimator()
+        self._remaining: float | None = None
+        self._seen_at = 0.0
+        self._capacity = 0
+        self._in_flight = 0
+        self._paused_until = 0.0
+        self._probe_s = _PROBE_MIN_S
+        self._last_send = 0.0
+        self._changed = asyncio.Event()
+        self._turn = asyncio.Lock()
+        self.throttled = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def available(self, now: float) -> float | None:
+        """Estimated tokens left now, or None before any header was seen."""
+        if self._remaining is None:
+            return None
+        rate = self._rates.rate() or 0.0
+        refilled = self._remaining + rate * max(0.0, now - self._seen_at)
+        if self._capacity:
+            refilled = min(refilled, float(self._capacity))
+        return refilled - self._in_flight
+
+    def delay(self, now: float) -> float | None:
+        """Seconds to wait before the next send: 0 to go now, None to wait for a response."""
+        if now < self._paused_until:
+            return self._paused_until - now
+        tokens = self.available(now)
+        if tokens is None or tokens >= self._reserve + 1:
+            return 0.0
+        rate = self._rates.rate()
+        if rate:
+            return max(0.0, (self._reserve + 1 - tokens) / rate)
+        if self._in_flight:
+            return None
+        # nothing in flight and no refill seen: probe, backing off while the budget stays empty
+        wait = max(self._last_send, self._seen_at) + self._probe_s - now
+        return max(0.0, wait)
+
+    async def acquire(self) -> None:
+        """Wait for this subscription's turn; the caller must then call ``sent``."""
+        async with self._turn:
+            while True:
+                now = self._clock()
+                wait = self.delay(now)
+                if wait is not None and wait < _GRANULARITY_S:
+                    break
+                self._changed.clear()
+                if wait is None:
+                    await self._changed.wait()
+                else:
+                    await self._sleep_or_wake(wait)
+            self._in_flight += 1
+            self._last_send = self._clock()
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        waker = asyncio.ensure_future(self._changed.wait())
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            sleeper.cancel()
+
+    def completed(self, remaining: int | None) -> None:
+        """A write answered (any status but 429), with its remaining-writes header if any."""
+        self._in_flight = max(0, self._in_flight - 1)
+        if remaining is not None:
+            now = self._clock()
+            self._rates.observe(now, remaining, consumed=True)
+            self._remaining = float(remaining)
+            self._seen_at = now
+            self._capacity = max(self._capacity, remaining)
+            if remaining > self._reserve:
+                self._probe_s = _PROBE_MIN_S
+            else:
+                self._probe_s = min(_PROBE_MAX_S, self._probe_s * 2)
+        self._changed.set()
+
+    def throttled_for(self, retry_after: float | None) -> None:
+        """A 429: nothing was spent, the bucket is empty, pause until Retry-After."""
+        self._in_flight = max(0, self._in_flight - 1)
+        self.throttled += 1
+        now = self._clock()
+        self._remaining = 0.0
+        self._seen_at = now
+        self._paused_until = max(self._paused_until, now + (retry_after or self._probe_s))
+        self._probe_s = min(_PROBE_MAX_S, self._probe_s * 2)
+        self._changed.set()
+
+    def abandoned(self) -> None:
+        """A send that got no answer (transport error): it may or may not have spent a token."""
+        self._in_flight = max(0, self._in_flight - 1)
+        self._changed.set()
+
+
+class Pacers:
+    """One pacer per subscription, made on first use."""
+
+    def __init__(self, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._by_subscription: dict[str, SubscriptionPacer] = {}
+
+    def __getitem__(self, subscription: str) -> SubscriptionPacer:
+        pacer = self._by_subscription.get(subscription)
+        if pacer is None:
+            pacer = SubscriptionPacer(clock=self._clock, sleep=self._sleep)
+            self._by_subscription[subscription] = pacer
+        return pacer
+
+    @property
+    def throttled(self) -> int:
+        return sum(p.throttled for p in self._by_subscription.values())

@@ -1,0 +1,146 @@
+"""The HTTP session batchrun sends with, and the one place aiohttp errors become ours.
+
+:func:`transport_errors` maps every aiohttp/asyncio failure that left no HTTP response to a
+:class:`~batchrun.errors.TransportError`. ``sent`` follows what the failure proves:
+
+====================================  =====================  =========  =====
+aiohttp raised                        code                   transient  sent
+====================================  =====================  =========  =====
+ClientConnectorCertificateError       TlsCertificateError    no         no
+ClientConnectorError (DNS, refused)   ConnectionError        yes        no
+ConnectionTimeoutError                ConnectTimeout         yes        no
+ServerTimeoutError / TimeoutError     Timeout                yes        maybe
+ServerDisconnectedError               ServerDisconnected     yes        maybe
+ClientPayloadError                    ResponseIncomplete     yes        maybe
+other ClientConnectionError (reset)   ConnectionLost         yes        maybe
+InvalidURL                            InvalidUrl             no         no
+any other ClientError                 HttpClientError        no         maybe
+====================================  =====================  =========  =====
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from batchrun.errors import TransportError, UsageError
+
+# Checked in this order; either replaces the system trust store, as in OpenSSL and requests.
+CA_BUNDLE_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """``connect_s`` bounds each TCP+TLS connect; ``read_s`` bounds each wait for response bytes.
+
+    Waiting for a free pooled connection is queueing, not failure, so it has no limit.
+    """
+
+    connect_s: float = 10.0
+    read_s: float = 60.0
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect_s, sock_read=self.read_s)
+
+
+def ssl_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """A verifying TLS context; trusts only the PEM bundle named by ``SSL_CERT_FILE`` or
+    ``REQUESTS_CA_BUNDLE`` when one is set, the system store otherwise."""
+    env = os.environ if environ is None else environ
+    for var in CA_BUNDLE_VARS:
+        path = env.get(var, "").strip()
+        if not path:
+            continue
+        try:
+            return ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(
+                f"{var}={path!r}: cannot load CA certificates ({exc})."
+                f"\nHINT: point {var} at a readable PEM bundle, or unset it to use the system store"
+            ) from exc
+    return ssl.create_default_context()
+
+
+def build_session(*, timeouts: Timeouts, limit: int) -> aiohttp.ClientSession:
+    """The process's one HTTP session; open it with ``async with``.
+
+    Proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``; a CA bundle from
+    :func:`ssl_context`; TLS verification is always on. ``limit`` caps open connections and
+    should equal the run concurrency.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    connector = aiohttp.TCPConnector(limit=limit, ssl=ssl_context())
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeouts.client_timeout(), trust_env=True
+    )
+
+
+@contextmanager
+def transport_errors(host: str, timeouts: Timeouts) -> Iterator[None]:
+    """Re-raise aiohttp/asyncio failures inside the block as :class:`TransportError`."""
+    try:
+        yield
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _translate(exc, host, timeouts) from exc
+
+
+def _translate(exc: BaseException, host: str, timeouts: Timeouts) -> TransportError:
+    maybe = "; the service may have acted on the request"
+    # Order matters: the aiohttp classes nest (a ConnectionTimeoutError is a ServerTimeoutError).
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return _error(
+            "TlsCertificateError",
+            f"the TLS certificate of {host} is not trusted: {exc.certificate_error}"
+            f"\nHINT: behind a TLS-inspecting proxy, set SSL_CERT_FILE to a PEM bundle with its CA",
+            transient=False,
+            sent=False,
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _error("ConnectionError", str(exc), transient=True, sent=False)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return _error(
+            "ConnectTimeout",
+            f"no connection to {host} within {timeouts.connect_s:g}s",
+            transient=True,
+            sent=False,
+        )
+    if isinstance(exc, TimeoutError):  # includes aiohttp's read timeouts
+        return _error(
+            "Timeout",
+            f"no response from {host} within {timeouts.read_s:g}s{maybe}",
+            transient=True,
+            sent=True,
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return _error(
+            "ServerDisconnected", f"{host} closed the connection{maybe}", transient=True, sent=True
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return _error(
+            "ResponseIncomplete",
+            f"the response from {host} was cut off ({exc}){maybe}",
+            transient=True,
+            sent=True,
+        )
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return _error(
+            "ConnectionLost",
+            f"connection to {host} failed: {exc or type(exc).__name__}{maybe}",
+            transient=True,
+            sent=True,
+        )
+    if isinstance(exc, aiohttp.InvalidURL):
+        return _error("InvalidUrl", f"invalid URL: {exc}", transient=False, sent=False)
+    return _error(
+        "HttpClientError", f"{type(exc).__name__}: {exc}{maybe}", transient=False, sent=True
+    )
+
+
+def _error(code: str, message: str, *, transient: bool, sent: bool) -> TransportError:
+    return TransportError(status=None, code=code, message=message, transient=transient, sent=sent)
