@@ -1,0 +1,327 @@
+"""Emulator settings (one declared table: defaults, flags, help) and the YAML config file.
+
+The config file holds the topology (subscriptions → resource groups → factories → pipelines,
+with declared parameters) and, under ``settings:``, defaults for any option; flags given on the
+command line win over it::
+
+    settings: {write_burst: 40, fail_503: 0.02}
+    subscriptions:
+      11111111-1111-1111-1111-111111111111:
+        resource_groups:
+          rg-data:
+            factories:
+              sales-eu:
+                pipelines:
+                  LoadOrders: {parameters: [partition, region, run_date]}
+                  BuildMarts: {}          # no declared parameters: any name is accepted
+
+Top-level keys starting with ``x-`` are ignored: a place to define YAML anchors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from batchrun.emulator.wire import NAME_RULES
+
+
+class ConfigError(Exception):
+    """The config file or an option cannot be used; the message says where and why."""
+
+
+def _opt(default: Any, help: str, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = _opt("127.0.0.1", "address to bind")
+    port: int = _opt(8765, "port to bind; 0 picks a free one")
+    accept_any: bool = _opt(False, "any well-formed subscription/group/factory/pipeline exists")
+    history: str | None = _opt(None, "JSON/YAML file of past runs to seed (recovery scenarios)")
+    quiet: bool = _opt(False, "no per-request log lines on stderr")
+    # auth
+    expect_token: str | None = _opt(None, "accept only this bearer token", repr=False)
+    identity_header: str = _opt(
+        "batchrun-emulator", "secret X-IDENTITY-HEADER value for /msi/token", repr=False
+    )
+    token_ttl_s: int = _opt(3600, "lifetime of tokens from /msi/token, seconds")
+    # ARM throttling
+    write_burst: int = _opt(200, "per-subscription write bucket size")
+    write_refill: float = _opt(10.0, "write tokens refilled per second")
+    read_burst: int = _opt(250, "per-subscription read bucket size")
+    read_refill: float = _opt(25.0, "read tokens refilled per second")
+    hourly: bool = _opt(False, "sovereign-cloud model: fixed budgets per one-hour window")
+    hourly_writes: int = _opt(1200, "writes per hour window with --hourly")
+    hourly_reads: int = _opt(12000, "reads per hour window with --hourly")
+    # run lifecycle
+    run_queued_ms: int = _opt(1000, "time a new run stays Queued")
+    run_duration_ms: int = _opt(5000, "time a run stays InProgress")
+    run_failure_rate: float = _opt(0.0, "probability that a run ends Failed")
+    cancel_ms: int = _opt(1000, "time a run stays Canceling after a cancel")
+    visibility_delay_ms: int = _opt(0, "a new run is invisible to reads for this long")
+    # faults
+    seed: int = _opt(0, "seed for faults, latency and run outcomes")
+    latency_ms: float = _opt(0.0, "mean added latency (createRun; reads with --faults-on-reads)")
+    jitter_ms: float = _opt(0.0, "latency varies uniformly by up to ± this")
+    fail_500: float = _opt(0.0, "probability of a 500 before the run is created")
+    fail_503: float = _opt(0.0, "probability of a 503 before the run is created")
+    fail_503_retry_after_s: int = _opt(1, "Retry-After on injected 503s; 0 sends none")
+    fail_502_html: float = _opt(0.0, "probability of a gateway 502 with an HTML body")
+    fail_500_after_create: float = _opt(0.0, "probability of a 500 after the run is created")
+    drop_after_create: float = _opt(0.0, "probability of closing the connection after creating")
+    stall_after_create: float = _opt(0.0, "probability of answering only after --stall-ms")
+    stall_ms: int = _opt(30000, "delay of a stalled answer")
+    faults_on_reads: bool = _opt(False, "also inject faults and latency into reads")
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        for name in (
+            "fail_500",
+            "fail_503",
+            "fail_502_html",
+            "fail_500_after_create",
+            "drop_after_create",
+            "stall_after_create",
+            "run_failure_rate",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                found.append(f"{name} must be a probability between 0 and 1, not {value}")
+        if self.fault_total() > 1.0:
+            found.append(f"the fault probabilities add up to {self.fault_total():g}; at most 1")
+        for name in ("write_burst", "read_burst", "hourly_writes", "hourly_reads"):
+            if getattr(self, name) < 1:
+                found.append(f"{name} must be at least 1")
+        for name in ("write_refill", "read_refill"):
+            if getattr(self, name) <= 0:
+                found.append(f"{name} must be above 0 (tokens per second)")
+        for name in (
+            "token_ttl_s",
+            "run_queued_ms",
+            "run_duration_ms",
+            "cancel_ms",
+            "visibility_delay_ms",
+            "latency_ms",
+            "jitter_ms",
+            "stall_ms",
+            "fail_503_retry_after_s",
+        ):
+            if getattr(self, name) < 0:
+                found.append(f"{name} must not be negative")
+        if not 0 <= self.port <= 65535:
+            found.append(f"port must be 0-65535, not {self.port}")
+        return found
+
+    def fault_total(self) -> float:
+        return (
+            self.fail_500
+            + self.fail_503
+            + self.fail_502_html
+            + self.fail_500_after_create
+            + self.drop_after_create
+            + self.stall_after_create
+        )
+
+
+SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def setting_type(name: str) -> type:
+    """The Python type of a setting (``str | None`` counts as ``str``)."""
+    annotation = str(SETTING_FIELDS[name].type)
+    return _TYPES[annotation.split(" | ")[0]]
+
+
+def coerce_setting(name: str, value: Any, *, where: str) -> Any:
+    if name not in SETTING_FIELDS:
+        raise ConfigError(f"{where}: unknown setting '{name}' (known: {', '.join(SETTING_FIELDS)})")
+    kind = setting_type(name)
+    if value is None and "None" in str(SETTING_FIELDS[name].type):
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: '{name}' must be {kind.__name__}, not {value!r}")
+    return value
+
+
+def build_settings(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) -> Settings:
+    """Defaults, then the config file's ``settings:``, then the command line."""
+    settings = Settings(**{**file_values, **cli_values})
+    problems = settings.problems()
+    if problems:
+        raise ConfigError("invalid settings: " + "; ".join(problems))
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSpec:
+    name: str
+    # None: parameters are not declared, any name is accepted
+    parameters: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FactorySpec:
+    subscription: str
+    resource_group: str
+    name: str
+    pipelines: Mapping[str, PipelineSpec] = field(default_factory=dict)  # keyed by casefold()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.subscription.casefold(), self.resource_group.casefold(), self.name.casefold())
+
+    @property
+    def path(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.DataFactory/factories/{self.name}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """What exists. ARM names are case-insensitive, so every key is casefolded."""
+
+    factories: Mapping[tuple[str, str, str], FactorySpec] = field(default_factory=dict)
+    accept_any: bool = False
+
+    def subscription_known(self, subscription: str) -> bool:
+        wanted = subscription.casefold()
+        return self.accept_any or any(key[0] == wanted for key in self.factories)
+
+    def resource_group_known(self, subscription: str, resource_group: str) -> bool:
+        wanted = (subscription.casefold(), resource_group.casefold())
+        return self.accept_any or any(key[:2] == wanted for key in self.factories)
+
+    def factory(self, subscription: str, resource_group: str, name: str) -> FactorySpec | None:
+        key = (subscription.casefold(), resource_group.casefold(), name.casefold())
+        found = self.factories.get(key)
+        if found is None and self.accept_any:
+            return FactorySpec(subscription, resource_group, name)
+        return found
+
+    def pipeline(self, factory: FactorySpec, name: str) -> PipelineSpec | None:
+        found = factory.pipelines.get(name.casefold())
+        if found is None and self.accept_any:
+            return PipelineSpec(name)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    topology: Topology
+    settings: Mapping[str, Any]
+
+
+def _mapping(value: Any, where: str) -> Mapping[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _only(mapping: Mapping[Any, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(str(key) for key in mapping if key not in allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _check_name(kind: str, value: str, where: str) -> None:
+    pattern, shortest, longest = NAME_RULES[kind]
+    if not shortest <= len(value) <= longest or pattern.match(value) is None:
+        raise ConfigError(
+            f"{where}: '{value}' is not a valid {kind} "
+            f"({shortest}-{longest} characters matching {pattern.pattern})"
+        )
+
+
+def _pipelines(value: Any, where: str) -> dict[str, PipelineSpec]:
+    listed = isinstance(value, list)
+    entries = {name: None for name in value} if listed else _mapping(value, where)
+    pipelines: dict[str, PipelineSpec] = {}
+    for name, body in entries.items():
+        here = f"{where}.{name}"
+        name = str(name)
+        _check_name("pipelineName", name, here)
+        spec = _mapping(body, here)
+        _only(spec, {"parameters"}, here)
+        declared = spec.get("parameters")
+        if declared is not None and not (
+            isinstance(declared, list) and all(isinstance(item, str) for item in declared)
+        ):
+            raise ConfigError(f"{here}.parameters: expected a list of parameter names")
+        if name.casefold() in pipelines:
+            raise ConfigError(f"{here}: pipeline declared twice (names are case-insensitive)")
+        pipelines[name.casefold()] = PipelineSpec(
+            name, None if declared is None else frozenset(declared)
+        )
+    return pipelines
+
+
+def parse_config(document: Any, *, source: str) -> ConfigFile:
+    root = _mapping(document, source)
+    # x-… keys are free, a place for YAML anchors (as in docker compose files)
+    extensions = {key for key in root if str(key).startswith("x-")}
+    _only(root, {"settings", "subscriptions", "accept_any", *extensions}, source)
+    settings = {
+        str(name): coerce_setting(str(name), value, where=f"{source}: settings")
+        for name, value in _mapping(root.get("settings"), f"{source}: settings").items()
+    }
+    if "accept_any" in root:
+        settings["accept_any"] = coerce_setting("accept_any", root["accept_any"], where=source)
+    factories: dict[tuple[str, str, str], FactorySpec] = {}
+    subscriptions = _mapping(root.get("subscriptions"), f"{source}: subscriptions")
+    for subscription, sub_body in subscriptions.items():
+        sub_where = f"{source}: subscriptions.{subscription}"
+        sub_map = _mapping(sub_body, sub_where)
+        _only(sub_map, {"resource_groups"}, sub_where)
+        groups = _mapping(sub_map.get("resource_groups"), f"{sub_where}.resource_groups")
+        for group, group_body in groups.items():
+            group_where = f"{sub_where}.resource_groups.{group}"
+            _check_name("resourceGroupName", str(group), group_where)
+            group_map = _mapping(group_body, group_where)
+            _only(group_map, {"factories"}, group_where)
+            for name, body in _mapping(group_map.get("factories"), group_where).items():
+                where = f"{group_where}.factories.{name}"
+                _check_name("factoryName", str(name), where)
+                factory_map = _mapping(body, where)
+                _only(factory_map, {"pipelines"}, where)
+                factory = FactorySpec(
+                    str(subscription),
+                    str(group),
+                    str(name),
+                    _pipelines(factory_map.get("pipelines"), f"{where}.pipelines"),
+                )
+                if factory.key in factories:
+                    raise ConfigError(f"{where}: factory declared twice")
+                factories[factory.key] = factory
+    return ConfigFile(Topology(factories), settings)
+
+
+def load_config(path: Path) -> ConfigFile:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    config = parse_config(document, source=str(path))
+    history = config.settings.get("history")
+    if history is not None and not Path(history).is_absolute():
+        # a history file named in the config is relative to the config file
+        settings = dict(config.settings, history=str(path.parent / history))
+        config = ConfigFile(config.topology, settings)
+    return config

@@ -1,0 +1,106 @@
+"""Start the emulator as a child process and wait until it listens (demo, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class EmulatorProcess:
+    process: subprocess.Popen[str]
+    log_path: Path | None
+    url: str = ""
+    returncode: int | None = field(default=None, init=False)
+
+    def stats(self) -> dict[str, Any]:
+        """GET /_emulator/stats."""
+        with urllib.request.urlopen(f"{self.url}/_emulator/stats", timeout=10) as response:
+            return cast(dict[str, Any], json.load(response))
+
+    def log(self) -> str:
+        """What the emulator wrote to stderr (one line per request unless --quiet)."""
+        return self.log_path.read_text(encoding="utf-8") if self.log_path else ""
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; SIGKILL only if it does not exit in time. Returns the exit code."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.returncode = self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.returncode = self.process.wait()
+        finally:
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+        return self.returncode
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def start(
+    args: Sequence[str],
+    *,
+    log_path: Path | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = READY_TIMEOUT_S,
+    cwd: Path | None = None,
+) -> EmulatorProcess:
+    """``python -m batchrun.emulator --port 0 --host HOST *args``, once it prints its URL."""
+    command = [sys.executable, "-m", "batchrun.emulator", "--port", "0", "--host", host, *args]
+    stderr: IO[str] | int = subprocess.DEVNULL
+    if log_path is not None:
+        stderr = log_path.open("w", encoding="utf-8")
+    try:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=cwd
+        )
+    finally:
+        if not isinstance(stderr, int):
+            stderr.close()
+    emulator = EmulatorProcess(process, log_path)
+    try:
+        emulator.url = _await_listening(process, timeout)
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator
+
+
+def _await_listening(process: subprocess.Popen[str], timeout: float) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no 'listening on' line within {timeout}s; stdout: {seen}")
+            if not selector.select(remaining):
+                continue
+            line = process.stdout.readline()
+            if not line:
+                code = process.wait(timeout=STOP_TIMEOUT_S)
+                raise RuntimeError(f"the emulator exited with {code} before listening: {seen}")
+            if line.startswith("listening on "):
+                return line.removeprefix("listening on ").strip()
+            seen.append(line)

@@ -1,0 +1,146 @@
+"""Command line and serving: ``add_arguments`` + ``run`` (shared by ``batchrun emulator``).
+
+``run`` blocks until SIGINT/SIGTERM and returns 0; 2 for a bad option or config file, 1 when the
+address cannot be bound. When ready it prints ``listening on http://HOST:PORT`` on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from batchrun.emulator.app import build_app
+from batchrun.emulator.config import (
+    SETTING_FIELDS,
+    ConfigError,
+    ConfigFile,
+    Settings,
+    Topology,
+    build_settings,
+    load_config,
+    setting_type,
+)
+from batchrun.emulator.history import PastRun, load_history
+
+# option groups in --help, by the first setting of each
+_GROUPS = {
+    "host": "server",
+    "expect_token": "authentication",
+    "write_burst": "ARM throttling",
+    "run_queued_ms": "pipeline runs",
+    "seed": "fault injection (createRun only unless --faults-on-reads)",
+}
+_METAVARS = {
+    "host": "HOST",
+    "history": "FILE",
+    "expect_token": "TOKEN",
+    "identity_header": "SECRET",
+}
+_PROBABILITIES = {
+    "run_failure_rate",
+    "fail_500",
+    "fail_503",
+    "fail_502_html",
+    "fail_500_after_create",
+    "drop_after_create",
+    "stall_after_create",
+}
+SHUTDOWN_GRACE_S = 2.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML topology (subscriptions → resource_groups → factories → pipelines) and "
+        "default settings; flags override it",
+    )
+    group = parser.add_argument_group("server")
+    for name, spec in SETTING_FIELDS.items():
+        if name in _GROUPS:
+            group = parser.add_argument_group(_GROUPS[name])
+        kind = setting_type(name)
+        flag = "--" + name.replace("_", "-")
+        shown = spec.default is not None and kind is not bool
+        help_text = spec.metadata["help"] + (f" (default: {spec.default})" if shown else "")
+        if kind is bool:
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            metavar = _METAVARS.get(name) or (
+                "P" if name in _PROBABILITIES else kind.__name__.upper()
+            )
+            group.add_argument(flag, type=kind, default=None, metavar=metavar, help=help_text)
+
+
+def load(args: argparse.Namespace) -> tuple[Settings, Topology, list[PastRun]]:
+    """Settings (defaults < config file < flags), the topology and the history to seed."""
+    config_path: Path | None = getattr(args, "config", None)
+    config = load_config(config_path) if config_path is not None else ConfigFile(Topology(), {})
+    flags = {
+        name: getattr(args, name)
+        for name in SETTING_FIELDS
+        if getattr(args, name, None) is not None
+    }
+    settings = build_settings(config.settings, flags)
+    topology = Topology(config.topology.factories, accept_any=settings.accept_any)
+    if not topology.factories and not topology.accept_any:
+        raise ConfigError(
+            "no factory exists: give --config FILE with a topology, or --accept-any "
+            "(any well-formed name exists)"
+        )
+    history = load_history(Path(settings.history), topology) if settings.history else []
+    return settings, topology, history
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings, topology, history = load(args)
+    except ConfigError as exc:
+        print(f"batchrun emulator: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(settings, topology, history=history))
+    except OSError as exc:
+        print(
+            f"batchrun emulator: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _url(address: Sequence[object]) -> str:
+    host, port = str(address[0]), address[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(settings: Settings, topology: Topology, *, history: Sequence[PastRun] = ()) -> None:
+    """Serve until SIGINT or SIGTERM; in-flight requests get a short grace period."""
+    app = build_app(settings, topology, history=history, log=sys.stderr)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            print(f"listening on {_url(runner.addresses[0])}", flush=True)
+            await stop.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+    finally:
+        await runner.cleanup()
