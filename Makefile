@@ -21,10 +21,14 @@ install: $(STAMP)
 test: install
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install image-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict batchrun
+
+# No Docker engine here: lint the Dockerfile (tests/test_image.py installs the wheel as it does).
+image-check: install
+	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
 
 demo: install
 	$(BIN)/python -m batchrun.demo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -21,6 +22,8 @@ from batchrun.errors import AuthError, ManifestError, ReportError, UsageError
 from batchrun.log import configure
 from batchrun.manifest import Manifest, describe, load_manifest, load_manifests
 from batchrun.retry import RetrySettings
+from batchrun.shard import parse_shard, select
+from batchrun.summary import FORMATS, render, summarize
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -67,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--resume", action="store_true", help="append to --report, skip succeeded")
     run.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run only the K-th of N deterministic slices of the manifest (by run id)",
+    )
     run.add_argument("--max-attempts", type=_positive_int, default=RetrySettings().max_attempts)
     run.add_argument(
         "--max-retry-time",
@@ -89,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check manifests; send nothing")
     validate.add_argument("manifests", type=Path, nargs="+", metavar="MANIFEST")
     _add_log_options(validate)
+
+    summary = commands.add_parser("summary", help="summarise one or more reports")
+    summary.add_argument("reports", type=Path, nargs="+", metavar="REPORT")
+    summary.add_argument("--format", choices=FORMATS, default="table")
 
     emulator = commands.add_parser("emulator", help="serve the local ADF emulator")
     from batchrun.emulator.server import add_arguments as add_emulator_arguments
@@ -114,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args)
+        if args.command == "summary":
+            return _summary(args)
         return _run(args)
     except (ManifestError, UsageError, ReportError) as exc:
         print(
@@ -136,8 +150,17 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _summary(args: argparse.Namespace) -> int:
+    summary = summarize(args.reports)
+    print(render(summary, args.format))
+    return EXIT_RUN_FAILED if summary.failed else EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest, environ=os.environ)
+    if args.shard:
+        shard = parse_shard(args.shard)
+        manifest = dataclasses.replace(manifest, runs=tuple(select(manifest.runs, shard)))
     for warning in manifest.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud = get_cloud(args.cloud)
