@@ -6,16 +6,19 @@ import asyncio
 import signal
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from batchrun import __version__
 from batchrun.auth import TokenProvider
 from batchrun.client import AdfClient, Timeouts, build_session
-from batchrun.errors import ApiError
+from batchrun.errors import ApiError, ReportError
+from batchrun.journal import BatchIdentity, Journal, journal_path, read_intents
 from batchrun.log import get_logger
 from batchrun.manifest import Manifest
 from batchrun.progress import Progress, show_progress
-from batchrun.report import ReportWriter, last_status_by_id
+from batchrun.reconcile import ReconcileSettings
+from batchrun.report import ReportWriter, read_records
 from batchrun.retry import RetrySettings
 from batchrun.scheduler import Scheduler, SchedulerSettings
 from batchrun.spec import RunSpec
@@ -32,6 +35,8 @@ class RunSettings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
     grace_s: float = 30.0
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    shard: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +47,48 @@ class BatchOutcome:
     signal: signal.Signals | None
 
 
-def pending_runs(manifest: Manifest, report: Path, *, resume: bool) -> tuple[list[RunSpec], int]:
-    """The runs still to trigger, and how many a resumed report shows as already succeeded."""
-    if not resume:
-        return list(manifest.runs), 0
-    statuses = last_status_by_id(report)
-    todo = [spec for spec in manifest.runs if statuses.get(spec.id) != "succeeded"]
-    return todo, len(manifest.runs) - len(todo)
+@dataclass(frozen=True, slots=True)
+class Resumption:
+    """What an earlier report and its journal say about a batch being resumed."""
+
+    todo: list[RunSpec]
+    already_succeeded: int
+    claimed: set[str]
+    intents: dict[str, datetime]
+
+
+def resumption(manifest: Manifest, settings: RunSettings, identity: BatchIdentity) -> Resumption:
+    """The runs still to trigger; for a resumed report, the runs it already has."""
+    if not settings.resume:
+        return Resumption(list(manifest.runs), 0, set(), {})
+    journal = journal_path(settings.report)
+    if not settings.report.exists() and not journal.exists():
+        raise ReportError(f"{settings.report}: no report to resume")
+    intents = read_intents(journal, identity)
+    succeeded: dict[str, str] = {}
+    for record in read_records(settings.report):
+        run_id, status = record.get("id"), record.get("status")
+        if isinstance(run_id, str):
+            if status == "succeeded" and isinstance(record.get("run_id"), str):
+                succeeded[run_id] = record["run_id"]
+            elif status in ("failed", "skipped"):
+                succeeded.pop(run_id, None)
+    todo = [spec for spec in manifest.runs if spec.id not in succeeded]
+    return Resumption(todo, len(manifest.runs) - len(todo), set(succeeded.values()), intents)
 
 
 async def run_batch(
     manifest: Manifest, settings: RunSettings, *, tokens: TokenProvider
 ) -> BatchOutcome:
-    todo, done_before = pending_runs(manifest, settings.report, resume=settings.resume)
+    identity = BatchIdentity(manifest.fingerprint, manifest.path, settings.shard)
+    resumed = resumption(manifest, settings, identity)
     # fail before anything is sent when no token can be had (AuthError propagates)
     await tokens.get_token()
-    progress = Progress(total=len(todo))
-    with ReportWriter.open(settings.report, resume=settings.resume) as writer:
+    progress = Progress(total=len(resumed.todo))
+    with (
+        ReportWriter.open(settings.report, resume=settings.resume) as writer,
+        Journal.open(settings.report, identity, resume=settings.resume) as journal,
+    ):
         async with build_session(timeouts=settings.timeouts, limit=settings.concurrency) as session:
             client = AdfClient(
                 session=session,
@@ -70,13 +100,21 @@ async def run_batch(
             scheduler = Scheduler(
                 trigger=client,
                 writer=writer,
-                settings=SchedulerSettings(concurrency=settings.concurrency, retry=settings.retry),
+                settings=SchedulerSettings(
+                    concurrency=settings.concurrency,
+                    retry=settings.retry,
+                    reconcile=settings.reconcile,
+                ),
                 progress=progress,
+                queries=client,
+                journal=journal,
+                intents=resumed.intents,
+                claimed=resumed.claimed,
             )
-            received = await _run_with_signals(scheduler, todo, progress, settings.grace_s)
+            received = await _run_with_signals(scheduler, resumed.todo, progress, settings.grace_s)
     return BatchOutcome(
         progress=progress,
-        already_succeeded=done_before,
+        already_succeeded=resumed.already_succeeded,
         auth_error=scheduler.auth_failed,
         signal=received,
     )

@@ -21,6 +21,7 @@ from batchrun.cloud import CLOUDS, get_cloud, resolve_endpoint
 from batchrun.errors import AuthError, ManifestError, ReportError, UsageError
 from batchrun.log import configure
 from batchrun.manifest import Manifest, describe, load_manifest, load_manifests
+from batchrun.reconcile import ReconcileSettings
 from batchrun.retry import RetrySettings
 from batchrun.shard import parse_shard, select
 from batchrun.summary import FORMATS, render, summarize
@@ -85,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--connect-timeout", type=_positive_float, default=Timeouts().connect_s)
     run.add_argument("--read-timeout", type=_positive_float, default=Timeouts().read_s)
+    run.add_argument(
+        "--reconcile-window",
+        type=_positive_float,
+        default=ReconcileSettings().window_s,
+        metavar="SECONDS",
+        help="after a lost response, how long to look for the run in ADF before posting again",
+    )
     run.add_argument(
         "--grace",
         type=_positive_float,
@@ -181,6 +189,8 @@ def _run(args: argparse.Namespace) -> int:
         retry=RetrySettings(max_attempts=args.max_attempts, max_seconds=args.max_retry_time),
         timeouts=Timeouts(connect_s=args.connect_timeout, read_s=args.read_timeout),
         grace_s=args.grace,
+        reconcile=ReconcileSettings(window_s=args.reconcile_window),
+        shard=args.shard,
     )
     outcome = asyncio.run(_run_async(manifest, settings, scope=cloud.scope))
     return _finish(outcome, report)

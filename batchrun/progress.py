@@ -25,6 +25,8 @@ class Progress:
     retries: int = 0
     throttled: int = 0
     in_flight: int = 0
+    reconciled: int = 0
+    reads: int = 0
     error_codes: Counter[str] = field(default_factory=Counter)
 
     def elapsed(self) -> float:
@@ -44,14 +46,15 @@ class Progress:
         return (
             f"{self.done}/{self.total} done  {self.rate():.1f} runs/s  ETA {eta_text}  "
             f"in flight {self.in_flight}  retries {self.retries}  429s {self.throttled}  "
-            f"failed {self.failed}"
+            f"failed {self.failed}  reconciled {self.reconciled} ({self.reads} reads)"
         )
 
     def summary(self) -> str:
         lines = [
             f"{self.done} of {self.total} runs in {self.elapsed():.1f}s: "
             f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped "
-            f"({self.retries} retries, {self.throttled} throttled)"
+            f"({self.retries} retries, {self.throttled} throttled, "
+            f"{self.reconciled} found by reconciliation in {self.reads} reads)"
         ]
         lines += [f"  {count:>6}  {code}" for code, count in self.error_codes.most_common()]
         return "\n".join(lines)
@@ -77,6 +80,8 @@ async def show_progress(progress: Progress, *, stream: TextIO, live: bool) -> No
                     retries=progress.retries,
                     throttled=progress.throttled,
                     failed=progress.failed,
+                    reconciled=progress.reconciled,
+                    reads=progress.reads,
                 )
     finally:
         if live:

@@ -75,47 +75,42 @@ class RunResult:
         return record
 
 
-class ReportWriter:
-    """Appends whole lines to a report; never truncates what is already there."""
+class AppendOnlyJsonl:
+    """A JSONL file that only ever grows by whole lines; never truncated or rewritten."""
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd = fd
 
     @classmethod
-    def open(cls, path: Path, *, resume: bool) -> ReportWriter:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        if not resume:
-            flags |= os.O_EXCL
+    def open(cls, path: Path, *, resume: bool, what: str, exists_hint: str) -> AppendOnlyJsonl:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (0 if resume else os.O_EXCL)
         try:
             fd = os.open(path, flags, 0o644)
         except FileExistsError:
-            raise ReportError(
-                f"{path}: report already exists; pass --resume to continue it, "
-                "or choose another path with --report"
-            ) from None
+            raise ReportError(f"{path}: {what} already exists; {exists_hint}") from None
         except OSError as exc:
             raise ReportError(
-                f"{path}: cannot open the report for writing: {exc.strerror}"
+                f"{path}: cannot open the {what} for writing: {exc.strerror}"
             ) from None
-        writer = cls(path, fd)
-        if resume:
-            writer._terminate_partial_tail()
-        return writer
+        appender = cls(path, fd)
+        appender._terminate_partial_tail()
+        return appender
+
+    @property
+    def empty(self) -> bool:
+        return os.fstat(self._fd).st_size == 0
 
     def _terminate_partial_tail(self) -> None:
-        size = os.fstat(self._fd).st_size
-        if size == 0:
+        # a killed writer may have left half a line: end it so the next line stands alone
+        if self.empty:
             return
         with self.path.open("rb") as existing:
-            existing.seek(size - 1)
+            existing.seek(-1, os.SEEK_END)
             if existing.read(1) != b"\n":
                 os.write(self._fd, b"\n")
 
-    def write(self, result: RunResult) -> None:
-        self.write_record(result.to_record())
-
-    def write_record(self, record: dict[str, Any]) -> None:
+    def append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         written = os.write(self._fd, line)
         if written != len(line):
@@ -124,6 +119,25 @@ class ReportWriter:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+class ReportWriter:
+    """Appends one whole line per result to a report."""
+
+    def __init__(self, file: AppendOnlyJsonl) -> None:
+        self._file = file
+        self.path = file.path
+
+    @classmethod
+    def open(cls, path: Path, *, resume: bool) -> ReportWriter:
+        hint = "pass --resume to continue it, or choose another path with --report"
+        return cls(AppendOnlyJsonl.open(path, resume=resume, what="report", exists_hint=hint))
+
+    def write(self, result: RunResult) -> None:
+        self._file.append(result.to_record())
+
+    def close(self) -> None:
+        self._file.close()
 
     def __enter__(self) -> ReportWriter:
         return self

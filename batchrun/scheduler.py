@@ -15,9 +15,12 @@ it up. Requests already on the wire finish and are written.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -26,14 +29,17 @@ from tenacity import RetryCallState
 
 from batchrun.client import CreateRunResponse
 from batchrun.errors import ApiError
+from batchrun.journal import Journal
 from batchrun.log import get_logger
 from batchrun.progress import Progress
+from batchrun.reconcile import Reconciler, ReconcileSettings, RunQueries
 from batchrun.report import ReportWriter, RunResult
 from batchrun.retry import RetrySettings, retrying
 from batchrun.spec import RunSpec
 from batchrun.throttle import Pacers
 
 _log = get_logger("batchrun.scheduler")
+_TASKS_PER_SLOT = 4
 
 
 class Trigger(Protocol):
@@ -44,10 +50,90 @@ class Trigger(Protocol):
 class SchedulerSettings:
     concurrency: int = 16
     retry: RetrySettings = field(default_factory=RetrySettings)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
 
 
 class _Stopped(Exception):
     """A run that must not start another attempt: the batch is stopping."""
+
+
+@dataclass(slots=True)
+class _Run:
+    """One run's progress through its attempts."""
+
+    spec: RunSpec
+    started: datetime
+    request_id: str
+    # wall-clock time of the first intent (this process's or a crashed one's)
+    since: datetime | None
+    # while set, an attempt may have created the run: ask ADF (until this monotonic time) first
+    look_until: float | None = None
+    attempts: int = 0
+
+    @classmethod
+    def start(cls, spec: RunSpec, since: datetime | None) -> _Run:
+        return cls(spec=spec, started=datetime.now(UTC), request_id=str(uuid.uuid4()), since=since)
+
+    def succeeded(
+        self, run_id: str, *, response: CreateRunResponse | None = None, reconciled: bool = False
+    ) -> RunResult:
+        return RunResult(
+            spec=self.spec,
+            status="succeeded",
+            started_at=self.started,
+            finished_at=datetime.now(UTC),
+            attempts=self.attempts,
+            run_id=run_id,
+            http_status=response.http_status if response else None,
+            request_id=response.request_id if response else None,
+            correlation_id=response.correlation_id if response else None,
+            reconciled=reconciled,
+        )
+
+    def failed(self, error: ApiError) -> RunResult:
+        return RunResult(
+            spec=self.spec,
+            status="failed",
+            started_at=self.started,
+            finished_at=datetime.now(UTC),
+            attempts=self.attempts,
+            http_status=error.status,
+            error=error.as_report(),
+            request_id=error.request_id,
+            correlation_id=error.correlation_id,
+        )
+
+
+class _IdenticalRuns:
+    """One lock per distinct createRun request, held while a run with that request is going."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @staticmethod
+    def key(spec: RunSpec) -> str:
+        return json.dumps(
+            [spec.subscription, spec.resource_group, spec.factory, spec.pipeline,
+             spec.parameters, spec.recovery_query()],
+            sort_keys=True, default=str,
+        )  # fmt: skip
+
+    @asynccontextmanager
+    async def hold(self, spec: RunSpec) -> AsyncIterator[None]:
+        key = self.key(spec)
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class Scheduler:
@@ -58,15 +144,33 @@ class Scheduler:
         writer: ReportWriter,
         settings: SchedulerSettings,
         progress: Progress,
+        queries: RunQueries,
+        journal: Journal | None = None,
+        intents: Mapping[str, datetime] | None = None,
+        claimed: Iterable[str] = (),
         pacers: Pacers | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._trigger = trigger
         self._writer = writer
         self._settings = settings
         self._progress = progress
+        self._reconciler = Reconciler(
+            queries=queries,
+            settings=settings.reconcile,
+            retry=settings.retry,
+            clock=clock,
+            sleep=self.sleep_or_stop,
+        )
+        for run_id in claimed:
+            self._reconciler.claim(run_id)
+        self._journal = journal
+        self._intents = intents or {}
         self._pacers = pacers or Pacers()
+        self._clock = clock
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._stopping = asyncio.Event()
+        self._identical = _IdenticalRuns()
         self.auth_failed: ApiError | None = None
 
     def stop(self) -> None:
@@ -86,7 +190,9 @@ class Scheduler:
                 group.create_task(self._dispatch(queue))
 
     async def _dispatch(self, queue: deque[RunSpec]) -> None:
-        tasks = asyncio.Semaphore(self._settings.concurrency)
+        # runs waiting out a backoff or a reconciliation hold a task but no request slot, so
+        # allow more tasks than requests; still bounded, however long the manifest
+        tasks = asyncio.Semaphore(self._settings.concurrency * _TASKS_PER_SLOT)
         running: set[asyncio.Task[None]] = set()
         while queue and not self._stopping.is_set():
             await tasks.acquire()
@@ -101,57 +207,85 @@ class Scheduler:
             await asyncio.gather(*running)
 
     async def _execute(self, spec: RunSpec) -> None:
-        started = datetime.now(UTC)
-        client_request_id = str(uuid.uuid4())
+        # identical entries go one after another, so a lost response's run is never mistaken
+        # for the run of a twin whose answer is still on its way
+        async with self._identical.hold(spec):
+            result = await self._trigger_run(_Run.start(spec, self._intents.get(spec.id)))
+        if result is not None:
+            self._finish(result)
+
+    def _look_until(self, since: datetime) -> float:
+        """The monotonic time until which a run created at ``since`` may still be invisible."""
+        age = (datetime.now(UTC) - since).total_seconds()
+        return self._clock() + max(0.0, self._settings.reconcile.window_s - age)
+
+    async def _trigger_run(self, run: _Run) -> RunResult | None:
+        spec = run.spec
         pacer = self._pacers[spec.subscription]
-        attempts = 0
+        if run.since is not None:
+            run.look_until = self._look_until(run.since)
         policy = retrying(
             self._settings.retry, sleep=self._sleep_unless_stopped, before_sleep=self._before_retry
         )
         try:
             async for attempt in policy:
                 with attempt:
-                    if self._stopping.is_set():
-                        raise _Stopped
+                    self._check_stopping()
+                    found = await self._reconcile(run)
+                    if found is not None:
+                        return run.succeeded(found, reconciled=True)
                     await pacer.acquire()
                     if self._stopping.is_set():
                         pacer.abandoned()
                         raise _Stopped
-                    attempts += 1
-                    response = await self._send(spec, client_request_id)
+                    if run.since is None:
+                        run.since = datetime.now(UTC)
+                        if self._journal is not None:
+                            self._journal.intent(spec.id, run.request_id, run.since)
+                    run.attempts += 1
+                    try:
+                        response = await self._send(spec, run.request_id)
+                    except ApiError as exc:
+                        if exc.sent and exc.transient:
+                            run.look_until = self._clock() + self._settings.reconcile.window_s
+                        raise
+                    self._reconciler.claim(response.run_id)
+                    return run.succeeded(response.run_id, response=response)
         except _Stopped:
-            return
+            return None
         except ApiError as exc:
+            error = exc
             if exc.status == 401 and self.auth_failed is None:
                 self.auth_failed = exc
                 self.stop()
-            self._finish(
-                RunResult(
-                    spec=spec,
-                    status="failed",
-                    started_at=started,
-                    finished_at=datetime.now(UTC),
-                    attempts=attempts,
-                    http_status=exc.status,
-                    error=exc.as_report(),
-                    request_id=exc.request_id,
-                    correlation_id=exc.correlation_id,
-                )
-            )
-            return
-        self._finish(
-            RunResult(
-                spec=spec,
-                status="succeeded",
-                started_at=started,
-                finished_at=datetime.now(UTC),
-                attempts=attempts,
-                run_id=response.run_id,
-                http_status=response.http_status,
-                request_id=response.request_id,
-                correlation_id=response.correlation_id,
-            )
-        )
+            try:
+                # retries ran out after an ambiguous attempt: look once more before saying failed
+                found = await self._reconcile(run)
+            except _Stopped:
+                return None
+            except ApiError as reconcile_error:
+                found, error = None, reconcile_error
+            if found is not None:
+                return run.succeeded(found, reconciled=True)
+            return run.failed(error)
+        raise AssertionError("retrying() returns or raises")  # pragma: no cover
+
+    async def _reconcile(self, run: _Run) -> str | None:
+        """When an earlier attempt may have created the run: its runId, if ADF has it."""
+        if run.look_until is None or run.since is None:
+            return None
+        look_until, run.look_until = run.look_until, None
+        try:
+            found = await self._reconciler.find(run.spec, since=run.since, look_until=look_until)
+        finally:
+            self._progress.reads = self._reconciler.queries
+        if found is not None:
+            self._progress.reconciled += 1
+        return found
+
+    def _check_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise _Stopped
 
     async def _send(self, spec: RunSpec, client_request_id: str) -> CreateRunResponse:
         pacer = self._pacers[spec.subscription]
@@ -173,6 +307,11 @@ class Scheduler:
                 progress.in_flight -= 1
         pacer.completed(response.limits.remaining_writes)
         return response
+
+    async def sleep_or_stop(self, seconds: float) -> None:
+        """Sleep, but raise ``_Stopped`` should the batch be stopped meanwhile."""
+        await self._sleep_unless_stopped(seconds)
+        self._check_stopping()
 
     async def _sleep_unless_stopped(self, seconds: float) -> None:
         # a run waiting out a long Retry-After must not hold up a graceful stop

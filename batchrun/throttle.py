@@ -121,7 +121,10 @@ class SubscriptionPacer:
         if now < self._paused_until:
             return self._paused_until - now
         tokens = self.available(now)
-        if tokens is None or tokens >= self._reserve + 1:
+        if tokens is None:
+            # nothing known yet: one request finds out what the budget is
+            return None if self._in_flight else 0.0
+        if tokens >= self._reserve + 1:
             return 0.0
         rate = self._rates.rate()
         if rate:
@@ -168,7 +171,8 @@ class SubscriptionPacer:
             self._capacity = max(self._capacity, remaining)
             if remaining > self._reserve:
                 self._probe_s = _PROBE_MIN_S
-            else:
+            elif not self._rates.rate():
+                # a probe found the budget still empty and nothing refilling: back off
                 self._probe_s = min(_PROBE_MAX_S, self._probe_s * 2)
         self._changed.set()
 
@@ -180,7 +184,6 @@ class SubscriptionPacer:
         self._remaining = 0.0
         self._seen_at = now
         self._paused_until = max(self._paused_until, now + (retry_after or self._probe_s))
-        self._probe_s = min(_PROBE_MAX_S, self._probe_s * 2)
         self._changed.set()
 
     def abandoned(self) -> None:

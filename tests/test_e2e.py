@@ -139,7 +139,7 @@ def test_transient_5xx_are_retried_until_every_run_succeeds(
         start_emulator, "--accept-any", "--fail-500", "0.15", "--fail-503", "0.15",
         "--fail-502-html", "0.1", "--seed", "3",
     )  # fmt: skip
-    result = run_cli(tmp_path, emulator, manifest_text(80))
+    result = run_cli(tmp_path, emulator, manifest_text(80), "--reconcile-window", "1")
     assert result.code == 0, result.stderr
     lines = result.lines()
     assert {line["status"] for line in lines} == {"succeeded"}
@@ -155,7 +155,9 @@ def test_gateway_html_error_is_reported_clearly_when_retries_run_out(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
     emulator = start(start_emulator, "--accept-any", "--fail-502-html", "1.0")
-    result = run_cli(tmp_path, emulator, manifest_text(2), "--max-attempts", "2")
+    result = run_cli(
+        tmp_path, emulator, manifest_text(2), "--max-attempts", "2", "--reconcile-window", "0.5"
+    )
     assert result.code == 1
     for line in result.lines():
         assert line["status"] == "failed"
@@ -228,7 +230,9 @@ def test_the_token_never_appears_in_output_report_or_logs(
         start_emulator, "--accept-any", "--expect-token", CANARY, "--fail-503", "0.3",
         "--seed", "5",
     )  # fmt: skip
-    result = run_cli(tmp_path, emulator, manifest_text(30), "--log-level", "debug")
+    result = run_cli(
+        tmp_path, emulator, manifest_text(30), "--log-level", "debug", "--reconcile-window", "1"
+    )
     assert result.code == 0, result.stderr
     assert create_answers(emulator).get("200") == 30
     for text in (result.stdout, result.stderr, result.report.read_text(), emulator.log()):

@@ -6,18 +6,21 @@ import asyncio
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from batchrun.client import CreateRunResponse, RateLimits
+from batchrun.client import CreateRunResponse, QueryResponse, RateLimits
 from batchrun.errors import ApiError, TransportError
 from batchrun.progress import Progress
+from batchrun.reconcile import ReconcileSettings
 from batchrun.report import ReportWriter
 from batchrun.retry import RetrySettings
 from batchrun.scheduler import Scheduler, SchedulerSettings
 from batchrun.spec import RunSpec
 
 FAST_RETRY = RetrySettings(max_attempts=4, backoff_initial_s=0.001, backoff_max_s=0.002)
+NO_WAIT = ReconcileSettings(window_s=0.0)
 
 
 def specs(count: int, *, subscriptions: int = 1) -> list[RunSpec]:
@@ -34,7 +37,22 @@ def specs(count: int, *, subscriptions: int = 1) -> list[RunSpec]:
     ]
 
 
-class SpyTrigger:
+class NoRunsInAdf:
+    """queryPipelineRuns finds nothing: every lost response created nothing."""
+
+    queries = 0
+
+    async def query_pipeline_runs(self, **_: Any) -> QueryResponse:
+        self.queries += 1
+        return QueryResponse(
+            value=[], continuation_token=None, limits=RateLimits(), request_id=None
+        )
+
+    async def get_pipeline_run(self, **_: Any) -> dict[str, Any]:
+        raise AssertionError("not needed")
+
+
+class SpyTrigger(NoRunsInAdf):
     """Answers after yielding to the loop; counts the peak number of calls in progress."""
 
     def __init__(self, failures: dict[str, list[ApiError]] | None = None) -> None:
@@ -91,8 +109,11 @@ async def run_scheduler(
         scheduler = Scheduler(
             trigger=trigger,
             writer=writer,
-            settings=SchedulerSettings(concurrency=concurrency, retry=FAST_RETRY),
+            settings=SchedulerSettings(
+                concurrency=concurrency, retry=FAST_RETRY, reconcile=NO_WAIT
+            ),
             progress=progress,
+            queries=trigger,
         )
         await scheduler.run(runs)
     lines = [json.loads(line) for line in report.read_text().splitlines()]
@@ -182,8 +203,9 @@ async def test_stop_lets_in_flight_requests_finish_and_dispatches_no_more(tmp_pa
         scheduler = Scheduler(
             trigger=trigger,
             writer=writer,
-            settings=SchedulerSettings(concurrency=4, retry=FAST_RETRY),
+            settings=SchedulerSettings(concurrency=4, retry=FAST_RETRY, reconcile=NO_WAIT),
             progress=Progress(total=len(runs)),
+            queries=trigger,
         )
         work = asyncio.ensure_future(scheduler.run(runs))
         for _ in range(4):
@@ -209,8 +231,9 @@ async def test_a_paused_subscription_does_not_hold_up_another(tmp_path: Path) ->
         scheduler = Scheduler(
             trigger=trigger,
             writer=writer,
-            settings=SchedulerSettings(concurrency=4, retry=FAST_RETRY),
+            settings=SchedulerSettings(concurrency=4, retry=FAST_RETRY, reconcile=NO_WAIT),
             progress=Progress(total=len(runs)),
+            queries=trigger,
         )
         work = asyncio.ensure_future(scheduler.run(runs))
         for _ in range(10_000):

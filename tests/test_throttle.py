@@ -67,9 +67,12 @@ def test_rate_estimator_reads_refill_from_remaining_plus_consumed() -> None:
     assert rate == pytest.approx(10, abs=1.5)
 
 
-def test_no_header_yet_means_go() -> None:
+def test_no_header_yet_means_one_request_finds_out() -> None:
     time = FakeTime()
-    assert make_pacer(time).delay(time.now) == 0.0
+    pacer = make_pacer(time)
+    assert pacer.delay(time.now) == 0.0
+    pacer._in_flight = 1
+    assert pacer.delay(time.now) is None
 
 
 def test_plenty_of_budget_means_go() -> None:

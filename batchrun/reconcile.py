@@ -1,0 +1,252 @@
+"""Find the run that a lost createRun response may have created, before posting again.
+
+createRun has no idempotency key. When an attempt ends ambiguously (a read timeout, a connection
+cut after the request was written, a 5xx) the run may exist. Before the next attempt the
+scheduler asks ADF: ``queryPipelineRuns`` on the factory, ``PipelineName`` equal, runs updated
+since just before the first attempt, and takes the earliest run that
+
+- was invoked manually (a createRun, not a trigger),
+- started no earlier than the first attempt (less a clock-skew margin),
+- has the same parameters once ours are put in ADF's string form (non-strings JSON-encoded), or,
+  for a rerun of a reference run without parameters of its own, is in the reference run's group,
+- is not claimed already by another entry of this batch (two identical entries make two runs).
+
+ADF is not read-your-writes, so a run that is not found is looked for again, with backoff, until
+``window_s`` after the ambiguous attempt; only then is it taken not to exist. If ADF cannot be
+asked (403 on reads, say) the run is failed rather than re-posted blind: ``--resume`` asks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from batchrun.client import QueryResponse
+from batchrun.errors import ApiError
+from batchrun.retry import RetrySettings, retrying
+from batchrun.spec import RunSpec
+from batchrun.throttle import Pacers
+
+_SKEW = timedelta(minutes=5)
+_MAX_PAGES = 200
+
+
+class RunQueries(Protocol):
+    async def query_pipeline_runs(
+        self,
+        *,
+        subscription: str,
+        resource_group: str,
+        factory: str,
+        filter_parameters: Mapping[str, Any],
+        client_request_id: str | None = None,
+    ) -> QueryResponse: ...
+
+    async def get_pipeline_run(
+        self, *, subscription: str, resource_group: str, factory: str, run_id: str
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    window_s: float = 30.0
+    first_poll_s: float = 1.0
+    max_poll_s: float = 8.0
+
+
+def adf_form(value: Any) -> Any:
+    """A parameter value as ADF reports it back, parsed again so spacing does not matter."""
+    return value if isinstance(value, str) else json.loads(json.dumps(value, default=str))
+
+
+def parameters_match(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    if set(ours) != set(theirs):
+        return False
+    for name, value in ours.items():
+        reported = theirs[name]
+        if isinstance(value, str):
+            if reported != value:
+                return False
+            continue
+        try:
+            parsed = json.loads(reported) if isinstance(reported, str) else reported
+        except ValueError:
+            return False
+        if parsed != adf_form(value):
+            return False
+    return True
+
+
+def _moment(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    # ADF writes seven fractional digits; fromisoformat takes at most six
+    head, dot, tail = text.rstrip("Z").partition(".")
+    fraction = (dot + tail[:6]) if dot else ""
+    try:
+        return datetime.fromisoformat(head + fraction).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        queries: RunQueries,
+        settings: ReconcileSettings,
+        retry: RetrySettings,
+        pacers: Pacers | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._queries = queries
+        self._settings = settings
+        self._retry = retry
+        self._pacers = pacers or Pacers()
+        self._clock = clock
+        self._sleep = sleep
+        self._claimed: set[str] = set()
+        self._groups: dict[str, str] = {}
+        self.queries = 0
+        self.found = 0
+
+    def claim(self, run_id: str) -> None:
+        """A run that belongs to an entry of this batch: never hand it to another entry."""
+        self._claimed.add(run_id)
+
+    async def find(self, spec: RunSpec, *, since: datetime, look_until: float) -> str | None:
+        """The unclaimed run of ``spec`` created since ``since``, polling until ``look_until``
+        (a monotonic time); claims and returns its runId, or None."""
+        delay = self._settings.first_poll_s
+        for _ in range(1000):
+            run_id = await self._look(spec, since)
+            if run_id is not None:
+                self.claim(run_id)
+                self.found += 1
+                return run_id
+            left = look_until - self._clock()
+            if left <= 0:
+                return None
+            await self._sleep(min(delay, left))
+            delay = min(delay * 2, self._settings.max_poll_s)
+        return None
+
+    async def _look(self, spec: RunSpec, since: datetime) -> str | None:
+        try:
+            group = await self._reference_group(spec)
+            async for run in self._candidates(spec, since, group):
+                if self._matches(spec, run, since, group):
+                    return str(run["runId"])
+        except ApiError as exc:
+            raise ApiError(
+                status=exc.status,
+                code="ReconcileFailed",
+                message=(
+                    f"an earlier attempt may have created this run, and ADF could not be asked "
+                    f"({exc.code}: {exc.message}); not posted again, to avoid a duplicate: "
+                    "--resume will ask again"
+                ),
+                request_id=exc.request_id,
+                transient=False,
+            ) from exc
+        return None
+
+    def _matches(
+        self, spec: RunSpec, run: Mapping[str, Any], since: datetime, group: str | None
+    ) -> bool:
+        run_id = run.get("runId")
+        if not isinstance(run_id, str) or run_id in self._claimed:
+            return False
+        if run.get("pipelineName") != spec.pipeline:
+            return False
+        invoked = run.get("invokedBy") or {}
+        if invoked.get("invokedByType", invoked.get("name")) != "Manual":
+            return False
+        started = _moment(run.get("runStart"))
+        if started is not None and started < since - _SKEW:
+            return False
+        if spec.is_recovery and group is not None and run.get("runGroupId") != group:
+            return False
+        if spec.reference_run_id is not None and not spec.parameters:
+            # ADF reran the reference run with the reference's own parameters
+            return True
+        return parameters_match(spec.parameters, run.get("parameters") or {})
+
+    async def _candidates(
+        self, spec: RunSpec, since: datetime, group: str | None
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        filters: list[dict[str, Any]] = [
+            {"operand": "PipelineName", "operator": "Equals", "values": [spec.pipeline]}
+        ]
+        if spec.is_recovery and group is not None:
+            filters.append({"operand": "RunGroupId", "operator": "Equals", "values": [group]})
+        body: dict[str, Any] = {
+            "lastUpdatedAfter": since - _SKEW,
+            "lastUpdatedBefore": datetime.now(UTC) + _SKEW,
+            "filters": filters,
+            "orderBy": [{"orderBy": "RunStart", "order": "ASC"}],
+        }
+        for _ in range(_MAX_PAGES):
+            page = await self._read(
+                spec,
+                lambda page_body=body: self._queries.query_pipeline_runs(  # type: ignore[misc]
+                    subscription=spec.subscription,
+                    resource_group=spec.resource_group,
+                    factory=spec.factory,
+                    filter_parameters=page_body,
+                ),
+            )
+            for run in page.value:
+                yield run
+            if page.continuation_token is None:
+                return
+            body = {**body, "continuationToken": page.continuation_token}
+
+    async def _reference_group(self, spec: RunSpec) -> str | None:
+        reference = spec.reference_run_id
+        if not spec.is_recovery or reference is None:
+            return None
+        if reference not in self._groups:
+            run = await self._read_any(
+                lambda: self._queries.get_pipeline_run(
+                    subscription=spec.subscription,
+                    resource_group=spec.resource_group,
+                    factory=spec.factory,
+                    run_id=reference,
+                )
+            )
+            self._groups[reference] = str(run.get("runGroupId") or reference)
+        return self._groups[reference]
+
+    async def _read(
+        self, spec: RunSpec, call: Callable[[], Awaitable[QueryResponse]]
+    ) -> QueryResponse:
+        pacer = self._pacers[spec.subscription]
+        async for attempt in retrying(self._retry, sleep=self._sleep):
+            with attempt:
+                await pacer.acquire()
+                self.queries += 1
+                try:
+                    page = await call()
+                except ApiError as exc:
+                    if exc.status == 429:
+                        pacer.throttled_for(exc.retry_after)
+                    else:
+                        pacer.abandoned()
+                    raise
+                pacer.completed(page.limits.reads)
+                return page
+        raise AssertionError("retrying() reraises")  # pragma: no cover
+
+    async def _read_any(self, call: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        async for attempt in retrying(self._retry, sleep=self._sleep):
+            with attempt:
+                self.queries += 1
+                return await call()
+        raise AssertionError("retrying() reraises")  # pragma: no cover
