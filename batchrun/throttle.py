@@ -42,6 +42,8 @@ _RATE_MIN_SPAN_S = 1.0
 _RATE_POINTS = 512
 _PROBE_MIN_S = 0.5
 _PROBE_MAX_S = 30.0
+# in flight before any header came back; any real budget allows this many
+_BEFORE_FIRST_ANSWER = 4
 # waits shorter than this are not worth a timer (and could never advance a float clock)
 _GRANULARITY_S = 0.001
 
@@ -122,8 +124,8 @@ class SubscriptionPacer:
             return self._paused_until - now
         tokens = self.available(now)
         if tokens is None:
-            # nothing known yet: one request finds out what the budget is
-            return None if self._in_flight else 0.0
+            # nothing known yet: a few requests find out what the budget is
+            return None if self._in_flight >= _BEFORE_FIRST_ANSWER else 0.0
         if tokens >= self._reserve + 1:
             return 0.0
         rate = self._rates.rate()

@@ -67,11 +67,13 @@ def test_rate_estimator_reads_refill_from_remaining_plus_consumed() -> None:
     assert rate == pytest.approx(10, abs=1.5)
 
 
-def test_no_header_yet_means_one_request_finds_out() -> None:
+def test_no_header_yet_means_a_few_requests_find_out() -> None:
     time = FakeTime()
     pacer = make_pacer(time)
     assert pacer.delay(time.now) == 0.0
-    pacer._in_flight = 1
+    pacer._in_flight = 3
+    assert pacer.delay(time.now) == 0.0
+    pacer._in_flight = 4
     assert pacer.delay(time.now) is None
 
 
