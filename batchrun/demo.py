@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             "RUN_DATE": datetime.now(UTC).strftime("%Y-%m-%d"),
         }
         command = [sys.executable, "-m", "batchrun", "run", str(args.manifest)]
-        command += ["--report", str(report), "--log-level", "warning"]
+        # the emulator's runs are visible at once: a short reconciliation window will do
+        command += ["--report", str(report), "--log-level", "warning", "--reconcile-window", "3"]
         print("$ batchrun run", args.manifest, "--report", report, flush=True)
         code = subprocess.run(command, env=env, check=False).returncode
         stats = emulator.stats()
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         f"emulator: {created} runs created, {stats['duplicates']} duplicates, "
         f"createRun answers {dict(sorted(by_status.items()))}"
     )
-    print(f"report: {report} (exit code {code})")
+    print(f"batchrun exit code {code}; see the report with: batchrun summary {report}")
     return code
 
 
