@@ -17,7 +17,7 @@ from batchrun.journal import BatchIdentity, Journal, journal_path, read_intents
 from batchrun.log import get_logger
 from batchrun.manifest import Manifest
 from batchrun.progress import Progress, show_progress
-from batchrun.reconcile import ReconcileSettings
+from batchrun.reconcile import RECONCILE_FAILED, ReconcileSettings
 from batchrun.report import ReportWriter, read_records
 from batchrun.retry import RetrySettings
 from batchrun.scheduler import Scheduler, SchedulerSettings
@@ -68,11 +68,16 @@ def resumption(manifest: Manifest, settings: RunSettings, identity: BatchIdentit
     succeeded: dict[str, str] = {}
     for record in read_records(settings.report):
         run_id, status = record.get("id"), record.get("status")
-        if isinstance(run_id, str):
-            if status == "succeeded" and isinstance(record.get("run_id"), str):
-                succeeded[run_id] = record["run_id"]
-            elif status in ("failed", "skipped"):
-                succeeded.pop(run_id, None)
+        if not isinstance(run_id, str):
+            continue
+        if status == "succeeded" and isinstance(record.get("run_id"), str):
+            succeeded[run_id] = record["run_id"]
+            continue
+        succeeded.pop(run_id, None)
+        error = record.get("error") or {}
+        if error.get("code") != RECONCILE_FAILED:
+            # the run ended with an answer (or was looked for in vain): nothing to look for
+            intents.pop(run_id, None)
     todo = [spec for spec in manifest.runs if spec.id not in succeeded]
     return Resumption(todo, len(manifest.runs) - len(todo), set(succeeded.values()), intents)
 

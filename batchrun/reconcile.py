@@ -32,6 +32,7 @@ from batchrun.retry import RetrySettings, retrying
 from batchrun.spec import RunSpec
 from batchrun.throttle import Pacers
 
+RECONCILE_FAILED = "ReconcileFailed"
 _SKEW = timedelta(minutes=5)
 _MAX_PAGES = 200
 
@@ -146,7 +147,7 @@ class Reconciler:
         except ApiError as exc:
             raise ApiError(
                 status=exc.status,
-                code="ReconcileFailed",
+                code=RECONCILE_FAILED,
                 message=(
                     f"an earlier attempt may have created this run, and ADF could not be asked "
                     f"({exc.code}: {exc.message}); not posted again, to avoid a duplicate: "

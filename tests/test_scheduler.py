@@ -72,7 +72,8 @@ class SpyTrigger(NoRunsInAdf):
         self.peak = max(self.peak, self.in_progress)
         self.entered.release()
         try:
-            for _ in range(3):
+            # a request lasts a few loop turns, long enough for the others to pile up
+            for _ in range(30):
                 await asyncio.sleep(0)
             await self.release.wait()
             pending = self.failures.get(spec.id)
