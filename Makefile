@@ -33,5 +33,13 @@ image-check: install
 demo: install
 	$(BIN)/python -m batchrun.demo
 
+# batchrun and the azure-mgmt-datafactory peer against the emulator; `make bench BENCH_ARGS=--quick`
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist build

@@ -22,6 +22,7 @@ from batchrun.errors import AuthError, ManifestError, ReportError, UsageError
 from batchrun.log import configure
 from batchrun.manifest import Manifest, describe, load_manifest, load_manifests
 from batchrun.reconcile import ReconcileSettings
+from batchrun.recover_cli import add_recover_arguments, recover_command
 from batchrun.retry import RetrySettings
 from batchrun.shard import parse_shard, select
 from batchrun.summary import FORMATS, render, summarize
@@ -110,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("reports", type=Path, nargs="+", metavar="REPORT")
     summary.add_argument("--format", choices=FORMATS, default="table")
 
+    recover = commands.add_parser("recover", help="find failed runs; write a recovery manifest")
+    add_recover_arguments(recover)
+
     emulator = commands.add_parser("emulator", help="serve the local ADF emulator")
     from batchrun.emulator.server import add_arguments as add_emulator_arguments
 
@@ -132,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_emulator(args)
     configure(fmt=args.log_format, level=args.log_level)
     try:
+        if args.command == "recover":
+            return recover_command(args)
         if args.command == "validate":
             return _validate(args)
         if args.command == "summary":

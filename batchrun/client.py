@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
@@ -38,7 +38,7 @@ from batchrun.auth import TokenProvider
 from batchrun.errors import ApiError
 from batchrun.ratelimit import RateLimits, parse_retry_after
 from batchrun.spec import RunSpec
-from batchrun.transport import Timeouts, build_session, transport_errors
+from batchrun.transport import Timeouts, build_session, proxy_for, transport_errors
 
 __all__ = [
     "API_VERSION",
@@ -109,6 +109,24 @@ class _Reply:
         )
 
 
+class RunReader(Protocol):
+    """The reads of pipeline runs (:class:`~batchrun.client.AdfClient` is one)."""
+
+    async def query_pipeline_runs(
+        self,
+        *,
+        subscription: str,
+        resource_group: str,
+        factory: str,
+        filter_parameters: Mapping[str, Any],
+        client_request_id: str | None = None,
+    ) -> QueryResponse: ...
+
+    async def get_pipeline_run(
+        self, *, subscription: str, resource_group: str, factory: str, run_id: str
+    ) -> dict[str, Any]: ...
+
+
 class AdfClient:
     """createRun, queryPipelineRuns and pipelineruns/{runId} for one management endpoint."""
 
@@ -128,6 +146,7 @@ class AdfClient:
         self._user_agent = user_agent
         self._timeouts = timeouts
         self._client_timeout = timeouts.client_timeout()
+        self._proxy = proxy_for(self._endpoint)
 
     def __repr__(self) -> str:
         return f"AdfClient(endpoint={self._endpoint!r})"
@@ -213,6 +232,8 @@ class AdfClient:
                 headers=headers,
                 timeout=self._client_timeout,
                 allow_redirects=False,
+                proxy=self._proxy.url,
+                proxy_auth=self._proxy.auth,
             ) as response:
                 raw = await response.read()
         text = raw.decode("utf-8", errors="replace")

@@ -24,9 +24,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from batchrun.client import QueryResponse
+from batchrun.client import QueryResponse, RunReader
 from batchrun.errors import ApiError
 from batchrun.retry import RetrySettings, retrying
 from batchrun.spec import RunSpec
@@ -35,22 +35,6 @@ from batchrun.throttle import Pacers
 RECONCILE_FAILED = "ReconcileFailed"
 _SKEW = timedelta(minutes=5)
 _MAX_PAGES = 200
-
-
-class RunQueries(Protocol):
-    async def query_pipeline_runs(
-        self,
-        *,
-        subscription: str,
-        resource_group: str,
-        factory: str,
-        filter_parameters: Mapping[str, Any],
-        client_request_id: str | None = None,
-    ) -> QueryResponse: ...
-
-    async def get_pipeline_run(
-        self, *, subscription: str, resource_group: str, factory: str, run_id: str
-    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +83,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        queries: RunQueries,
+        queries: RunReader,
         settings: ReconcileSettings,
         retry: RetrySettings,
         pacers: Pacers | None = None,

@@ -27,16 +27,18 @@ from typing import Protocol
 
 from tenacity import RetryCallState
 
-from batchrun.client import CreateRunResponse
+from batchrun.client import CreateRunResponse, RunReader
 from batchrun.errors import ApiError
 from batchrun.journal import Journal
 from batchrun.log import get_logger
 from batchrun.progress import Progress
-from batchrun.reconcile import Reconciler, ReconcileSettings, RunQueries
+from batchrun.reconcile import Reconciler, ReconcileSettings
+from batchrun.recover import newer_run_in_group
 from batchrun.report import ReportWriter, RunResult
 from batchrun.retry import RetrySettings, retrying
+from batchrun.slots import FairSlots
 from batchrun.spec import RunSpec
-from batchrun.throttle import Pacers
+from batchrun.throttle import PacerClosed, Pacers
 
 _log = get_logger("batchrun.scheduler")
 _TASKS_PER_SLOT = 4
@@ -88,6 +90,16 @@ class _Run:
             request_id=response.request_id if response else None,
             correlation_id=response.correlation_id if response else None,
             reconciled=reconciled,
+        )
+
+    def skipped(self, reason: str) -> RunResult:
+        return RunResult(
+            spec=self.spec,
+            status="skipped",
+            started_at=self.started,
+            finished_at=datetime.now(UTC),
+            attempts=self.attempts,
+            reason=reason,
         )
 
     def failed(self, error: ApiError) -> RunResult:
@@ -144,7 +156,7 @@ class Scheduler:
         writer: ReportWriter,
         settings: SchedulerSettings,
         progress: Progress,
-        queries: RunQueries,
+        queries: RunReader,
         journal: Journal | None = None,
         intents: Mapping[str, datetime] | None = None,
         claimed: Iterable[str] = (),
@@ -155,8 +167,11 @@ class Scheduler:
         self._writer = writer
         self._settings = settings
         self._progress = progress
+        self._queries = queries
+        self._read_pacers = Pacers()
         self._reconciler = Reconciler(
             queries=queries,
+            pacers=self._read_pacers,
             settings=settings.reconcile,
             retry=settings.retry,
             clock=clock,
@@ -168,7 +183,7 @@ class Scheduler:
         self._intents = intents or {}
         self._pacers = pacers or Pacers()
         self._clock = clock
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._slots = FairSlots(settings.concurrency)
         self._stopping = asyncio.Event()
         self._identical = _IdenticalRuns()
         self.auth_failed: ApiError | None = None
@@ -176,6 +191,8 @@ class Scheduler:
     def stop(self) -> None:
         """Stop dispatching and starting attempts; what is on the wire finishes."""
         self._stopping.set()
+        self._pacers.close()
+        self._read_pacers.close()
 
     @property
     def stopping(self) -> bool:
@@ -234,10 +251,12 @@ class Scheduler:
                     found = await self._reconcile(run)
                     if found is not None:
                         return run.succeeded(found, reconciled=True)
+                    if run.attempts == 0:
+                        # a recovery entry whose group was rerun since must not be rerun again
+                        newer = await newer_run_in_group(self._queries, spec)
+                        if newer is not None:
+                            return run.skipped(f"a newer run {newer} exists in the group")
                     await pacer.acquire()
-                    if self._stopping.is_set():
-                        pacer.abandoned()
-                        raise _Stopped
                     if run.since is None:
                         run.since = datetime.now(UTC)
                         if self._journal is not None:
@@ -251,7 +270,7 @@ class Scheduler:
                         raise
                     self._reconciler.claim(response.run_id)
                     return run.succeeded(response.run_id, response=response)
-        except _Stopped:
+        except (_Stopped, PacerClosed):
             return None
         except ApiError as exc:
             error = exc
@@ -261,7 +280,7 @@ class Scheduler:
             try:
                 # retries ran out after an ambiguous attempt: look once more before saying failed
                 found = await self._reconcile(run)
-            except _Stopped:
+            except (_Stopped, PacerClosed):
                 return None
             except ApiError as reconcile_error:
                 found, error = None, reconcile_error
@@ -290,7 +309,7 @@ class Scheduler:
     async def _send(self, spec: RunSpec, client_request_id: str) -> CreateRunResponse:
         pacer = self._pacers[spec.subscription]
         progress = self._progress
-        async with self._slots:
+        async with self._slots.hold(spec.subscription):
             progress.in_flight += 1
             try:
                 response = await self._trigger.create_run(spec, client_request_id=client_request_id)

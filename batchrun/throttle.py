@@ -40,12 +40,17 @@ Sleep = Callable[[float], Awaitable[None]]
 _RATE_WINDOW_S = 8.0
 _RATE_MIN_SPAN_S = 1.0
 _RATE_POINTS = 512
+_REFIT_EVERY = 16
 _PROBE_MIN_S = 0.5
 _PROBE_MAX_S = 30.0
 # in flight before any header came back; any real budget allows this many
 _BEFORE_FIRST_ANSWER = 4
 # waits shorter than this are not worth a timer (and could never advance a float clock)
 _GRANULARITY_S = 0.001
+
+
+class PacerClosed(Exception):
+    """The batch is stopping: no more requests may be sent."""
 
 
 class RateEstimator:
@@ -55,6 +60,9 @@ class RateEstimator:
         self._window_s = window_s
         self._points: deque[tuple[float, float]] = deque(maxlen=_RATE_POINTS)
         self._consumed = 0
+        self._rate: float | None = None
+        self._stale = False
+        self._unfitted = 0
 
     def observe(self, now: float, remaining: int, *, consumed: bool) -> None:
         if consumed:
@@ -62,9 +70,20 @@ class RateEstimator:
         self._points.append((now, remaining + self._consumed))
         while self._points and now - self._points[0][0] > self._window_s:
             self._points.popleft()
+        # refit at most every few answers: the fit is the pacer's main cost per request
+        self._unfitted += 1
+        if self._rate is None or self._unfitted >= _REFIT_EVERY:
+            self._stale = True
 
     def rate(self) -> float | None:
         """Tokens per second, or None while the window is too short to say."""
+        if self._stale:
+            self._rate = self._fit()
+            self._stale = False
+            self._unfitted = 0
+        return self._rate
+
+    def _fit(self) -> float | None:
         if len(self._points) < 2:
             return None
         span = self._points[-1][0] - self._points[0][0]
@@ -102,6 +121,7 @@ class SubscriptionPacer:
         self._last_send = 0.0
         self._changed = asyncio.Event()
         self._turn = asyncio.Lock()
+        self._closed = False
         self.throttled = 0
 
     @property
@@ -138,9 +158,10 @@ class SubscriptionPacer:
         return max(0.0, wait)
 
     async def acquire(self) -> None:
-        """Wait for this subscription's turn; the caller must then call ``sent``."""
+        """Wait for this subscription's turn; the caller must then report how the request went
+        (``completed``/``throttled_for``/``abandoned``). Raises :class:`PacerClosed` once closed."""
         async with self._turn:
-            while True:
+            while not self._closed:
                 now = self._clock()
                 wait = self.delay(now)
                 if wait is not None and wait < _GRANULARITY_S:
@@ -150,8 +171,15 @@ class SubscriptionPacer:
                     await self._changed.wait()
                 else:
                     await self._sleep_or_wake(wait)
+            if self._closed:
+                raise PacerClosed
             self._in_flight += 1
             self._last_send = self._clock()
+
+    def close(self) -> None:
+        """No more sends: every waiter, now and later, gets :class:`PacerClosed`."""
+        self._closed = True
+        self._changed.set()
 
     async def _sleep_or_wake(self, seconds: float) -> None:
         waker = asyncio.ensure_future(self._changed.wait())
@@ -212,3 +240,7 @@ class Pacers:
     @property
     def throttled(self) -> int:
         return sum(p.throttled for p in self._by_subscription.values())
+
+    def close(self) -> None:
+        for pacer in self._by_subscription.values():
+            pacer.close()

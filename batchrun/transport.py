@@ -24,9 +24,11 @@ import os
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from batchrun.errors import TransportError, UsageError
 
@@ -66,18 +68,36 @@ def ssl_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """The proxy for one endpoint, from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``."""
+
+    url: URL | None = None
+    auth: aiohttp.BasicAuth | None = field(default=None, repr=False)
+
+
+def proxy_for(endpoint: str) -> Proxy:
+    """Resolved once per process: aiohttp's ``trust_env`` would read the environment (and
+    ``~/.netrc``, in a worker thread) again for every request."""
+    try:
+        url, auth = get_env_proxy_for_url(URL(endpoint))
+    except LookupError:
+        return Proxy()
+    return Proxy(url, auth)
+
+
 def build_session(*, timeouts: Timeouts, limit: int) -> aiohttp.ClientSession:
     """The process's one HTTP session; open it with ``async with``.
 
-    Proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``; a CA bundle from
-    :func:`ssl_context`; TLS verification is always on. ``limit`` caps open connections and
-    should equal the run concurrency.
+    A CA bundle comes from :func:`ssl_context`; TLS verification is always on. Proxies are
+    passed per request from :func:`proxy_for`. ``limit`` caps open connections and should
+    equal the run concurrency.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     connector = aiohttp.TCPConnector(limit=limit, ssl=ssl_context())
     return aiohttp.ClientSession(
-        connector=connector, timeout=timeouts.client_timeout(), trust_env=True
+        connector=connector, timeout=timeouts.client_timeout(), trust_env=False
     )
 
 

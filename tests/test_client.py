@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from batchrun import __version__
 from batchrun.client import (
@@ -27,7 +28,7 @@ from batchrun.client import (
 )
 from batchrun.errors import ApiError, TransportError, UsageError
 from batchrun.spec import RunSpec
-from batchrun.transport import transport_errors
+from batchrun.transport import proxy_for, transport_errors
 
 TOKEN = "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuYXp1cmUuY29tIn0.c2lnbmF0dXJl"
 RUN_ID = "2f7fdb90-5df1-4b8e-ac2f-064cfa58202b"
@@ -671,11 +672,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-async def test_build_session_trusts_the_environment_and_limits_connections(
+async def test_build_session_limits_connections_and_reads_no_environment_per_request(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
     async with build_session(timeouts=Timeouts(connect_s=3, read_s=7), limit=12) as built:
-        assert built.trust_env is True
+        assert built.trust_env is False
         assert isinstance(built.connector, aiohttp.TCPConnector)
         assert built.connector.limit == 12
         assert (built.timeout.sock_connect, built.timeout.sock_read) == (3, 7)
@@ -821,3 +822,46 @@ async def test_untrusted_certificate_is_a_permanent_unsent_error_with_a_hint(
     assert (error.code, error.transient, error.sent) == ("TlsCertificateError", False, False)
     assert "SSL_CERT_FILE" in error.message
     assert re.search(r"127\.0\.0\.1:\d+", error.message)
+
+
+def test_proxy_comes_from_the_environment_once(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("HTTPS_PROXY", "http://user:pw@proxy.corp:3128")
+    clean_env.setenv("NO_PROXY", "internal.example")
+    proxy = proxy_for("https://management.azure.com")
+    assert proxy.url is not None
+    assert (proxy.url.host, proxy.url.port) == ("proxy.corp", 3128)
+    assert proxy.auth is not None
+    assert proxy.auth.login == "user"
+    assert "pw" not in repr(proxy)
+    assert proxy_for("https://internal.example").url is None
+
+
+def test_no_proxy_variables_means_a_direct_connection(clean_env: pytest.MonkeyPatch) -> None:
+    assert proxy_for("https://management.azure.com").url is None
+
+
+async def test_requests_go_through_the_proxy(clean_env: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(f"{request.host} {request.method} {request.path_qs}")
+        return web.json_response({"runId": "via-proxy"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+        async with build_session(timeouts=Timeouts(), limit=2) as session:
+            client = AdfClient(
+                session=session,
+                endpoint="http://adf.invalid",
+                tokens=StaticTokens(),
+                timeouts=Timeouts(),
+            )
+            response = await client.create_run(SAMPLE, client_request_id="r")
+    finally:
+        await server.close()
+    assert response.run_id == "via-proxy"
+    assert seen and seen[0].startswith("adf.invalid POST /subscriptions/")

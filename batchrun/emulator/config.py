@@ -46,6 +46,8 @@ class Settings:
     accept_any: bool = _opt(False, "any well-formed subscription/group/factory/pipeline exists")
     history: str | None = _opt(None, "JSON/YAML file of past runs to seed (recovery scenarios)")
     quiet: bool = _opt(False, "no per-request log lines on stderr")
+    tls_cert: str | None = _opt(None, "PEM certificate chain: serve https (needs --tls-key)")
+    tls_key: str | None = _opt(None, "PEM private key of --tls-cert")
     # auth
     expect_token: str | None = _opt(None, "accept only this bearer token", repr=False)
     identity_header: str = _opt(
@@ -117,6 +119,8 @@ class Settings:
                 found.append(f"{name} must not be negative")
         if not 0 <= self.port <= 65535:
             found.append(f"port must be 0-65535, not {self.port}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            found.append("tls_cert and tls_key go together: give both to serve https, or neither")
         return found
 
     def fault_total(self) -> float:
@@ -319,9 +323,12 @@ def load_config(path: Path) -> ConfigFile:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     config = parse_config(document, source=str(path))
-    history = config.settings.get("history")
-    if history is not None and not Path(history).is_absolute():
-        # a history file named in the config is relative to the config file
-        settings = dict(config.settings, history=str(path.parent / history))
-        config = ConfigFile(config.topology, settings)
+    # files named in the config are relative to the config file
+    relative = {
+        name: str(path.parent / value)
+        for name in ("history", "tls_cert", "tls_key")
+        if (value := config.settings.get(name)) is not None and not Path(value).is_absolute()
+    }
+    if relative:
+        config = ConfigFile(config.topology, {**config.settings, **relative})
     return config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import selectors
+import ssl
 import subprocess
 import sys
 import time
@@ -22,11 +23,15 @@ class EmulatorProcess:
     process: subprocess.Popen[str]
     log_path: Path | None
     url: str = ""
+    # the CA that signed the emulator's --tls-cert, to verify an https emulator with
+    cafile: Path | None = None
     returncode: int | None = field(default=None, init=False)
 
     def stats(self) -> dict[str, Any]:
         """GET /_emulator/stats."""
-        with urllib.request.urlopen(f"{self.url}/_emulator/stats", timeout=10) as response:
+        context = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
+        url = f"{self.url}/_emulator/stats"
+        with urllib.request.urlopen(url, timeout=10, context=context) as response:
             return cast(dict[str, Any], json.load(response))
 
     def log(self) -> str:
@@ -63,8 +68,12 @@ def start(
     host: str = "127.0.0.1",
     timeout: float = READY_TIMEOUT_S,
     cwd: Path | None = None,
+    cafile: Path | None = None,
 ) -> EmulatorProcess:
-    """``python -m batchrun.emulator --port 0 --host HOST *args``, once it prints its URL."""
+    """``python -m batchrun.emulator --port 0 --host HOST *args``, once it prints its URL.
+
+    ``cafile`` is the CA that signed ``--tls-cert`` (for :meth:`EmulatorProcess.stats`).
+    """
     command = [sys.executable, "-m", "batchrun.emulator", "--port", "0", "--host", host, *args]
     stderr: IO[str] | int = subprocess.DEVNULL
     if log_path is not None:
@@ -76,7 +85,7 @@ def start(
     finally:
         if not isinstance(stderr, int):
             stderr.close()
-    emulator = EmulatorProcess(process, log_path)
+    emulator = EmulatorProcess(process, log_path, cafile=cafile)
     try:
         emulator.url = _await_listening(process, timeout)
     except BaseException:

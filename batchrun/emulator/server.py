@@ -1,7 +1,8 @@
 """Command line and serving: ``add_arguments`` + ``run`` (shared by ``batchrun emulator``).
 
-``run`` blocks until SIGINT/SIGTERM and returns 0; 2 for a bad option or config file, 1 when the
-address cannot be bound. When ready it prints ``listening on http://HOST:PORT`` on stdout.
+``run`` blocks until SIGINT/SIGTERM and returns 0; 2 for a bad option, config file or TLS
+certificate, 1 when the address cannot be bound. When ready it prints ``listening on
+http://HOST:PORT`` on stdout (``https://`` with ``--tls-cert`` and ``--tls-key``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +43,8 @@ _METAVARS = {
     "history": "FILE",
     "expect_token": "TOKEN",
     "identity_header": "SECRET",
+    "tls_cert": "FILE",
+    "tls_key": "FILE",
 }
 _PROBABILITIES = {
     "run_failure_rate",
@@ -101,14 +105,31 @@ def load(args: argparse.Namespace) -> tuple[Settings, Topology, list[PastRun]]:
     return settings, topology, history
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context when ``tls_cert`` and ``tls_key`` are set; None serves http."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the TLS certificate {settings.tls_cert!r} with key "
+            f"{settings.tls_key!r}: {exc}; both must be PEM files, the key matching the "
+            "certificate"
+        ) from exc
+    return context
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings, topology, history = load(args)
+        tls = tls_context(settings)
     except ConfigError as exc:
         print(f"batchrun emulator: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(settings, topology, history=history))
+        asyncio.run(serve(settings, topology, history=history, tls=tls))
     except OSError as exc:
         print(
             f"batchrun emulator: cannot listen on {settings.host}:{settings.port}: {exc}",
@@ -118,26 +139,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _url(address: Sequence[object]) -> str:
+def _url(address: Sequence[object], *, scheme: str = "http") -> str:
     host, port = str(address[0]), address[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-async def serve(settings: Settings, topology: Topology, *, history: Sequence[PastRun] = ()) -> None:
-    """Serve until SIGINT or SIGTERM; in-flight requests get a short grace period."""
+async def serve(
+    settings: Settings,
+    topology: Topology,
+    *,
+    history: Sequence[PastRun] = (),
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM (https with ``tls``); in-flight requests get a short grace
+    period."""
     app = build_app(settings, topology, history=history, log=sys.stderr)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()
+        await web.TCPSite(
+            runner, settings.host, settings.port, backlog=1024, ssl_context=tls
+        ).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            print(f"listening on {_url(runner.addresses[0])}", flush=True)
+            scheme = "http" if tls is None else "https"
+            print(f"listening on {_url(runner.addresses[0], scheme=scheme)}", flush=True)
             await stop.wait()
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):

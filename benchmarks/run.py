@@ -1,0 +1,586 @@
+"""``python -m benchmarks.run``: batchrun against the emulator and the SDK peer; prints the table.
+
+Rows: ``throttled``, ``latency``, ``multi``, ``peer``, ``cpu``, ``memory`` (see README.md). Each
+figure is the median of ``--reps`` samples (3; 1 with ``--quick``, which also shrinks every
+workload). Results go to ``benchmarks/results/latest.json`` (a full run) or ``partial.json``
+(``--quick`` or ``--only``). Exit status: 0 when every row ran (targets missed or not), 1 when a
+sample could not be taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import (
+    ROOT,
+    BenchError,
+    Measured,
+    Sample,
+    Tls,
+    batchrun_sample,
+    offline_sample,
+    peer_sample,
+    wait_until_quiet,
+)
+from benchmarks.workloads import Workload, workloads
+
+ROWS = ("throttled", "latency", "multi", "peer", "cpu", "memory")
+RESULTS = Path(__file__).resolve().parent / "results"
+VALIDATE_LIMIT_S = 3.0
+RSS_LIMIT_MB = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    row: str
+    measure: str
+    value: str
+    ratio: str
+    target: str
+    # None: for information, no target
+    ok: bool | None
+    median: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return {None: "info", True: "pass", False: "MISS"}[self.ok]
+
+
+@dataclass(slots=True)
+class Bench:
+    workloads: dict[str, Workload]
+    reps: int
+    workdir: Path
+    tls: Tls
+    batchrun_tls: bool
+    quiet_wait_s: float
+    samples: dict[tuple[str, str], list[Sample]] = field(default_factory=dict)
+    offline: dict[str, list[Measured]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def taken(self, workload: str, client: str) -> list[Sample]:
+        """The samples of ``client`` on ``workload``, taken on first use."""
+        key = (workload, client)
+        if key not in self.samples:
+            load = self.workloads[workload]
+            self.samples[key] = [self._take(load, client, rep) for rep in range(self.reps)]
+        return self.samples[key]
+
+    def _take(self, workload: Workload, client: str, rep: int) -> Sample:
+        tag = f"{workload.name}-{client}-{rep}"
+        self.settle(tag)
+        _progress(f"{tag}: {workload.runs} runs")
+        if client == "batchrun":
+            manifest = self._input(workload, "yaml", workload.write_manifest)
+            tls = self.tls if self.batchrun_tls else None
+            sample = batchrun_sample(workload, manifest, tls=tls, workdir=self.workdir, tag=tag)
+        else:
+            runs = self._input(workload, "json", workload.write_runs_json)
+            sample = peer_sample(
+                client, workload, runs, tls=self.tls, workdir=self.workdir, tag=tag
+            )
+        _progress(
+            f"{tag}: batch {sample.batch_wall_s:.2f}s, process {sample.process.wall_s:.2f}s, "
+            f"cpu {sample.process.cpu_s:.2f}s, rss {sample.process.max_rss_mb:.0f} MB, "
+            f"{sample.throttled}/{sample.requests} 429s, {sample.failed} failed, "
+            f"other processes {sample.foreign_cpu_share:.0%} of a core"
+        )
+        # the SDK's failures are a result (its retries gave up); anyone else's are a bug
+        if client != "sdk" and (sample.failed or sample.succeeded != workload.runs):
+            raise BenchError(
+                f"{tag}: {sample.succeeded} of {workload.runs} runs succeeded, "
+                f"{sample.failed} failed {sample.extra or ''}"
+            )
+        return sample
+
+    def settle(self, tag: str) -> None:
+        if self.quiet_wait_s <= 0:
+            return
+        share = wait_until_quiet(limit_s=self.quiet_wait_s)
+        if share >= 0.2:
+            _progress(f"{tag}: other processes still use {share:.0%} of a core; going ahead")
+
+    def _input(self, workload: Workload, kind: str, write: Callable[[Path], Path]) -> Path:
+        path = self.workdir / f"{workload.name}.{kind}"
+        return path if path.exists() else write(path)
+
+
+def _progress(message: str) -> None:
+    print(f"  · {message}", file=sys.stderr, flush=True)
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s"
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def row_throttled(bench: Bench) -> list[Figure]:
+    load = bench.workloads["throttled"]
+    samples = bench.taken("throttled", "batchrun")
+    ideal = load.ideal_s or 0.0
+    wall = _median([s.batch_wall_s for s in samples])
+    share = _median([s.throttled / s.requests for s in samples])
+    count = _median([s.throttled for s in samples])
+    requests = _median([s.requests for s in samples])
+    return [
+        Figure(
+            "throttled",
+            f"wall vs ideal {ideal:.1f} s",
+            _seconds(wall),
+            f"{wall / ideal:.3f}x",
+            "≤ 1.05x",
+            wall / ideal <= 1.05,
+            {"wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal},
+        ),
+        Figure(
+            "throttled",
+            "429s / createRun requests",
+            f"{count:.0f} / {requests:.0f}",
+            f"{share:.2%}",
+            "≤ 1%",
+            share <= 0.01,
+            {"throttled": count, "requests": requests, "share": share},
+        ),
+    ]
+
+
+def row_latency(bench: Bench) -> list[Figure]:
+    load = bench.workloads["latency"]
+    samples = bench.taken("latency", "batchrun")
+    ideal = load.ideal_s or 0.0
+    wall = _median([s.batch_wall_s for s in samples])
+    peak = _median([s.peak_in_flight for s in samples])
+    floor = _median([s.batch_wall_s for s in bench.taken("latency", "floor")])
+    return [
+        Figure(
+            "latency",
+            f"wall vs ideal {ideal:.2f} s",
+            _seconds(wall),
+            f"{wall / ideal:.3f}x",
+            "≤ 1.15x",
+            wall / ideal <= 1.15,
+            {"wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal},
+        ),
+        Figure(
+            "latency",
+            "peak requests in flight (emulator)",
+            f"{peak:.0f}",
+            f"{peak / load.concurrency:.2f}",
+            f"= {load.concurrency}",
+            None,
+            {"peak_in_flight": peak},
+        ),
+        Figure(
+            "latency",
+            "bare-aiohttp floor: wall vs ideal",
+            _seconds(floor),
+            f"{floor / ideal:.3f}x",
+            "",
+            None,
+            {"wall_s": floor, "ratio": floor / ideal},
+        ),
+    ]
+
+
+def row_multi(bench: Bench) -> list[Figure]:
+    load = bench.workloads["multi"]
+    samples = bench.taken("multi", "batchrun")
+    wall = _median([s.batch_wall_s for s in samples])
+    paced = load.runs - load.subscriptions * load.burst
+    summed = load.subscriptions * load.refill
+    rate = paced / wall
+    share = _median([s.throttled / s.requests for s in samples])
+    return [
+        Figure(
+            "multi",
+            f"rate vs summed refill {summed:.0f}/s",
+            f"{rate:.1f}/s",
+            f"{rate / summed:.3f}",
+            "≥ 0.95",
+            rate / summed >= 0.95,
+            {"wall_s": wall, "ideal_s": paced / summed, "rate": rate, "ratio": rate / summed},
+        ),
+        Figure(
+            "multi",
+            "429s / createRun requests",
+            f"{_median([s.throttled for s in samples]):.0f} / "
+            f"{_median([s.requests for s in samples]):.0f}",
+            f"{share:.2%}",
+            "",
+            None,
+            {"share": share},
+        ),
+    ]
+
+
+def row_peer(bench: Bench) -> list[Figure]:
+    figures: list[Figure] = []
+    for name in ("throttled", "latency"):
+        ours = bench.taken(name, "batchrun")
+        theirs = bench.taken(name, "sdk")
+        wall_b = _median([s.batch_wall_s for s in ours])
+        wall_s = _median([s.batch_wall_s for s in theirs])
+        t_b = _median([s.throttled for s in ours])
+        t_s = _median([s.throttled for s in theirs])
+        r_b = _median([s.requests for s in ours])
+        r_s = _median([s.requests for s in theirs])
+        sdk_failed = max(s.failed for s in theirs)
+        figures += [
+            Figure(
+                "peer",
+                f"{name}: wall batchrun / SDK",
+                f"{wall_b:.2f} / {wall_s:.2f} s",
+                f"{wall_b / wall_s:.3f}x",
+                "",
+                None,
+                {"batchrun_wall_s": wall_b, "sdk_wall_s": wall_s, "ratio": wall_b / wall_s},
+            ),
+            Figure(
+                "peer",
+                f"{name}: 429s batchrun | SDK",
+                f"{t_b:.0f} | {t_s:.0f}"
+                + (f" (SDK: {sdk_failed} runs failed)" if sdk_failed else ""),
+                f"{t_b / r_b:.1%} | {t_s / r_s:.1%}",
+                "",
+                None,
+                {
+                    "batchrun_429": t_b,
+                    "sdk_429": t_s,
+                    "batchrun_requests": r_b,
+                    "sdk_requests": r_s,
+                },
+            ),
+        ]
+    return figures
+
+
+def row_cpu(bench: Bench) -> list[Figure]:
+    runs = bench.workloads["cpu"].runs
+    small = bench.workloads["cpu-startup"].runs
+    per_k: dict[str, float] = {}
+    marginal: dict[str, float] = {}
+    startup: dict[str, float] = {}
+    rate: dict[str, float] = {}
+    for client in ("batchrun", "sdk", "floor"):
+        full = bench.taken("cpu", client)
+        tiny = bench.taken("cpu-startup", client)
+        cpu = _median([s.process.cpu_s for s in full])
+        startup[client] = _median([s.process.cpu_s for s in tiny])
+        per_k[client] = cpu / runs * 1000
+        marginal[client] = (cpu - startup[client]) / (runs - small) * 1000
+        rate[client] = runs / _median([s.batch_wall_s for s in full])
+    ratio = per_k["batchrun"] / per_k["sdk"]
+    m_ratio = marginal["batchrun"] / marginal["sdk"]
+    return [
+        Figure(
+            "cpu",
+            f"CPU s / 1,000 runs ({runs:,} runs) batchrun | SDK",
+            f"{per_k['batchrun']:.2f} | {per_k['sdk']:.2f}",
+            f"{ratio:.3f}",
+            "≤ 0.333",
+            ratio <= 1 / 3,
+            {"batchrun": per_k["batchrun"], "sdk": per_k["sdk"], "ratio": ratio},
+        ),
+        Figure(
+            "cpu",
+            f"start-up CPU s ({small} runs) batchrun | SDK",
+            f"{startup['batchrun']:.2f} | {startup['sdk']:.2f}",
+            f"{startup['batchrun'] / startup['sdk']:.3f}",
+            "",
+            None,
+            {"batchrun": startup["batchrun"], "sdk": startup["sdk"]},
+        ),
+        Figure(
+            "cpu",
+            "CPU ms / run past start-up batchrun | SDK",
+            f"{marginal['batchrun']:.2f} | {marginal['sdk']:.2f}",
+            f"{m_ratio:.3f}",
+            "",
+            None,
+            {"batchrun": marginal["batchrun"], "sdk": marginal["sdk"], "ratio": m_ratio},
+        ),
+        Figure(
+            "cpu",
+            "bare-aiohttp floor: CPU ms / run past start-up",
+            f"{marginal['floor']:.2f}",
+            f"{marginal['floor'] / marginal['sdk']:.3f}",
+            "",
+            None,
+            {"floor": marginal["floor"], "ratio_to_sdk": marginal["floor"] / marginal["sdk"]},
+        ),
+        Figure(
+            "cpu",
+            "throughput runs/s batchrun | SDK",
+            f"{rate['batchrun']:.0f} | {rate['sdk']:.0f}",
+            f"{rate['batchrun'] / rate['sdk']:.3f}",
+            "",
+            None,
+            {"batchrun": rate["batchrun"], "sdk": rate["sdk"], "floor": rate["floor"]},
+        ),
+    ]
+
+
+def row_memory(bench: Bench) -> list[Figure]:
+    load = bench.workloads["memory"]
+    manifest = bench.workdir / "memory.yaml"
+    if not manifest.exists():
+        load.write_manifest(manifest)
+    for name, command in (
+        ("validate", ["validate", str(manifest)]),
+        # --endpoint: loopback, so nothing could leave even if --dry-run sent
+        ("dry-run", ["run", str(manifest), "--dry-run", "--endpoint", "http://127.0.0.1:9"]),
+    ):
+        if name not in bench.offline:
+            bench.offline[name] = []
+            for rep in range(bench.reps):
+                bench.settle(f"memory-{name}-{rep}")
+                measured = offline_sample(
+                    command, name=f"{name}-{rep}", timeout=300, workdir=bench.workdir
+                )
+                _progress(
+                    f"memory-{name}-{rep}: {measured.wall_s:.2f}s, rss {measured.max_rss_mb:.0f} MB"
+                )
+                bench.offline[name].append(measured)
+    validate = _median([m.wall_s for m in bench.offline["validate"]])
+    dry_rss = _median([m.max_rss_mb for m in bench.offline["dry-run"]])
+    runs = bench.taken("memory", "batchrun")
+    run_rss = _median([s.process.max_rss_mb for s in runs])
+    rate = load.runs / _median([s.batch_wall_s for s in runs])
+    n = f"{load.runs:,}"
+    return [
+        Figure(
+            "memory",
+            f"validate {n} runs (process wall)",
+            _seconds(validate),
+            f"{validate / VALIDATE_LIMIT_S:.3f}",
+            f"≤ {VALIDATE_LIMIT_S:g} s",
+            validate <= VALIDATE_LIMIT_S,
+            {"validate_s": validate},
+        ),
+        Figure(
+            "memory",
+            f"run --dry-run {n}: peak RSS",
+            f"{dry_rss:.0f} MB",
+            f"{dry_rss / RSS_LIMIT_MB:.3f}",
+            f"≤ {RSS_LIMIT_MB:g} MB",
+            dry_rss <= RSS_LIMIT_MB,
+            {"max_rss_mb": dry_rss},
+        ),
+        Figure(
+            "memory",
+            f"run {n} (emulator): peak RSS",
+            f"{run_rss:.0f} MB",
+            f"{run_rss / RSS_LIMIT_MB:.3f}",
+            f"≤ {RSS_LIMIT_MB:g} MB",
+            run_rss <= RSS_LIMIT_MB,
+            {"max_rss_mb": run_rss, "runs_per_s": rate},
+        ),
+        Figure(
+            "memory",
+            f"run {n} (emulator): throughput",
+            f"{rate:.0f} runs/s",
+            "",
+            "",
+            None,
+            {"runs_per_s": rate},
+        ),
+    ]
+
+
+ROW_FUNCTIONS: dict[str, Callable[[Bench], list[Figure]]] = {
+    "throttled": row_throttled,
+    "latency": row_latency,
+    "multi": row_multi,
+    "peer": row_peer,
+    "cpu": row_cpu,
+    "memory": row_memory,
+}
+
+
+# --- output ----------------------------------------------------------------------------------
+
+HEADER = ("row", "measure", "value", "ratio", "target", "result")
+
+
+def render_table(figures: Sequence[Figure]) -> str:
+    rows = [HEADER] + [(f.row, f.measure, f.value, f.ratio, f.target, f.verdict) for f in figures]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if n == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo")
+    models = []
+    if cpuinfo.exists():
+        models = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        memory = meminfo.read_text().splitlines()[0].split(":", 1)[1].strip()
+    return {
+        "cpu_model": models[0] if models else platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "memory": memory,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": _git("rev-parse", "HEAD"),
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+def _notes(bench: Bench) -> list[str]:
+    notes = [
+        f"{os.cpu_count()} CPUs shared by the client, the emulator and this harness: "
+        "figures that need CPU (latency, cpu, memory throughput) include that contention.",
+        "wall = first run started to last answer (batchrun: from its report; SDK: timed around "
+        "its gather), so interpreter start-up and the token fetch are not in it; process wall "
+        "times are in the JSON.",
+        "transport: the SDK over https (it refuses bearer tokens over http); batchrun over "
+        + ("https too, the same emulator and CA." if bench.batchrun_tls else "http."),
+    ]
+    busy: list[str] = []
+    for (workload, client), samples in sorted(bench.samples.items()):
+        wall = _median([s.batch_wall_s for s in samples])
+        if workload != "cpu-startup" and wall:
+            share = _median([s.emulator_cpu_s for s in samples]) / wall
+            busy.append(f"{workload}/{client} {share:.0%}")
+    foreign = [s.foreign_cpu_share for group in bench.samples.values() for s in group]
+    if foreign and max(foreign) > 0.1:
+        notes.append(
+            "processes outside the bench used up to "
+            f"{max(foreign):.0%} of a core during a sample (median {_median(foreign):.0%}): "
+            "CPU-bound figures are pessimistic by about that much."
+        )
+    if busy:
+        notes.append(
+            "emulator CPU over the batch, as a share of one core (near 100% it is the "
+            "bottleneck): " + ", ".join(busy) + "."
+        )
+    return notes + bench.notes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 repetition, smaller workloads")
+    parser.add_argument(
+        "--only", action="append", choices=ROWS, metavar="NAME", help=f"rows: {', '.join(ROWS)}"
+    )
+    parser.add_argument("--reps", type=int, help="repetitions per figure (default 3; 1 --quick)")
+    parser.add_argument(
+        "--batchrun-http",
+        action="store_true",
+        help="batchrun talks http to the emulator (default: https, like the SDK)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="before each sample, wait up to this long for other processes to go idle "
+        "(default 120; 0 does not wait)",
+    )
+    parser.add_argument("--output", type=Path, help="JSON results path")
+    args = parser.parse_args(argv)
+    rows = args.only or list(ROWS)
+    reps = args.reps or (1 if args.quick else 3)
+    partial = args.quick or args.only is not None
+    output = args.output or RESULTS / ("partial.json" if partial else "latest.json")
+
+    started = time.perf_counter()
+    figures: list[Figure] = []
+    errors: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as tmp:
+        workdir = Path(tmp)
+        bench = Bench(
+            workloads(quick=args.quick),
+            reps,
+            workdir,
+            Tls.create(workdir),
+            batchrun_tls=not args.batchrun_http,
+            quiet_wait_s=args.quiet_wait,
+        )
+        for row in rows:
+            print(f"{row}…", file=sys.stderr, flush=True)
+            try:
+                figures += ROW_FUNCTIONS[row](bench)
+            except BenchError as exc:
+                errors[row] = str(exc)
+                print(f"{row}: ERROR {exc}", file=sys.stderr)
+        notes = _notes(bench)
+
+    table = render_table(figures)
+    print()
+    print(table)
+    for row, message in errors.items():
+        print(f"{row}: ERROR: {message.splitlines()[0]}")
+    print()
+    for note in notes:
+        print(f"note: {note}")
+    info = machine()
+    print(
+        f"\nmachine: {info['cpu_model']} x {info['cpu_count']}, Python {info['python']}; "
+        f"median of {reps}{' (quick)' if args.quick else ''}; "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": info,
+        "quick": args.quick,
+        "reps": reps,
+        "batchrun_transport": "https" if bench.batchrun_tls else "http",
+        "workloads": {name: asdict(w) for name, w in bench.workloads.items()},
+        "figures": [{**asdict(f), "verdict": f.verdict} for f in figures],
+        "samples": [s.as_json() for group in bench.samples.values() for s in group],
+        "offline_samples": {
+            name: [asdict(m) for m in measured] for name, measured in bench.offline.items()
+        },
+        "errors": errors,
+        "notes": notes,
+        "table": table,
+    }
+    output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"results: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The workloads: emulator settings, the runs to trigger, and the ideal time each is judged by."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# "no throttling": a bucket that no benchmark can empty
+UNLIMITED_BURST = 10_000_000
+UNLIMITED_REFILL = 10_000_000.0
+RESOURCE_GROUP = "rg-bench"
+PIPELINE = "LoadOrders"
+
+
+def subscription_id(index: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://batchrun.invalid/bench/{index}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """``runs`` runs over ``subscriptions`` subscriptions, listed subscription by subscription."""
+
+    name: str
+    runs: int
+    subscriptions: int = 1
+    burst: int = UNLIMITED_BURST
+    refill: float = UNLIMITED_REFILL
+    latency_ms: float = 0.0
+    concurrency: int = 16
+
+    @property
+    def throttled(self) -> bool:
+        return self.burst < UNLIMITED_BURST
+
+    @property
+    def ideal_s(self) -> float | None:
+        """The fastest possible batch: the budget's refill time, or the latency's pipelining."""
+        if self.throttled:
+            budget = self.subscriptions * self.burst
+            return max(0, self.runs - budget) / (self.subscriptions * self.refill)
+        if self.latency_ms:
+            return self.runs * self.latency_ms / 1000 / self.concurrency
+        return None
+
+    @property
+    def timeout_s(self) -> float:
+        """Generous: a client this slow has a bug, not a performance problem."""
+        return max(120.0, 6 * (self.ideal_s or 0.0), self.runs / 100)
+
+    def emulator_args(self) -> list[str]:
+        return [
+            "--write-burst",
+            str(self.burst),
+            "--write-refill",
+            f"{self.refill:g}",
+            "--latency-ms",
+            f"{self.latency_ms:g}",
+        ]
+
+    def runs_by_subscription(self) -> Iterator[dict[str, Any]]:
+        per = -(-self.runs // self.subscriptions)
+        for n in range(self.runs):
+            yield {
+                "id": f"run-{n:06d}",
+                "subscription": subscription_id(n // per),
+                "resource_group": RESOURCE_GROUP,
+                "factory": f"factory-{n % 3}",
+                "pipeline": PIPELINE,
+                "parameters": {"partition": n},
+            }
+
+    def write_manifest(self, path: Path) -> Path:
+        """A manifest v1 that batchrun reads; one flow-style line a run."""
+        with path.open("w", encoding="utf-8") as out:
+            out.write(
+                "version: 1\n"
+                f"defaults: {{resource_group: {RESOURCE_GROUP}, pipeline: {PIPELINE}}}\n"
+                "runs:\n"
+            )
+            for run in self.runs_by_subscription():
+                out.write(
+                    f"  - {{id: {run['id']}, subscription: {run['subscription']}, "
+                    f"factory: {run['factory']}, parameters: {{partition: "
+                    f"{run['parameters']['partition']}}}}}\n"
+                )
+        return path
+
+    def write_runs_json(self, path: Path) -> Path:
+        """The same runs for the SDK peer, as plain JSON (cheaper to read than YAML)."""
+        path.write_text(json.dumps(list(self.runs_by_subscription())), encoding="utf-8")
+        return path
+
+
+def workloads(*, quick: bool) -> dict[str, Workload]:
+    """The benchmark's workloads by name; ``quick`` shrinks them for a smoke run."""
+
+    def scaled(full: int, small: int) -> int:
+        return small if quick else full
+
+    return {
+        "throttled": Workload(
+            "throttled", scaled(1500, 400), burst=100, refill=50, latency_ms=20, concurrency=16
+        ),
+        "latency": Workload("latency", scaled(2000, 640), latency_ms=50, concurrency=64),
+        "multi": Workload(
+            "multi", scaled(3000, 1000), subscriptions=10, burst=50, refill=20, latency_ms=20
+        ),
+        "cpu": Workload("cpu", scaled(3000, 1000), concurrency=64),
+        "cpu-startup": Workload("cpu-startup", 30, concurrency=64),
+        "memory": Workload("memory", scaled(100_000, 10_000), concurrency=64),
+    }
