@@ -16,14 +16,21 @@ from pathlib import Path
 from batchrun import __version__
 from batchrun.auth import CredentialTokens, default_credential
 from batchrun.batch import BatchOutcome, RunSettings, run_batch
-from batchrun.client import Timeouts, create_run_url
-from batchrun.cloud import CLOUDS, get_cloud, resolve_endpoint
+from batchrun.client import create_run_url
+from batchrun.cloud import get_cloud, resolve_endpoint
 from batchrun.errors import AuthError, ManifestError, ReportError, UsageError
 from batchrun.log import configure
 from batchrun.manifest import Manifest, describe, load_manifest, load_manifests
+from batchrun.options import (
+    add_connection_options,
+    add_log_options,
+    endpoint_override,
+    positive_float,
+    retry_settings,
+    timeouts,
+)
 from batchrun.reconcile import ReconcileSettings
 from batchrun.recover_cli import add_recover_arguments, recover_command
-from batchrun.retry import RetrySettings
 from batchrun.shard import parse_shard, select
 from batchrun.summary import FORMATS, render, summarize
 
@@ -32,20 +39,6 @@ EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,13 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="JSONL report path (default: batchrun-report-<UTC timestamp>.jsonl)",
     )
-    run.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight")
-    run.add_argument("--cloud", default="AzurePublicCloud", choices=sorted(CLOUDS))
-    run.add_argument(
-        "--endpoint",
-        default=os.environ.get("BATCHRUN_ENDPOINT"),
-        help="management endpoint URL override (default: $BATCHRUN_ENDPOINT, else the cloud's)",
-    )
     run.add_argument("--resume", action="store_true", help="append to --report, skip succeeded")
     run.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
     run.add_argument(
@@ -77,35 +63,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K/N",
         help="run only the K-th of N deterministic slices of the manifest (by run id)",
     )
-    run.add_argument("--max-attempts", type=_positive_int, default=RetrySettings().max_attempts)
-    run.add_argument(
-        "--max-retry-time",
-        type=_positive_float,
-        default=RetrySettings().max_seconds,
-        metavar="SECONDS",
-        help="give up retrying a run after this long",
+    add_connection_options(
+        run,
+        concurrency=16,
+        concurrency_help="requests in flight (the write rate is paced per subscription)",
+        retried="run",
     )
-    run.add_argument("--connect-timeout", type=_positive_float, default=Timeouts().connect_s)
-    run.add_argument("--read-timeout", type=_positive_float, default=Timeouts().read_s)
     run.add_argument(
         "--reconcile-window",
-        type=_positive_float,
+        type=positive_float,
         default=ReconcileSettings().window_s,
         metavar="SECONDS",
         help="after a lost response, how long to look for the run in ADF before posting again",
     )
     run.add_argument(
         "--grace",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
     )
-    _add_log_options(run)
+    add_log_options(run)
 
     validate = commands.add_parser("validate", help="check manifests; send nothing")
     validate.add_argument("manifests", type=Path, nargs="+", metavar="MANIFEST")
-    _add_log_options(validate)
+    add_log_options(validate)
 
     summary = commands.add_parser("summary", help="summarise one or more reports")
     summary.add_argument("reports", type=Path, nargs="+", metavar="REPORT")
@@ -119,13 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_emulator_arguments(emulator)
     return parser
-
-
-def _add_log_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-format", choices=["console", "json"], default=None)
-    parser.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], default="info"
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
     for warning in manifest.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud = get_cloud(args.cloud)
-    endpoint = resolve_endpoint(cloud, args.endpoint)
+    endpoint = resolve_endpoint(cloud, endpoint_override(args))
     if args.dry_run:
         _print_dry_run(manifest, endpoint)
         return EXIT_OK
@@ -192,8 +167,8 @@ def _run(args: argparse.Namespace) -> int:
         endpoint=endpoint,
         resume=args.resume,
         concurrency=args.concurrency,
-        retry=RetrySettings(max_attempts=args.max_attempts, max_seconds=args.max_retry_time),
-        timeouts=Timeouts(connect_s=args.connect_timeout, read_s=args.read_timeout),
+        retry=retry_settings(args),
+        timeouts=timeouts(args),
         grace_s=args.grace,
         reconcile=ReconcileSettings(window_s=args.reconcile_window),
         shard=args.shard,

@@ -18,9 +18,16 @@ from pathlib import Path
 from batchrun import __version__
 from batchrun.auth import CredentialTokens, default_credential
 from batchrun.client import AdfClient, Timeouts, build_session
-from batchrun.cloud import CLOUDS, get_cloud, resolve_endpoint
+from batchrun.cloud import get_cloud, resolve_endpoint
 from batchrun.errors import AuthError, ManifestError, UsageError
 from batchrun.log import configure
+from batchrun.options import (
+    add_connection_options,
+    add_log_options,
+    endpoint_override,
+    retry_settings,
+    timeouts,
+)
 from batchrun.recover import (
     DEFAULT_STATUSES,
     FROM_FAILURE,
@@ -34,25 +41,10 @@ from batchrun.recover import (
     utc_now,
 )
 from batchrun.recovery_manifest import check_output, render_manifest, render_summary, write_manifest
-from batchrun.retry import RetrySettings
 from batchrun.scope import Scope, load_scope
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
 _STATUS_NAMES = {status.casefold(): status for status in RECOVERABLE} | {"canceled": "Cancelled"}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return value
 
 
 def _status(text: str) -> str:
@@ -105,28 +97,10 @@ def add_recover_arguments(parser: argparse.ArgumentParser) -> None:
     )
     start.add_argument("--start-activity", metavar="NAME", help="rerun from this activity")
     parser.add_argument("--dry-run", action="store_true", help="print the summary, write nothing")
-    parser.add_argument("--cloud", default="AzurePublicCloud", choices=sorted(CLOUDS))
-    parser.add_argument(
-        "--endpoint",
-        help="management endpoint URL override (default: $BATCHRUN_ENDPOINT, else the cloud's)",
+    add_connection_options(
+        parser, concurrency=8, concurrency_help="factories searched at once", retried="query"
     )
-    parser.add_argument(
-        "--concurrency", type=_positive_int, default=8, help="factories searched at once"
-    )
-    parser.add_argument("--max-attempts", type=_positive_int, default=RetrySettings().max_attempts)
-    parser.add_argument(
-        "--max-retry-time",
-        type=_positive_float,
-        default=RetrySettings().max_seconds,
-        metavar="SECONDS",
-        help="give up retrying a query after this long",
-    )
-    parser.add_argument("--connect-timeout", type=_positive_float, default=Timeouts().connect_s)
-    parser.add_argument("--read-timeout", type=_positive_float, default=Timeouts().read_s)
-    parser.add_argument("--log-format", choices=["console", "json"], default=None)
-    parser.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], default="info"
-    )
+    add_log_options(parser)
 
 
 def parse_time(text: str, *, option: str) -> datetime:
@@ -170,7 +144,7 @@ def settings_from(args: argparse.Namespace, *, now: datetime) -> RecoverSettings
         pipelines=pipelines,
         start=start,
         concurrency=args.concurrency,
-        retry=RetrySettings(max_attempts=args.max_attempts, max_seconds=args.max_retry_time),
+        retry=retry_settings(args),
     )
 
 
@@ -200,11 +174,10 @@ def _recover(args: argparse.Namespace) -> int:
     for warning in scope.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud = get_cloud(args.cloud)
-    endpoint = resolve_endpoint(cloud, args.endpoint or os.environ.get("BATCHRUN_ENDPOINT"))
+    endpoint = resolve_endpoint(cloud, endpoint_override(args))
     if not args.dry_run:
         check_output(args.output, force=args.force)
-    timeouts = Timeouts(connect_s=args.connect_timeout, read_s=args.read_timeout)
-    plan = asyncio.run(_search(scope, settings, endpoint, cloud.scope, timeouts))
+    plan = asyncio.run(_search(scope, settings, endpoint, cloud.scope, timeouts(args)))
     print(render_summary(plan))
     if plan.auth_error is not None:
         print(
