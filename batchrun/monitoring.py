@@ -51,7 +51,7 @@ class RunRecord:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], *, where: str) -> RunRecord:
         run_id, pipeline, status = data.get("runId"), data.get("pipelineName"), data.get("status")
-        start = _moment(data.get("runStart"))
+        start = adf_time(data.get("runStart"))
         if not (isinstance(run_id, str) and run_id and isinstance(pipeline, str)):
             raise _invalid(f"{where} answered a run without runId or pipelineName: {data!r:.200}")
         if not isinstance(status, str) or start is None:
@@ -186,7 +186,7 @@ def _log_retry(state: RetryCallState) -> None:
         _log.debug("reads.retry", attempt=state.attempt_number, status=exc.status, code=exc.code)
 
 
-def _moment(value: Any) -> datetime | None:
+def adf_time(value: Any) -> datetime | None:
     """An ADF timestamp (seven fractional digits, ``Z``) as an aware datetime."""
     if not isinstance(value, str) or not value:
         return None

@@ -21,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batchrun.client import QueryResponse, RunReader
+from batchrun.client import RunReader
 from batchrun.errors import ApiError
+from batchrun.monitoring import PagedReads, adf_time
 from batchrun.retry import RetrySettings, retrying
+from batchrun.scope import FactoryRef
 from batchrun.spec import RunSpec
 from batchrun.throttle import Pacers
 
@@ -67,18 +69,6 @@ def parameters_match(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool
     return True
 
 
-def _moment(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    # ADF writes seven fractional digits; fromisoformat takes at most six
-    head, dot, tail = text.rstrip("Z").partition(".")
-    fraction = (dot + tail[:6]) if dot else ""
-    try:
-        return datetime.fromisoformat(head + fraction).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
 class Reconciler:
     def __init__(
         self,
@@ -93,13 +83,18 @@ class Reconciler:
         self._queries = queries
         self._settings = settings
         self._retry = retry
-        self._pacers = pacers or Pacers()
+        self._reads = PagedReads(queries, retry, pacers or Pacers(), sleep)
         self._clock = clock
         self._sleep = sleep
         self._claimed: set[str] = set()
         self._groups: dict[str, str] = {}
-        self.queries = 0
+        self._lookups = 0
         self.found = 0
+
+    @property
+    def queries(self) -> int:
+        """Reads made so far: queries (each page) and run lookups."""
+        return self._reads.count + self._lookups
 
     def claim(self, run_id: str) -> None:
         """A run that belongs to an entry of this batch: never hand it to another entry."""
@@ -125,7 +120,7 @@ class Reconciler:
     async def _look(self, spec: RunSpec, since: datetime) -> str | None:
         try:
             group = await self._reference_group(spec)
-            async for run in self._candidates(spec, since, group):
+            for run in await self._candidates(spec, since, group):
                 if self._matches(spec, run, since, group):
                     return str(run["runId"])
         except ApiError as exc:
@@ -153,7 +148,7 @@ class Reconciler:
         invoked = run.get("invokedBy") or {}
         if invoked.get("invokedByType", invoked.get("name")) != "Manual":
             return False
-        started = _moment(run.get("runStart"))
+        started = adf_time(run.get("runStart"))
         if started is not None and started < since - _SKEW:
             return False
         if spec.is_recovery and group is not None and run.get("runGroupId") != group:
@@ -165,7 +160,7 @@ class Reconciler:
 
     async def _candidates(
         self, spec: RunSpec, since: datetime, group: str | None
-    ) -> AsyncIterator[Mapping[str, Any]]:
+    ) -> list[dict[str, Any]]:
         filters: list[dict[str, Any]] = [
             {"operand": "PipelineName", "operator": "Equals", "values": [spec.pipeline]}
         ]
@@ -177,21 +172,8 @@ class Reconciler:
             "filters": filters,
             "orderBy": [{"orderBy": "RunStart", "order": "ASC"}],
         }
-        for _ in range(_MAX_PAGES):
-            page = await self._read(
-                spec,
-                lambda page_body=body: self._queries.query_pipeline_runs(  # type: ignore[misc]
-                    subscription=spec.subscription,
-                    resource_group=spec.resource_group,
-                    factory=spec.factory,
-                    filter_parameters=page_body,
-                ),
-            )
-            for run in page.value:
-                yield run
-            if page.continuation_token is None:
-                return
-            body = {**body, "continuationToken": page.continuation_token}
+        factory = FactoryRef(spec.subscription, spec.resource_group, spec.factory)
+        return await self._reads.query_all(factory, body, max_pages=_MAX_PAGES)
 
     async def _reference_group(self, spec: RunSpec) -> str | None:
         reference = spec.reference_run_id
@@ -209,29 +191,9 @@ class Reconciler:
             self._groups[reference] = str(run.get("runGroupId") or reference)
         return self._groups[reference]
 
-    async def _read(
-        self, spec: RunSpec, call: Callable[[], Awaitable[QueryResponse]]
-    ) -> QueryResponse:
-        pacer = self._pacers[spec.subscription]
-        async for attempt in retrying(self._retry, sleep=self._sleep):
-            with attempt:
-                await pacer.acquire()
-                self.queries += 1
-                try:
-                    page = await call()
-                except ApiError as exc:
-                    if exc.status == 429:
-                        pacer.throttled_for(exc.retry_after)
-                    else:
-                        pacer.abandoned()
-                    raise
-                pacer.completed(page.limits.reads)
-                return page
-        raise AssertionError("retrying() reraises")  # pragma: no cover
-
     async def _read_any(self, call: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         async for attempt in retrying(self._retry, sleep=self._sleep):
             with attempt:
-                self.queries += 1
+                self._lookups += 1
                 return await call()
         raise AssertionError("retrying() reraises")  # pragma: no cover

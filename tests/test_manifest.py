@@ -489,3 +489,58 @@ def test_yaml_integers_become_json_numbers(load: Load) -> None:
         "- {factory: sales-eu, pipeline: P, parameters: {a: 0x1F, b: 1_000, c: 012, d: 7}}\n"
     ).runs
     assert run.parameters == {"a": 31, "b": 1000, "c": 10, "d": 7}
+
+
+# -- streaming: runs are read one entry at a time ---------------------------------------------
+
+
+def test_an_anchor_in_one_run_is_usable_by_a_later_run(load: Load) -> None:
+    manifest = load(
+        """\
+        - &first {factory: sales-eu, pipeline: LoadOrders, parameters: &p {a: 1}}
+        - {<<: *first, pipeline: BuildMarts}
+        - {factory: sales-us, pipeline: LoadOrders, parameters: *p}
+        """
+    )
+    assert [(r.id, r.parameters) for r in manifest.runs] == [
+        ("sales-eu.LoadOrders", {"a": 1}),
+        ("sales-eu.BuildMarts", {"a": 1}),
+        ("sales-us.LoadOrders", {"a": 1}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"runs:\n  - {{factory: sales-eu, pipeline: P}}\nversion: 1\n"
+        f"defaults: {{subscription: {SUB1}, resource_group: rg}}\n",
+        f"version: 1\nruns:\n  - {{factory: sales-eu, pipeline: P}}\n"
+        f"defaults: {{subscription: {SUB1}, resource_group: rg}}\n",
+    ],
+)
+def test_defaults_and_version_may_follow_the_runs(write: Write, text: str) -> None:
+    (run,) = load_manifest(write(text), environ={}).runs
+    assert (run.subscription, run.resource_group) == (SUB1, "rg")
+
+
+def test_a_syntax_error_after_invalid_runs_is_reported_alone(write: Write) -> None:
+    text = HEADER + "  - {factory: sales_eu, pipeline: P}\n  - {factory: sales-eu, pipeline: P\n"
+    (issue,) = errors_of(write, text)
+    assert issue.message.startswith("invalid YAML")
+
+
+def test_ids_collide_across_the_whole_file(write: Write) -> None:
+    issues = errors_of(
+        write,
+        HEADER
+        + "  - {id: sales-eu.P, factory: sales-us, pipeline: P}\n"
+        + "  - {factory: sales-eu, pipeline: P}\n"
+        + "  - {id: x, factory: [sales-eu, sales-us], pipeline: P}\n"
+        + "  - {id: x.sales-us, factory: sales-us, pipeline: P}\n",
+    )
+    assert [(i.line, i.column, i.path) for i in issues] == [
+        (6, 10, "runs[0].id"),
+        (9, 10, "runs[3].id"),
+    ]
+    assert "is also the id derived for runs[1]" in issues[0].message
+    assert "already used by runs[2].id (line 8, column 10)" in issues[1].message
