@@ -190,6 +190,10 @@ def _finish(outcome: BatchOutcome, report: Path) -> int:
     print(progress.summary())
     if outcome.already_succeeded:
         print(f"  ({outcome.already_succeeded} runs had already succeeded in the resumed report)")
+    if report.exists():
+        # the same view as `batchrun summary REPORT`, of the whole report
+        print()
+        print(render(summarize([report]), "table"))
     print(f"report: {report}")
     if outcome.signal is not None:
         left = progress.total - progress.done

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -27,7 +26,6 @@ class Progress:
     in_flight: int = 0
     reconciled: int = 0
     reads: int = 0
-    error_codes: Counter[str] = field(default_factory=Counter)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -50,14 +48,12 @@ class Progress:
         )
 
     def summary(self) -> str:
-        lines = [
+        return (
             f"{self.done} of {self.total} runs in {self.elapsed():.1f}s: "
             f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped "
             f"({self.retries} retries, {self.throttled} throttled, "
             f"{self.reconciled} found by reconciliation in {self.reads} reads)"
-        ]
-        lines += [f"  {count:>6}  {code}" for code, count in self.error_codes.most_common()]
-        return "\n".join(lines)
+        )
 
 
 async def show_progress(progress: Progress, *, stream: TextIO, live: bool) -> None:

@@ -359,8 +359,6 @@ class Scheduler:
             progress.succeeded += 1
         elif result.status == "failed":
             progress.failed += 1
-            if result.error:
-                progress.error_codes[str(result.error.get("code"))] += 1
         else:
             progress.skipped += 1
         _log.info(
