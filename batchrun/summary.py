@@ -13,6 +13,7 @@ lines per second of that span.
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from batchrun.report import read_records
 Format = Literal["table", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
 STATUSES = ("succeeded", "failed", "skipped")
+_KEPT = ("id", "factory", "pipeline", "status", "reconciled", "duration_ms")
 SLOWEST = 5
 
 
@@ -141,7 +143,7 @@ def summarize(paths: Sequence[Path]) -> Summary:
                 continue
             lines += 1
             last.pop(run_id, None)  # re-insert: dict order becomes "order of last line"
-            last[run_id] = record
+            last[run_id] = _slim(record)
             attempts[run_id] += _int(record.get("attempts"))
             started = _when(record.get("started_at"))
             finished = _when(record.get("finished_at"))
@@ -198,6 +200,18 @@ def _when(value: Any) -> datetime | None:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _slim(record: dict[str, Any]) -> dict[str, Any]:
+    """What the summary needs of a line: a 100,000-run report must fit in little memory."""
+    slim = {key: record[key] for key in _KEPT if key in record}
+    for key in ("factory", "pipeline", "status"):
+        if isinstance(slim.get(key), str):
+            slim[key] = sys.intern(slim[key])
+    error = record.get("error")
+    if record.get("status") == "failed" and isinstance(error, dict):
+        slim["error"] = {"code": error.get("code"), "message": error.get("message")}
+    return slim
 
 
 def _status_counts(outcomes: Iterable[dict[str, Any]]) -> dict[str, int]:

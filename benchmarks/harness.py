@@ -85,9 +85,22 @@ class Sample:
     # CPU seconds that neither the client, the emulator nor the harness used, per wall second
     foreign_cpu_share: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # the emulator's count of runs created, and of runs created again with the same parameters
+    runs_created: int = 0
+    duplicates: int = 0
+
+    @property
+    def wrongly_failed(self) -> int:
+        """Runs reported failed that the emulator created anyway.
+
+        Every run in a workload has its own parameters, so the emulator created
+        ``runs_created - duplicates`` distinct runs; each run reported succeeded is one of them
+        (ADF answered that it created it), and the others belong to runs reported failed.
+        """
+        return self.runs_created - self.duplicates - self.succeeded
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"wrongly_failed": self.wrongly_failed}
 
 
 def measure(
@@ -209,10 +222,30 @@ def measure_against(
     return Observed(measured, emulator_cpu, foreign / measured.wall_s if measured.wall_s else 0.0)
 
 
-def _create_run_counts(emulator: EmulatorProcess) -> tuple[int, int, int]:
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What the emulator counted once the client was done."""
+
+    requests: int
+    throttled: int
+    peak_in_flight: int
+    runs_created: int
+    duplicates: int
+    # createRun answers by status ("200", "429", "500", "dropped", ...)
+    answers: dict[str, int]
+
+
+def _emulator_counts(emulator: EmulatorProcess) -> Counted:
     stats = emulator.stats()
     answers: dict[str, int] = stats["requests"].get("createRun", {})
-    return sum(answers.values()), answers.get("429", 0), int(stats["peak_in_flight"])
+    return Counted(
+        sum(answers.values()),
+        answers.get("429", 0),
+        int(stats["peak_in_flight"]),
+        int(stats["runs_created"]),
+        int(stats["duplicates"]),
+        dict(answers),
+    )
 
 
 def _tail(path: Path, limit: int = 1500) -> str:
@@ -261,12 +294,16 @@ def batchrun_sample(
             env["SSL_CERT_FILE"] = str(tls.ca)
         command = [sys.executable, "-m", "batchrun", "run", str(manifest), "--report", str(report)]
         command += ["--log-format", "json", "--concurrency", str(workload.concurrency)]
+        if workload.read_timeout_s is not None:
+            command += ["--read-timeout", f"{workload.read_timeout_s:g}"]
+        if workload.reconcile_window_s is not None:
+            command += ["--reconcile-window", f"{workload.reconcile_window_s:g}"]
         with err_path.open("w", encoding="utf-8") as err:
             observed = measure_against(
                 emulator, command, env=env, timeout=workload.timeout_s, stdout=err, stderr=err
             )
         measured = observed.measured
-        requests, throttled, peak = _create_run_counts(emulator)
+        counted = _emulator_counts(emulator)
     if measured.code not in (0, 1) or not report.exists():
         raise BenchError(f"batchrun run exited {measured.code}:\n{_tail(err_path)}")
     span, succeeded, failed = report_span(report)
@@ -280,15 +317,19 @@ def batchrun_sample(
         measured,
         succeeded,
         failed,
-        requests,
-        throttled,
+        counted.requests,
+        counted.throttled,
         observed.emulator_cpu_s,
-        peak,
+        counted.peak_in_flight,
         observed.foreign_cpu_share,
+        extra={"create_run_answers": counted.answers} if workload.faults else {},
+        runs_created=counted.runs_created,
+        duplicates=counted.duplicates,
     )
 
 
-# the peers: client name -> module (each prints {wall_s, succeeded, failed, errors})
+# the peers: client name -> module (each prints {wall_s, succeeded, failed, errors}); a
+# workload's read_timeout_s is passed as --read-timeout, which only the SDK peer takes
 PEERS = {"sdk": "benchmarks.peer_sdk", "floor": "benchmarks.peer_floor"}
 
 
@@ -301,6 +342,8 @@ def peer_sample(
     with serve(workload, tls=tls, log_path=workdir / f"{tag}.emulator.log") as emulator:
         command = [sys.executable, "-m", PEERS[client], str(runs_json)]
         command += ["--endpoint", emulator.url, "--concurrency", str(workload.concurrency)]
+        if workload.read_timeout_s is not None:
+            command += ["--read-timeout", f"{workload.read_timeout_s:g}"]
         with out_path.open("w", encoding="utf-8") as out, err_path.open("w") as err:
             observed = measure_against(
                 emulator,
@@ -311,7 +354,7 @@ def peer_sample(
                 stderr=err,
             )
         measured = observed.measured
-        requests, throttled, peak = _create_run_counts(emulator)
+        counted = _emulator_counts(emulator)
     try:
         result = json.loads(out_path.read_text(encoding="utf-8"))
     except ValueError:
@@ -324,12 +367,15 @@ def peer_sample(
         measured,
         result["succeeded"],
         result["failed"],
-        requests,
-        throttled,
+        counted.requests,
+        counted.throttled,
         observed.emulator_cpu_s,
-        peak,
+        counted.peak_in_flight,
         observed.foreign_cpu_share,
-        extra={"errors": result["errors"]} if result["errors"] else {},
+        extra=({"errors": result["errors"]} if result["errors"] else {})
+        | ({"create_run_answers": counted.answers} if workload.faults else {}),
+        runs_created=counted.runs_created,
+        duplicates=counted.duplicates,
     )
 
 

@@ -14,6 +14,23 @@ UNLIMITED_BURST = 10_000_000
 UNLIMITED_REFILL = 10_000_000.0
 RESOURCE_GROUP = "rg-bench"
 PIPELINE = "LoadOrders"
+# the fault mix of tests/test_exactly_once.py::test_lost_responses_make_no_duplicates: answers
+# lost after the run was created (dropped connection, 500, a stall past the read timeout) and
+# 503s before it was
+FAULT_MIX = (
+    "--seed",
+    "11",
+    "--drop-after-create",
+    "0.03",
+    "--fail-500-after-create",
+    "0.05",
+    "--fail-503",
+    "0.05",
+    "--stall-after-create",
+    "0.01",
+    "--stall-ms",
+    "2500",
+)
 
 
 def subscription_id(index: int) -> str:
@@ -31,6 +48,11 @@ class Workload:
     refill: float = UNLIMITED_REFILL
     latency_ms: float = 0.0
     concurrency: int = 16
+    # more emulator flags (the fault mix), and the clients' settings for lost answers: the read
+    # timeout (batchrun and the SDK peer) and batchrun's reconcile window; None: their defaults
+    faults: tuple[str, ...] = ()
+    read_timeout_s: float | None = None
+    reconcile_window_s: float | None = None
 
     @property
     def throttled(self) -> bool:
@@ -59,6 +81,7 @@ class Workload:
             f"{self.refill:g}",
             "--latency-ms",
             f"{self.latency_ms:g}",
+            *self.faults,
         ]
 
     def runs_by_subscription(self) -> Iterator[dict[str, Any]]:
@@ -112,4 +135,13 @@ def workloads(*, quick: bool) -> dict[str, Workload]:
         "cpu": Workload("cpu", scaled(3000, 1000), concurrency=64),
         "cpu-startup": Workload("cpu-startup", 30, concurrency=64),
         "memory": Workload("memory", scaled(100_000, 10_000), concurrency=64),
+        "faults": Workload(
+            "faults",
+            scaled(1000, 200),
+            burst=100_000,
+            concurrency=32,
+            faults=FAULT_MIX,
+            read_timeout_s=1.0,
+            reconcile_window_s=2.0,
+        ),
     }
