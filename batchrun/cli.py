@@ -174,6 +174,8 @@ def _run(args: argparse.Namespace) -> int:
         shard=args.shard,
     )
     outcome = asyncio.run(_run_async(manifest, settings, scope=cloud.scope))
+    # a big manifest's runs are not needed for the summary: let it reuse their memory
+    del manifest
     return _finish(outcome, report)
 
 
