@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="summarise one or more reports")
     summary.add_argument("reports", type=Path, nargs="+", metavar="REPORT")
     summary.add_argument("--format", choices=FORMATS, default="table")
+    add_log_options(summary)
 
     recover = commands.add_parser("recover", help="find failed runs; write a recovery manifest")
     add_recover_arguments(recover)

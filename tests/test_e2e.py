@@ -314,3 +314,41 @@ def test_plain_http_is_refused_except_on_loopback(tmp_path: Path, endpoint: str)
     )  # fmt: skip
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
+def test_summary_command_reads_a_report_and_exits_1_on_failures(
+    tmp_path: Path, start_emulator: StartEmulator, fmt: str
+) -> None:
+    emulator = start(start_emulator, "--config", str(write_topology(tmp_path)))
+    manifest = f"""version: 1
+defaults: {{subscription: {SUB_A}, resource_group: rg-data, factory: factory-0}}
+runs:
+  - {{id: ok, pipeline: LoadOrders, parameters: {{partition: 1}}}}
+  - {{id: missing, pipeline: NotDeployed}}
+"""
+    result = run_cli(tmp_path, emulator, manifest)
+    assert result.code == 1
+    done = subprocess.run(
+        [sys.executable, "-m", "batchrun", "summary", str(result.report), "--format", fmt],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "PipelineNotFound" in done.stdout
+    if fmt == "json":
+        assert json.loads(done.stdout)["statuses"]["failed"] == 1
+    if fmt == "markdown":
+        assert "| status | runs |\n|---|---:|" in done.stdout
+
+
+def test_validate_command_prints_runs_per_factory(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.yaml"
+    path.write_text(manifest_text(6, subscriptions=(SUB_A, SUB_B)))
+    done = subprocess.run(
+        [sys.executable, "-m", "batchrun", "validate", str(path)],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "6 runs" in done.stdout
+    assert SUB_B in done.stdout
