@@ -7,8 +7,9 @@ since just before the first attempt, and takes the earliest run that
 
 - was invoked manually (a createRun, not a trigger),
 - started no earlier than the first attempt (less a clock-skew margin),
-- has the same parameters once ours are put in ADF's string form (non-strings JSON-encoded), or,
-  for a rerun of a reference run without parameters of its own, is in the reference run's group,
+- has the same parameters once ours are put in ADF's string form (non-strings JSON-encoded); a
+  rerun of a reference run has the reference run's parameters (ADF ignores the body then) and,
+  for a recovery, is in the reference run's group,
 - is not claimed already by another entry of this batch (two identical entries make two runs).
 
 ADF is not read-your-writes, so a run that is not found is looked for again, with backoff, until
@@ -69,6 +70,12 @@ def parameters_match(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    group: str
+    parameters: dict[str, Any]
+
+
 class Reconciler:
     def __init__(
         self,
@@ -87,7 +94,7 @@ class Reconciler:
         self._clock = clock
         self._sleep = sleep
         self._claimed: set[str] = set()
-        self._groups: dict[str, str] = {}
+        self._references: dict[str, _Reference] = {}
         self._lookups = 0
         self.found = 0
 
@@ -119,9 +126,10 @@ class Reconciler:
 
     async def _look(self, spec: RunSpec, since: datetime) -> str | None:
         try:
-            group = await self._reference_group(spec)
+            reference = await self._reference(spec)
+            group = reference.group if reference is not None and spec.is_recovery else None
             for run in await self._candidates(spec, since, group):
-                if self._matches(spec, run, since, group):
+                if self._matches(spec, run, since, group, reference):
                     return str(run["runId"])
         except ApiError as exc:
             raise ApiError(
@@ -138,7 +146,12 @@ class Reconciler:
         return None
 
     def _matches(
-        self, spec: RunSpec, run: Mapping[str, Any], since: datetime, group: str | None
+        self,
+        spec: RunSpec,
+        run: Mapping[str, Any],
+        since: datetime,
+        group: str | None,
+        reference: _Reference | None,
     ) -> bool:
         run_id = run.get("runId")
         if not isinstance(run_id, str) or run_id in self._claimed:
@@ -151,11 +164,10 @@ class Reconciler:
         started = adf_time(run.get("runStart"))
         if started is not None and started < since - _SKEW:
             return False
-        if spec.is_recovery and group is not None and run.get("runGroupId") != group:
+        if group is not None and run.get("runGroupId") != group:
             return False
-        if spec.reference_run_id is not None and not spec.parameters:
-            # ADF reran the reference run with the reference's own parameters
-            return True
+        if reference is not None:
+            return dict(run.get("parameters") or {}) == reference.parameters
         return parameters_match(spec.parameters, run.get("parameters") or {})
 
     async def _candidates(
@@ -175,11 +187,13 @@ class Reconciler:
         factory = FactoryRef(spec.subscription, spec.resource_group, spec.factory)
         return await self._reads.query_all(factory, body, max_pages=_MAX_PAGES)
 
-    async def _reference_group(self, spec: RunSpec) -> str | None:
+    async def _reference(self, spec: RunSpec) -> _Reference | None:
+        """The run ``spec`` reruns: ADF gives the new run its parameters (the body is ignored)
+        and, for a recovery, its group."""
         reference = spec.reference_run_id
-        if not spec.is_recovery or reference is None:
+        if reference is None:
             return None
-        if reference not in self._groups:
+        if reference not in self._references:
             run = await self._read_any(
                 lambda: self._queries.get_pipeline_run(
                     subscription=spec.subscription,
@@ -188,8 +202,11 @@ class Reconciler:
                     run_id=reference,
                 )
             )
-            self._groups[reference] = str(run.get("runGroupId") or reference)
-        return self._groups[reference]
+            self._references[reference] = _Reference(
+                group=str(run.get("runGroupId") or reference),
+                parameters=dict(run.get("parameters") or {}),
+            )
+        return self._references[reference]
 
     async def _read_any(self, call: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         async for attempt in retrying(self._retry, sleep=self._sleep):

@@ -48,6 +48,7 @@ class FakeAdf:
         self.runs: list[dict[str, Any]] = []
         self.looks = 0
         self.read_error: ApiError | None = None
+        self.references: dict[str, dict[str, Any]] = {}
 
     def created(self, run_spec: RunSpec) -> list[dict[str, Any]]:
         return [run for run in self.runs if run["spec_id"] == run_spec.id]
@@ -57,12 +58,20 @@ class FakeAdf:
         if fault == "503-before":
             raise ApiError(status=503, code="ServiceUnavailable", message="m", transient=True)
         run_id = str(uuid.uuid4())
+        parameters = {k: adf_string(v) for k, v in run_spec.parameters.items()}
+        group = run_id
+        if run_spec.reference_run_id is not None:
+            # like ADF: the reference run's parameters, the body ignored
+            reference = self.references[run_spec.reference_run_id]
+            parameters = reference["parameters"]
+            group = reference["runGroupId"] if run_spec.is_recovery else run_id
         self.runs.append(
             {
                 "runId": run_id,
+                "runGroupId": group,
                 "spec_id": run_spec.id,
                 "pipelineName": run_spec.pipeline,
-                "parameters": {k: adf_string(v) for k, v in run_spec.parameters.items()},
+                "parameters": parameters,
                 "invokedBy": {"name": "Manual", "invokedByType": "Manual"},
                 "runStart": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "1Z",
                 "visible_after": self.looks + self.hidden_for,
@@ -83,8 +92,21 @@ class FakeAdf:
         visible = [run for run in self.runs if run["visible_after"] < self.looks]
         return QueryResponse(visible, None, RateLimits(reads=1000), None)
 
-    async def get_pipeline_run(self, **_: Any) -> dict[str, Any]:
-        raise AssertionError("no recovery runs here")
+    async def get_pipeline_run(self, *, run_id: str, **_: Any) -> dict[str, Any]:
+        return self.references[run_id]
+
+    def seed_reference(self, parameters: dict[str, str]) -> str:
+        run_id = str(uuid.uuid4())
+        self.references[run_id] = {
+            "runId": run_id,
+            "runGroupId": run_id,
+            "pipelineName": "LoadOrders",
+            "status": "Failed",
+            "isLatest": True,
+            "runStart": "2026-11-25T23:00:00.0000000Z",
+            "parameters": parameters,
+        }
+        return run_id
 
 
 async def run_batch(
@@ -187,6 +209,31 @@ async def test_retries_exhausted_after_a_drop_still_finds_the_run(tmp_path: Path
     assert line["status"] == "succeeded"
     assert line["reconciled"] is True
     assert len(adf.runs) == 1
+
+
+async def test_a_rerun_is_matched_on_the_reference_runs_parameters(tmp_path: Path) -> None:
+    adf = FakeAdf(faults=["drop"])
+    reference = adf.seed_reference({"day": "2026-11-20"})
+    # the entry's own parameters are ignored by ADF when a reference run is given
+    rerun = spec("a", reference_run_id=reference, parameters={"day": "ignored"})
+    (line,) = await run_batch(tmp_path, adf, [rerun])
+    assert len(adf.runs) == 1
+    assert line["reconciled"] is True
+    assert line["run_id"] == adf.runs[0]["runId"]
+
+
+async def test_a_recovery_rerun_is_matched_in_the_reference_group_only(tmp_path: Path) -> None:
+    adf = FakeAdf(faults=["ok", "drop"])
+    reference = adf.seed_reference({"day": "2026-11-20"})
+    plain = spec("plain", parameters={"day": "2026-11-20"})
+    recovery = spec("recovery", reference_run_id=reference, is_recovery=True, parameters={})
+    lines = await run_batch(tmp_path, adf, [plain, recovery])
+    # the plain run has the same parameters, but it is not in the reference's group
+    assert len(adf.runs) == 2
+    assert {line["id"]: line["run_id"] for line in lines} == {
+        run["spec_id"]: run["runId"] for run in adf.runs
+    }
+    assert [run["runGroupId"] for run in adf.runs if run["spec_id"] == "recovery"] == [reference]
 
 
 @pytest.mark.parametrize(
