@@ -310,6 +310,10 @@ class _Reader(NodeReader):
         from_failure, activity = get("start_from_failure"), get("start_activity_name")
         if is_recovery is not None or from_failure is not None or activity is not None:
             self._check_recovery(node, where, value, pairs)
+        if "parameters" in pairs and get("reference_run_id") is not None:
+            message = "ignored by ADF: a rerun of reference_run_id gets the reference's parameters"
+            mark = pairs["parameters"][1].start_mark
+            self.issue(self.warnings, mark, f"{where}.parameters", message)
         explicit, parameters = own.get("id"), get("parameters")
         # A run's own parameters dict can be its first run's; defaults' are copied for each.
         spare = parameters if "parameters" in own else None

@@ -544,3 +544,23 @@ def test_ids_collide_across_the_whole_file(write: Write) -> None:
     ]
     assert "is also the id derived for runs[1]" in issues[0].message
     assert "already used by runs[2].id (line 8, column 10)" in issues[1].message
+
+
+def test_parameters_beside_a_reference_run_warn_that_adf_ignores_them(tmp_path: Path) -> None:
+    path = tmp_path / "rerun.yaml"
+    path.write_text(
+        "version: 1\n"
+        "defaults: {subscription: 11111111-1111-1111-1111-111111111111, resource_group: rg,"
+        " parameters: {env: prod}}\n"
+        "runs:\n"
+        "  - {factory: sales-eu, pipeline: P, reference_run_id: abc}\n"
+        "  - factory: sales-eu\n"
+        "    pipeline: P\n"
+        "    reference_run_id: abc\n"
+        "    parameters: {day: 1}\n"
+    )
+    manifest = load_manifest(path, environ={})
+    assert len(manifest.runs) == 2
+    (warning,) = manifest.warnings
+    assert (warning.line, warning.column, warning.path) == (8, 17, "runs[1].parameters")
+    assert "ignored by ADF" in warning.message
