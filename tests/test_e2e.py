@@ -47,6 +47,19 @@ def manifest_text(count: int, *, subscriptions: tuple[str, ...] = (SUB_A,), **ex
     return "version: 1\ndefaults:\n  resource_group: rg-data\nruns:\n" + "".join(runs)
 
 
+def cli_env(
+    emulator: EmulatorProcess, *, identity: EmulatorProcess | None = None
+) -> dict[str, str]:
+    """The environment of a CLI run: the emulator's managed identity, never the developer's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MSI_"))}
+    env |= {
+        "IDENTITY_ENDPOINT": f"{(identity or emulator).url}/msi/token",
+        "IDENTITY_HEADER": IDENTITY_HEADER,
+        "BATCHRUN_ENDPOINT": emulator.url,
+    }
+    return env
+
+
 def run_cli(
     tmp_path: Path,
     emulator: EmulatorProcess,
@@ -58,12 +71,7 @@ def run_cli(
     manifest_path = tmp_path / "manifest.yaml"
     manifest_path.write_text(manifest)
     report = tmp_path / report_name
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MSI_"))}
-    env |= {
-        "IDENTITY_ENDPOINT": f"{(identity or emulator).url}/msi/token",
-        "IDENTITY_HEADER": IDENTITY_HEADER,
-        "BATCHRUN_ENDPOINT": emulator.url,
-    }
+    env = cli_env(emulator, identity=identity)
     command = [sys.executable, "-m", "batchrun", "run", str(manifest_path)]
     command += ["--report", str(report), "--log-format", "json", *args]
     done = subprocess.run(

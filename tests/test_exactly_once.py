@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import signal
 import subprocess
@@ -16,10 +15,10 @@ from typing import Any
 from batchrun.emulator.process import EmulatorProcess
 from tests.test_e2e import (
     CLI_TIMEOUT_S,
-    IDENTITY_HEADER,
     SUB_A,
     SUB_B,
     StartEmulator,
+    cli_env,
     manifest_text,
     run_cli,
     start,
@@ -92,12 +91,7 @@ def test_two_identical_entries_make_exactly_two_runs_even_with_drops(
 
 
 def _start_cli(tmp_path: Path, emulator: EmulatorProcess, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MSI_"))}
-    env |= {
-        "IDENTITY_ENDPOINT": f"{emulator.url}/msi/token",
-        "IDENTITY_HEADER": IDENTITY_HEADER,
-        "BATCHRUN_ENDPOINT": emulator.url,
-    }
+    env = cli_env(emulator)
     command = [sys.executable, "-m", "batchrun", "run", str(tmp_path / "manifest.yaml")]
     command += ["--report", str(tmp_path / "report.jsonl"), "--log-format", "json", *args]
     return subprocess.Popen(
