@@ -1,4 +1,30 @@
-"""batchrun: trigger many Azure Data Factory pipeline runs from one YAML manifest."""
+"""batchrun: trigger many Azure Data Factory pipeline runs from one YAML manifest.
+
+The package, room by room (imports flow downwards only; ``make lint`` checks it):
+
+``cli``
+    The command line: one module per sub-command, the one error → exit-code map. Thin: it
+    parses, builds settings, configures logging once, runs, and exits. Nothing imports it.
+``run``
+    ``batchrun run``: the runner, the scheduler and its request slots, reconciliation of lost
+    answers, the intent journal, progress, the recovery guard.
+``recover``
+    ``batchrun recover``: find the runs to recover after an incident, and write the reviewed
+    recovery manifest. ``run`` and ``recover`` never import each other.
+``manifest``
+    YAML in, frozen :class:`~batchrun.model.RunSpec`\\ s out: the rules, positioned YAML nodes,
+    ``${VAR}`` substitution, the loader, scope files, shards and the JSON Schema.
+``report``
+    The JSONL report: the writer, the reader and ``summary``.
+``arm``
+    Everything that talks to ARM/ADF: the client over one aiohttp session, CloudError parsing,
+    transport errors, rate-limit headers, pacing, the retry policy, paged reads, auth, clouds.
+``model``, ``errors``, ``times``, ``log``
+    The shared nouns, the exception tree, UTC timestamps, and structlog's setup.
+``emulator``
+    A local ARM/ADF emulator for demos, tests and benchmarks: an independent oracle that shares
+    nothing with the client but the wire format. Only ``cli``, ``demo`` and tests import it.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

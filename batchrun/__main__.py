@@ -1,5 +1,5 @@
 import sys
 
-from batchrun.cli import main
+from batchrun.cli.main import main
 
 sys.exit(main())

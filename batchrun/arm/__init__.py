@@ -1,0 +1,1 @@
+"""Talking to ARM and ADF: client, transport, rate limits, pacing, retries, reads, auth."""

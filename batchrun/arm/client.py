@@ -1,0 +1,339 @@
+"""``AdfClient``: the Data Factory calls batchrun makes, over the process's one aiohttp session.
+
+Every answer other than 2xx becomes an :class:`~batchrun.errors.ApiError`:
+
+=======================  =========  =====================================================
+status                   transient  sent (may the service have acted?)
+=======================  =========  =====================================================
+408, 500, 502, 503, 504  yes        yes (ambiguous)
+429                      yes        no (throttled before acting)
+401, 403                 no         no (rejected before acting)
+any other                no         yes
+=======================  =========  =====================================================
+
+Failures without a response are :class:`~batchrun.errors.TransportError` (see
+:mod:`batchrun.arm.transport`). A 2xx whose body is not what the API promises is an
+``ApiError`` with code ``InvalidResponse`` (permanent, sent).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode, urlsplit
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from batchrun import __version__
+from batchrun.arm.auth import TokenProvider
+from batchrun.arm.ratelimit import RateLimits, parse_retry_after
+from batchrun.arm.transport import Timeouts, build_session, proxy_for, transport_errors
+from batchrun.errors import ApiError
+from batchrun.model import RunSpec
+
+__all__ = [
+    "API_VERSION",
+    "USER_AGENT",
+    "AdfClient",
+    "CreateRunResponse",
+    "QueryResponse",
+    "RateLimits",
+    "Timeouts",
+    "api_error",
+    "build_session",
+    "create_run_url",
+    "parse_retry_after",
+]
+
+API_VERSION = "2018-06-01"
+USER_AGENT = f"batchrun/{__version__}"
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+NOT_SENT_STATUSES = frozenset({401, 403, 429})
+_SNIPPET_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRunResponse:
+    run_id: str
+    http_status: int
+    request_id: str | None
+    correlation_id: str | None
+    limits: RateLimits
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResponse:
+    value: list[dict[str, Any]]
+    continuation_token: str | None
+    limits: RateLimits
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    headers: Mapping[str, str]
+    text: str  # the body, decoded, with the bearer token redacted should the server echo it
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-ms-request-id")
+
+    def json_object(self, what: str) -> dict[str, Any]:
+        try:
+            data = json.loads(self.text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise self.invalid(f"{what} answered {self.status} with a body that is not JSON")
+        return data
+
+    def invalid(self, message: str) -> ApiError:
+        return ApiError(
+            status=self.status,
+            code="InvalidResponse",
+            message=f"{message}: {_snippet(self.text) or '(empty body)'}",
+            request_id=self.request_id,
+            correlation_id=self.headers.get("x-ms-correlation-request-id"),
+            transient=False,
+            sent=True,
+        )
+
+
+class RunReader(Protocol):
+    """The reads of pipeline runs (:class:`~batchrun.arm.client.AdfClient` is one)."""
+
+    async def query_pipeline_runs(
+        self,
+        *,
+        subscription: str,
+        resource_group: str,
+        factory: str,
+        filter_parameters: Mapping[str, Any],
+        client_request_id: str | None = None,
+    ) -> QueryResponse: ...
+
+    async def get_pipeline_run(
+        self, *, subscription: str, resource_group: str, factory: str, run_id: str
+    ) -> dict[str, Any]: ...
+
+
+class AdfClient:
+    """createRun, queryPipelineRuns and pipelineruns/{runId} for one management endpoint."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        endpoint: str,
+        tokens: TokenProvider,
+        user_agent: str = USER_AGENT,
+        timeouts: Timeouts,
+    ) -> None:
+        self._session = session
+        self._endpoint = endpoint.rstrip("/")
+        self._host = urlsplit(self._endpoint).netloc
+        self._tokens = tokens
+        self._user_agent = user_agent
+        self._timeouts = timeouts
+        self._client_timeout = timeouts.client_timeout()
+        self._proxy = proxy_for(self._endpoint)
+
+    def __repr__(self) -> str:
+        return f"AdfClient(endpoint={self._endpoint!r})"
+
+    def _factory_url(self, subscription: str, resource_group: str, factory: str) -> str:
+        return _factory_url(self._endpoint, subscription, resource_group, factory)
+
+    def create_run_url(self, spec: RunSpec) -> str:
+        """The exact, already percent-encoded URL ``create_run`` posts to."""
+        return create_run_url(self._endpoint, spec)
+
+    async def create_run(self, spec: RunSpec, *, client_request_id: str) -> CreateRunResponse:
+        """Trigger one pipeline run. Raises ApiError (TransportError when no answer came)."""
+        reply = await self._send(
+            "POST", self.create_run_url(spec), spec.parameters or {}, client_request_id
+        )
+        run_id = reply.json_object("createRun").get("runId")
+        if not isinstance(run_id, str) or not run_id:
+            raise reply.invalid("createRun answered without a runId")
+        return CreateRunResponse(
+            run_id=run_id,
+            http_status=reply.status,
+            request_id=reply.request_id,
+            correlation_id=reply.headers.get("x-ms-correlation-request-id"),
+            limits=RateLimits.from_headers(reply.headers),
+        )
+
+    async def query_pipeline_runs(
+        self,
+        *,
+        subscription: str,
+        resource_group: str,
+        factory: str,
+        filter_parameters: Mapping[str, Any],
+        client_request_id: str | None = None,
+    ) -> QueryResponse:
+        """One page of queryPipelineRuns; pass ``continuationToken`` in ``filter_parameters``
+        for the next. ``datetime`` values are sent as ISO 8601."""
+        url = f"{self._factory_url(subscription, resource_group, factory)}/queryPipelineRuns"
+        reply = await self._send(
+            "POST", f"{url}?api-version={API_VERSION}", dict(filter_parameters), client_request_id
+        )
+        data = reply.json_object("queryPipelineRuns")
+        value = data.get("value", [])
+        if not isinstance(value, list) or not all(isinstance(run, dict) for run in value):
+            raise reply.invalid("queryPipelineRuns answered with a 'value' that is not a list")
+        token = data.get("continuationToken")
+        return QueryResponse(
+            value=value,
+            continuation_token=token if isinstance(token, str) and token else None,
+            limits=RateLimits.from_headers(reply.headers),
+            request_id=reply.request_id,
+        )
+
+    async def get_pipeline_run(
+        self, *, subscription: str, resource_group: str, factory: str, run_id: str
+    ) -> dict[str, Any]:
+        """The PipelineRun object for ``run_id`` (a 404 is an ApiError)."""
+        url = self._factory_url(subscription, resource_group, factory)
+        url = f"{url}/pipelineruns/{_seg(run_id)}?api-version={API_VERSION}"
+        reply = await self._send("GET", url, None, None)
+        return reply.json_object("pipelineruns")
+
+    async def _send(
+        self, method: str, url: str, body: Any, client_request_id: str | None
+    ) -> _Reply:
+        token = await self._tokens.get_token()
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "User-Agent": self._user_agent,
+            "Accept": "application/json",
+            "x-ms-client-request-id": client_request_id or str(uuid.uuid4()),
+        }
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body, separators=(",", ":"), default=_json_default).encode()
+        with transport_errors(self._host, self._timeouts):
+            async with self._session.request(
+                method,
+                URL(url, encoded=True),
+                data=data,
+                headers=headers,
+                timeout=self._client_timeout,
+                allow_redirects=False,
+                proxy=self._proxy.url,
+                proxy_auth=self._proxy.auth,
+            ) as response:
+                raw = await response.read()
+        text = raw.decode("utf-8", errors="replace")
+        if token:
+            text = text.replace(token, "<redacted>")
+        if not 200 <= response.status < 300:
+            raise api_error(response.status, response.reason, response.headers, text)
+        return _Reply(response.status, response.headers, text)
+
+
+def create_run_url(endpoint: str, spec: RunSpec) -> str:
+    """The exact, percent-encoded createRun URL for ``spec`` (``--dry-run`` prints it)."""
+    base = _factory_url(endpoint.rstrip("/"), spec.subscription, spec.resource_group, spec.factory)
+    query = urlencode({"api-version": API_VERSION, **spec.recovery_query()}, quote_via=quote)
+    return f"{base}/pipelines/{_seg(spec.pipeline)}/createRun?{query}"
+
+
+def _factory_url(endpoint: str, subscription: str, resource_group: str, factory: str) -> str:
+    return (
+        f"{endpoint}/subscriptions/{_seg(subscription)}"
+        f"/resourceGroups/{_seg(resource_group)}"
+        f"/providers/Microsoft.DataFactory/factories/{_seg(factory)}"
+    )
+
+
+def api_error(status: int, reason: str | None, headers: Mapping[str, str], text: str) -> ApiError:
+    """The ApiError for an error answer: a CloudError body, or whatever text came instead."""
+    headers = CIMultiDict(headers)
+    reason = reason or _phrase(status)
+    code, message, target, details = _cloud_error(text)
+    if message is None:
+        snippet = _snippet(text)
+        message = f"{reason}: {snippet}" if snippet else f"{reason} (empty body)"
+    return ApiError(
+        status=status,
+        code=code or f"HttpError{status}",
+        message=message,
+        target=target,
+        details=details,
+        request_id=headers.get("x-ms-request-id"),
+        correlation_id=headers.get("x-ms-correlation-request-id"),
+        retry_after=parse_retry_after(headers),
+        remaining_writes=RateLimits.from_headers(headers).remaining_writes,
+        transient=status in TRANSIENT_STATUSES,
+        sent=status not in NOT_SENT_STATUSES,
+    )
+
+
+def _cloud_error(text: str) -> tuple[str | None, str | None, str | None, list[Any] | None]:
+    """``(code, message, target, details)`` of ``{"error": {…}}`` or a bare ``{code, message}``."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, None, None, None
+    if not isinstance(data, dict):
+        return None, None, None, None
+    body = _field(data, "error")
+    if isinstance(body, dict):
+        data = body
+    elif isinstance(body, str):  # OAuth style: {"error": "invalid_token", "error_description": …}
+        message = _field(data, "error_description") or _field(data, "message")
+        data = {"code": body, "message": message}
+    code, message, target = (_field(data, key) for key in ("code", "message", "target"))
+    details = _field(data, "details")
+    if details is not None and not isinstance(details, list):
+        details = [details]
+    return (
+        str(code) if code else None,
+        str(message) if message else None,
+        str(target) if target else None,
+        details,
+    )
+
+
+def _field(data: Mapping[str, Any], key: str) -> Any:
+    # ARM's own gateway errors sometimes capitalise the keys ({"Code": …, "Message": …}).
+    return data.get(key, data.get(key.capitalize()))
+
+
+def _snippet(text: str) -> str:
+    """The start of a non-JSON body as readable text: tags stripped, whitespace collapsed."""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
+    text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+    text = " ".join(text.split())
+    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _json_default(value: object) -> str:
+    # YAML turns 2024-01-31 into a date; ADF wants the string the user wrote.
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -1,0 +1,85 @@
+"""Command-line options that several sub-commands share, declared once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from batchrun.arm.cloud import CLOUDS
+from batchrun.arm.retry import RetrySettings
+from batchrun.arm.transport import Timeouts
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
+def add_connection_options(
+    parser: argparse.ArgumentParser, *, concurrency: int, concurrency_help: str, retried: str
+) -> None:
+    """Cloud, endpoint, concurrency, retries and timeouts."""
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=concurrency, help=concurrency_help
+    )
+    parser.add_argument("--cloud", default="AzurePublicCloud", choices=sorted(CLOUDS))
+    parser.add_argument(
+        "--endpoint",
+        help="management endpoint URL override (default: $BATCHRUN_ENDPOINT, else the cloud's)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=positive_int,
+        default=RetrySettings().max_attempts,
+        help=f"attempts per {retried} for transient failures",
+    )
+    parser.add_argument(
+        "--max-retry-time",
+        type=positive_float,
+        default=RetrySettings().max_seconds,
+        metavar="SECONDS",
+        help=f"give up retrying a {retried} after this long",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=Timeouts().connect_s,
+        metavar="SECONDS",
+        help="per connection attempt",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=positive_float,
+        default=Timeouts().read_s,
+        metavar="SECONDS",
+        help="per response: longer, and the answer counts as lost",
+    )
+
+
+def endpoint_override(args: argparse.Namespace) -> str | None:
+    override: str | None = args.endpoint or os.environ.get("BATCHRUN_ENDPOINT")
+    return override
+
+
+def retry_settings(args: argparse.Namespace) -> RetrySettings:
+    return RetrySettings(max_attempts=args.max_attempts, max_seconds=args.max_retry_time)
+
+
+def timeouts(args: argparse.Namespace) -> Timeouts:
+    return Timeouts(connect_s=args.connect_timeout, read_s=args.read_timeout)
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["console", "json"], default=None)
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default="info"
+    )

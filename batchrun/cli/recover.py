@@ -1,0 +1,222 @@
+"""``batchrun recover``: the command line edge of :mod:`batchrun.recover.search`.
+
+Exit codes: ``0`` the plan was made (the manifest written, or ``--dry-run``, or nothing to
+recover); ``1`` a factory could not be searched (nothing written); ``2`` a usage, scope or
+output-file error (nothing searched); ``3`` no token, or ARM rejected it (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from batchrun import __version__
+from batchrun.arm.auth import CredentialTokens, default_credential
+from batchrun.arm.client import AdfClient, Timeouts, build_session
+from batchrun.arm.cloud import get_cloud, resolve_endpoint
+from batchrun.cli.options import (
+    add_connection_options,
+    add_log_options,
+    endpoint_override,
+    retry_settings,
+    timeouts,
+)
+from batchrun.errors import AuthError, ManifestError, UsageError
+from batchrun.log import configure
+from batchrun.manifest.scope import Scope, load_scope
+from batchrun.recover.output import check_output, render_manifest, render_summary, write_manifest
+from batchrun.recover.search import (
+    DEFAULT_STATUSES,
+    FROM_FAILURE,
+    FROM_START,
+    RECOVERABLE,
+    RecoverSettings,
+    RecoveryPlan,
+    StartPoint,
+    Window,
+    find_recoveries,
+)
+from batchrun.times import parse_time, utc_now
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
+_STATUS_NAMES = {status.casefold(): status for status in RECOVERABLE} | {"canceled": "Cancelled"}
+
+
+def _status(text: str) -> str:
+    status = _STATUS_NAMES.get(text.strip().casefold())
+    if status is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a status to recover: choose {', '.join(RECOVERABLE)}"
+        )
+    return status
+
+
+def add_recover_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scope",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the factories to search: a scope file (version, factories) or a manifest",
+    )
+    parser.add_argument(
+        "--since",
+        required=True,
+        metavar="TIME",
+        help="start of the window, ISO 8601 with Z or an offset (2026-11-25T22:00Z)",
+    )
+    parser.add_argument("--until", metavar="TIME", help="end of the window (default: now)")
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="the recovery manifest to write"
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing -o file")
+    parser.add_argument(
+        "--pipeline",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only these pipelines (repeatable; * ? [..] globs, case-insensitive)",
+    )
+    parser.add_argument(
+        "--status",
+        action="append",
+        type=_status,
+        metavar="STATUS",
+        help=f"statuses to recover (repeatable; default: {' and '.join(DEFAULT_STATUSES)})",
+    )
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from-start",
+        action="store_true",
+        help="rerun every activity (default: start from the failed activity)",
+    )
+    start.add_argument("--start-activity", metavar="NAME", help="rerun from this activity")
+    parser.add_argument("--dry-run", action="store_true", help="print the summary, write nothing")
+    add_connection_options(
+        parser, concurrency=8, concurrency_help="factories searched at once", retried="query"
+    )
+    add_log_options(parser)
+
+
+def parse_option_time(text: str, *, option: str) -> datetime:
+    """An ISO 8601 time with a zone (``Z`` or an offset; seconds optional), in UTC."""
+    example = "e.g. 2026-11-25T22:00Z or 2026-11-25T23:00+01:00"
+    if parse_time(text, naive_is_utc=True) is None:
+        raise UsageError(f"{option} {text!r} is not an ISO 8601 date and time ({example})")
+    moment = parse_time(text)
+    if moment is None:
+        raise UsageError(
+            f"{option} {text!r} has no time zone: add Z for UTC or an offset ({example})"
+        )
+    return moment.astimezone(UTC)
+
+
+def settings_from(args: argparse.Namespace, *, now: datetime) -> RecoverSettings:
+    since = parse_option_time(args.since, option="--since")
+    until = parse_option_time(args.until, option="--until") if args.until else now
+    if since >= until:
+        raise UsageError(
+            f"--since {since:%Y-%m-%dT%H:%M:%SZ} is not before --until {until:%Y-%m-%dT%H:%M:%SZ}"
+            + ("" if args.until else " (now)")
+        )
+    start = FROM_FAILURE
+    if args.from_start:
+        start = FROM_START
+    elif args.start_activity is not None:
+        name = args.start_activity.strip()
+        if not name or not name.isprintable():
+            raise UsageError(f"--start-activity {args.start_activity!r} is not an activity name")
+        start = StartPoint(activity=name)
+    pipelines = tuple(pattern.strip() for pattern in args.pipeline)
+    if any(not pattern for pattern in pipelines):
+        raise UsageError("--pipeline needs a pipeline name or glob, not an empty string")
+    return RecoverSettings(
+        window=Window(since, until),
+        statuses=tuple(dict.fromkeys(args.status or DEFAULT_STATUSES)),
+        pipelines=pipelines,
+        start=start,
+        concurrency=args.concurrency,
+        retry=retry_settings(args),
+    )
+
+
+def recover_command(args: argparse.Namespace) -> int:
+    configure(fmt=args.log_format, level=args.log_level)
+    try:
+        return _recover(args)
+    except (ManifestError, UsageError) as exc:
+        if isinstance(exc, ManifestError):
+            print(exc, file=sys.stderr)
+            print(f"batchrun: {len(exc.issues)} problem(s); nothing was searched", file=sys.stderr)
+        else:
+            print(f"batchrun: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuthError as exc:
+        print(f"batchrun: authentication failed; nothing was searched:\n{exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+
+
+def _recover(args: argparse.Namespace) -> int:
+    settings = settings_from(args, now=utc_now())
+    if args.output is None and not args.dry_run:
+        raise UsageError("give -o FILE for the recovery manifest, or --dry-run to only look")
+    scope = load_scope(args.scope, environ=os.environ)
+    for warning in scope.warnings:
+        print(f"batchrun: warning: {warning}", file=sys.stderr)
+    cloud = get_cloud(args.cloud)
+    endpoint = resolve_endpoint(cloud, endpoint_override(args))
+    if not args.dry_run:
+        check_output(args.output, force=args.force)
+    plan = asyncio.run(_search(scope, settings, endpoint, cloud.scope, timeouts(args)))
+    print(render_summary(plan))
+    if plan.auth_error is not None:
+        print(
+            f"batchrun: the token was rejected ({plan.auth_error}); nothing was written",
+            file=sys.stderr,
+        )
+        return EXIT_AUTH
+    if plan.failures:
+        print(
+            f"batchrun: {len(plan.failures)} of {len(scope.factories)} factories could not be "
+            "searched; nothing was written (fix them, or leave them out of --scope)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    count, how = len(plan.recoveries), settings.start.describe()
+    if count == 0:
+        print("nothing to recover; no manifest written")
+    elif args.dry_run:
+        print(f"dry run: {count} runs would be recovered {how}; nothing written")
+    else:
+        write_manifest(
+            args.output, render_manifest(plan, output=str(args.output)), force=args.force
+        )
+        print(f"wrote {args.output}: {count} runs to recover {how}")
+        print(f"review it, then: batchrun run {args.output}")
+    return EXIT_OK
+
+
+async def _search(
+    scope: Scope, settings: RecoverSettings, endpoint: str, token_scope: str, timeouts: Timeouts
+) -> RecoveryPlan:
+    tokens = CredentialTokens(default_credential(), token_scope)
+    try:
+        await tokens.get_token()  # no token: AuthError before anything is sent
+        async with build_session(timeouts=timeouts, limit=settings.concurrency) as session:
+            client = AdfClient(
+                session=session,
+                endpoint=endpoint,
+                tokens=tokens,
+                user_agent=f"batchrun/{__version__}",
+                timeouts=timeouts,
+            )
+            return await find_recoveries(client, scope.factories, settings)
+    finally:
+        await tokens.close()

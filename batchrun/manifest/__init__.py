@@ -1,0 +1,1 @@
+"""Manifest v1 and scope files: YAML in, validated frozen specs out."""

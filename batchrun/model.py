@@ -1,0 +1,54 @@
+"""The shared nouns: a run to trigger (:class:`RunSpec`) and a factory (:class:`FactoryRef`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    id: str
+    subscription: str
+    resource_group: str
+    factory: str
+    pipeline: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    reference_run_id: str | None = None
+    is_recovery: bool | None = None
+    start_from_failure: bool | None = None
+    start_activity_name: str | None = None
+    # "FILE:LINE:COL" of the manifest entry, for messages that point back at it
+    source: str = field(default="", compare=False)
+
+    def recovery_query(self) -> dict[str, str]:
+        """The createRun query parameters for the recovery fields that are set, API spelling."""
+        query: dict[str, str] = {}
+        if self.reference_run_id is not None:
+            query["referencePipelineRunId"] = self.reference_run_id
+        if self.is_recovery is not None:
+            query["isRecovery"] = "true" if self.is_recovery else "false"
+        if self.start_activity_name is not None:
+            query["startActivityName"] = self.start_activity_name
+        if self.start_from_failure is not None:
+            query["startFromFailure"] = "true" if self.start_from_failure else "false"
+        return query
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FactoryRef:
+    subscription: str
+    resource_group: str
+    factory: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """ARM names are case-insensitive: the identity of the factory."""
+        return (
+            self.subscription.casefold(),
+            self.resource_group.casefold(),
+            self.factory.casefold(),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.subscription}/{self.resource_group}/{self.factory}"

@@ -1,0 +1,1 @@
+"""``batchrun recover``: find the runs to recover; write the reviewed recovery manifest."""

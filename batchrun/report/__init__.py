@@ -1,0 +1,1 @@
+"""The JSONL report: writer, reader and summary."""

@@ -1,0 +1,35 @@
+"""Reading a report back: every whole line, in the order it was written.
+
+A crash can leave one unterminated last line; a hand-edited report can hold garbage. Neither
+stops a reader: both are passed over, and what was whole is read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from batchrun.errors import ReportError
+
+__all__ = ["read_records"]
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every whole JSON object line of a report; an unterminated or garbled line is skipped."""
+    try:
+        with path.open("rb") as report:
+            for raw in report:
+                if not raw.endswith(b"\n"):
+                    return
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    yield record
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read the report: {exc.strerror}") from None

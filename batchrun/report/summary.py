@@ -1,0 +1,354 @@
+"""What one or more reports say, for people: ``batchrun summary REPORT... [--format ...]``.
+
+A run id may have several lines: ``--resume`` appends a new line for every run it re-triggers.
+The run's LAST line (reports read in the order given, lines in file order) is its outcome: it
+decides the status totals, the per-pipeline counts, the error codes, ``reconciled`` and the slowest
+runs, so a run that failed and then succeeded on resume counts once, as succeeded. Its attempts
+are SUMMED over all its lines: the distribution says how many createRun requests each run cost in
+total. The wall-clock span runs from the earliest ``started_at`` to the latest ``finished_at`` of
+any line (a resumed report's span includes the pause between invocations), and throughput is
+lines per second of that span.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from batchrun.errors import ReportError
+from batchrun.report.reader import read_records
+from batchrun.times import parse_time, utc_iso
+
+Format = Literal["table", "json", "markdown"]
+FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
+STATUSES = ("succeeded", "failed", "skipped")
+_KEPT = ("id", "factory", "pipeline", "status", "reconciled", "duration_ms")
+SLOWEST = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineCounts:
+    factory: str
+    pipeline: str
+    statuses: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCount:
+    code: str
+    count: int
+    example: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlowRun:
+    id: str
+    factory: str
+    pipeline: str
+    status: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    reports: tuple[str, ...]
+    lines: int
+    statuses: Mapping[str, int]
+    pipelines: tuple[PipelineCounts, ...]
+    errors: tuple[ErrorCount, ...]
+    attempts: Mapping[int, int]
+    reconciled: int
+    slowest: tuple[SlowRun, ...]
+    first_started: datetime | None
+    last_finished: datetime | None
+
+    @property
+    def runs(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def failed(self) -> bool:
+        """At least one run's outcome is ``failed``: ``batchrun summary`` exits 1."""
+        return self.statuses.get("failed", 0) > 0
+
+    @property
+    def span_s(self) -> float | None:
+        if self.first_started is None or self.last_finished is None:
+            return None
+        return max((self.last_finished - self.first_started).total_seconds(), 0.0)
+
+    @property
+    def throughput(self) -> float | None:
+        """Report lines per second of the wall-clock span."""
+        span = self.span_s
+        return self.lines / span if span else None
+
+    def to_dict(self) -> dict[str, Any]:
+        span = self.span_s
+        rate = self.throughput
+        return {
+            "reports": list(self.reports),
+            "runs": self.runs,
+            "lines": self.lines,
+            "failed": self.failed,
+            "statuses": dict(self.statuses),
+            "pipelines": [
+                {"factory": p.factory, "pipeline": p.pipeline, "statuses": dict(p.statuses)}
+                for p in self.pipelines
+            ],
+            "errors": [
+                {"code": e.code, "count": e.count, "example": e.example} for e in self.errors
+            ],
+            "attempts": {str(n): runs for n, runs in self.attempts.items()},
+            "reconciled": self.reconciled,
+            "slowest": [
+                {
+                    "id": s.id,
+                    "factory": s.factory,
+                    "pipeline": s.pipeline,
+                    "status": s.status,
+                    "duration_ms": s.duration_ms,
+                }
+                for s in self.slowest
+            ],
+            "first_started_at": _iso(self.first_started),
+            "last_finished_at": _iso(self.last_finished),
+            "span_s": None if span is None else round(span, 3),
+            "lines_per_s": None if rate is None else round(rate, 3),
+        }
+
+
+def summarize(paths: Sequence[Path]) -> Summary:
+    """Read every report in ``paths`` (in order) and summarize the last line of each run id.
+
+    A path that does not exist raises :class:`ReportError` (a typo must not read as "0 runs").
+    """
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise ReportError(f"no such report: {', '.join(missing)}")
+    last: dict[str, dict[str, Any]] = {}
+    attempts: Counter[str] = Counter()
+    lines = 0
+    first_started: datetime | None = None
+    last_finished: datetime | None = None
+    for path in paths:
+        for record in read_records(path):
+            run_id = record.get("id")
+            if not isinstance(run_id, str):
+                continue
+            lines += 1
+            last.pop(run_id, None)  # re-insert: dict order becomes "order of last line"
+            last[run_id] = _slim(record)
+            attempts[run_id] += _int(record.get("attempts"))
+            started = parse_time(record.get("started_at"))
+            finished = parse_time(record.get("finished_at"))
+            if started is not None and (first_started is None or started < first_started):
+                first_started = started
+            if finished is not None and (last_finished is None or finished > last_finished):
+                last_finished = finished
+    outcomes = list(last.values())
+    return Summary(
+        reports=tuple(str(path) for path in paths),
+        lines=lines,
+        statuses=_status_counts(outcomes),
+        pipelines=_pipelines(outcomes),
+        errors=_errors(outcomes),
+        attempts=dict(sorted(Counter(attempts.values()).items())),
+        reconciled=sum(1 for record in outcomes if record.get("reconciled") is True),
+        slowest=_slowest(outcomes),
+        first_started=first_started,
+        last_finished=last_finished,
+    )
+
+
+def render(summary: Summary, fmt: Format) -> str:
+    """The summary as aligned text, JSON or GitHub-flavoured markdown; no trailing newline."""
+    if fmt == "json":
+        return json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)
+    if fmt == "markdown":
+        return _markdown(summary)
+    if fmt == "table":
+        return _table(summary)
+    raise ValueError(f"unknown summary format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def _str(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else utc_iso(moment, timespec="auto")
+
+
+def _slim(record: dict[str, Any]) -> dict[str, Any]:
+    """What the summary needs of a line: a 100,000-run report must fit in little memory."""
+    slim = {key: record[key] for key in _KEPT if key in record}
+    for key in ("factory", "pipeline", "status"):
+        if isinstance(slim.get(key), str):
+            slim[key] = sys.intern(slim[key])
+    error = record.get("error")
+    if record.get("status") == "failed" and isinstance(error, dict):
+        slim["error"] = {"code": error.get("code"), "message": error.get("message")}
+    return slim
+
+
+def _status_counts(outcomes: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts = Counter(_str(record.get("status"), "unknown") for record in outcomes)
+    ordered = {status: counts.pop(status, 0) for status in STATUSES}
+    ordered.update(sorted(counts.items()))
+    return ordered
+
+
+def _pipelines(outcomes: Iterable[dict[str, Any]]) -> tuple[PipelineCounts, ...]:
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in outcomes:
+        key = (_str(record.get("factory")), _str(record.get("pipeline")))
+        grouped.setdefault(key, []).append(record)
+    return tuple(
+        PipelineCounts(factory, pipeline, _status_counts(records))
+        for (factory, pipeline), records in sorted(grouped.items())
+    )
+
+
+def _errors(outcomes: Iterable[dict[str, Any]]) -> tuple[ErrorCount, ...]:
+    counts: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for record in outcomes:
+        if record.get("status") != "failed":
+            continue
+        error = record.get("error")
+        error = error if isinstance(error, dict) else {}
+        code = _str(error.get("code"), "unknown")
+        counts[code] += 1
+        examples.setdefault(code, _str(error.get("message")))
+    return tuple(
+        ErrorCount(code, count, examples[code])
+        for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    )
+
+
+def _slowest(outcomes: Iterable[dict[str, Any]]) -> tuple[SlowRun, ...]:
+    runs = [
+        SlowRun(
+            id=_str(record.get("id")),
+            factory=_str(record.get("factory")),
+            pipeline=_str(record.get("pipeline")),
+            status=_str(record.get("status"), "unknown"),
+            duration_ms=_int(record.get("duration_ms")),
+        )
+        for record in outcomes
+    ]
+    runs.sort(key=lambda run: (-run.duration_ms, run.id))
+    return tuple(runs[:SLOWEST])
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _sections(summary: Summary) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every table, shared by the text and markdown renderings."""
+    statuses = list(summary.statuses)
+    sections = [
+        (
+            "Runs by status",
+            ["status", "runs"],
+            [[status, str(count)] for status, count in summary.statuses.items()]
+            + [["total", str(summary.runs)]],
+        ),
+        (
+            "By factory / pipeline",
+            ["factory", "pipeline", *statuses],
+            [
+                [p.factory, p.pipeline, *(str(p.statuses.get(s, 0)) for s in statuses)]
+                for p in summary.pipelines
+            ],
+        ),
+        (
+            "Error codes",
+            ["code", "runs", "example message"],
+            [[e.code, str(e.count), _shorten(e.example)] for e in summary.errors],
+        ),
+        (
+            "Attempts per run",
+            ["attempts", "runs"],
+            [[str(n), str(runs)] for n, runs in summary.attempts.items()],
+        ),
+        (
+            f"Slowest {SLOWEST} runs",
+            ["id", "factory", "pipeline", "status", "duration_ms"],
+            [[s.id, s.factory, s.pipeline, s.status, str(s.duration_ms)] for s in summary.slowest],
+        ),
+    ]
+    return [section for section in sections if section[2]]
+
+
+def _shorten(text: str, limit: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _headline(summary: Summary) -> list[str]:
+    counts = ", ".join(f"{count} {status}" for status, count in summary.statuses.items())
+    lines = [f"{summary.runs} runs ({summary.lines} report lines): {counts}"]
+    lines.append(f"reconciled: {summary.reconciled}")
+    span, rate = summary.span_s, summary.throughput
+    if span is not None:
+        rate_text = f", {rate:.1f} lines/s" if rate is not None else ""
+        lines.append(
+            f"wall clock: {_iso(summary.first_started)} -> {_iso(summary.last_finished)} "
+            f"({span:.1f}s{rate_text})"
+        )
+    return lines
+
+
+def _numeric_columns(header: list[str], rows: list[list[str]]) -> list[bool]:
+    return [all(row[i].isdigit() for row in rows) for i in range(len(header))]
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    numeric = _numeric_columns(header, rows)
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, right in zip(cells, widths, numeric, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    return [line(header), "  ".join("-" * width for width in widths), *map(line, rows)]
+
+
+def _table(summary: Summary) -> str:
+    out = _headline(summary)
+    for title, header, rows in _sections(summary):
+        out += ["", title, *_text_table(header, rows)]
+    return "\n".join(out)
+
+
+def _md_cell(cell: str) -> str:
+    return cell.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(summary: Summary) -> str:
+    out = ["## batchrun summary", "", *(f"- {line}" for line in _headline(summary))]
+    for title, header, rows in _sections(summary):
+        numeric = _numeric_columns(header, rows)
+        out += ["", f"### {title}", ""]
+        out.append("| " + " | ".join(_md_cell(cell) for cell in header) + " |")
+        out.append("|" + "|".join("---:" if right else "---" for right in numeric) + "|")
+        out += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""``batchrun run``: the runner, the scheduler, reconciliation, the journal, progress."""

@@ -1,0 +1,201 @@
+import random
+from types import SimpleNamespace
+
+import pytest
+import tenacity
+from tenacity import RetryCallState
+
+from batchrun.arm.retry import RetrySettings, is_transient, retrying
+from batchrun.errors import ApiError, AuthError, TransportError
+
+
+def transient(retry_after: float | None = None) -> ApiError:
+    return ApiError(
+        status=503,
+        code="ServiceUnavailable",
+        message="busy",
+        transient=True,
+        retry_after=retry_after,
+    )
+
+
+def permanent() -> ApiError:
+    return ApiError(status=400, code="BadRequest", message="no", transient=False)
+
+
+class FakeTime:
+    """An injected sleep that records each wait and moves a fake monotonic clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+async def attempt_until_done(
+    policy: tenacity.AsyncRetrying, failures: list[BaseException], result: str = "ok"
+) -> tuple[str, int]:
+    """Run ``policy`` over an operation that raises ``failures`` in turn, then returns."""
+    attempts = 0
+    async for attempt in policy:
+        with attempt:
+            attempts += 1
+            if failures:
+                raise failures.pop(0)
+            return result, attempts
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (transient(), True),
+        (permanent(), False),
+        (TransportError(status=None, code="Timeout", message="slow", transient=True), True),
+        (
+            TransportError(status=None, code="TlsCertificateError", message="x", transient=False),
+            False,
+        ),
+        (AuthError("no token"), False),
+        (ValueError("bug"), False),
+    ],
+)
+def test_is_transient(exc: BaseException, expected: bool) -> None:
+    assert is_transient(exc) is expected
+
+
+async def test_transient_errors_are_retried_until_success(fake_time: FakeTime) -> None:
+    policy = retrying(RetrySettings(), sleep=fake_time.sleep)
+    assert await attempt_until_done(policy, [transient(), transient()]) == ("ok", 3)
+    assert len(fake_time.sleeps) == 2
+
+
+async def test_transient_errors_are_retried_up_to_max_attempts_then_reraised(
+    fake_time: FakeTime,
+) -> None:
+    errors: list[BaseException] = [transient() for _ in range(10)]
+    last = errors[3]
+    policy = retrying(RetrySettings(max_attempts=4), sleep=fake_time.sleep)
+    with pytest.raises(ApiError) as caught:
+        await attempt_until_done(policy, errors)
+    assert caught.value is last
+    assert len(fake_time.sleeps) == 3
+
+
+@pytest.mark.parametrize("error", [permanent(), AuthError("no token"), KeyError("bug")])
+async def test_permanent_errors_stop_at_once(fake_time: FakeTime, error: BaseException) -> None:
+    policy = retrying(RetrySettings(), sleep=fake_time.sleep)
+    with pytest.raises(type(error)) as caught:
+        await attempt_until_done(policy, [error])
+    assert caught.value is error
+    assert fake_time.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "max_seconds", "expected_wait"),
+    [
+        (7.0, 600.0, 7.0),
+        (0.0, 600.0, 0.0),
+        (45.0, 600.0, 45.0),  # beyond backoff_max_s: honoured in full
+        (900.0, 600.0, 600.0),  # capped at max_seconds
+    ],
+)
+async def test_retry_after_is_the_wait(
+    fake_time: FakeTime, retry_after: float, max_seconds: float, expected_wait: float
+) -> None:
+    policy = retrying(RetrySettings(max_seconds=max_seconds), sleep=fake_time.sleep)
+    await attempt_until_done(policy, [transient(retry_after=retry_after)])
+    assert fake_time.sleeps == [expected_wait]
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_backoff_is_full_jitter_within_an_exponential_bound(
+    fake_time: FakeTime, seed: int
+) -> None:
+    settings = RetrySettings(max_attempts=10, backoff_initial_s=0.5, backoff_max_s=4.0)
+    policy = retrying(settings, sleep=fake_time.sleep, rng=random.Random(seed))
+    await attempt_until_done(policy, [transient() for _ in range(9)])
+    bounds = [min(4.0, 0.5 * 2**n) for n in range(9)]
+    assert len(fake_time.sleeps) == 9
+    assert all(0 <= wait <= bound for wait, bound in zip(fake_time.sleeps, bounds, strict=True))
+    assert len(set(fake_time.sleeps)) > 1  # jittered, not fixed
+
+
+async def test_injected_rng_makes_backoff_reproducible() -> None:
+    runs = []
+    for _ in range(2):
+        fake = FakeTime()
+        policy = retrying(RetrySettings(), sleep=fake.sleep, rng=random.Random(42))
+        await attempt_until_done(policy, [transient() for _ in range(5)])
+        runs.append(fake.sleeps)
+    assert runs[0] == runs[1]
+
+
+async def test_backoff_without_an_injected_rng_is_bounded_too(fake_time: FakeTime) -> None:
+    settings = RetrySettings(backoff_initial_s=0.5, backoff_max_s=1.0)
+    policy = retrying(settings, sleep=fake_time.sleep)
+    await attempt_until_done(policy, [transient() for _ in range(6)])
+    assert all(0 <= wait <= 1.0 for wait in fake_time.sleeps)
+
+
+async def test_max_seconds_zero_allows_a_single_attempt(fake_time: FakeTime) -> None:
+    policy = retrying(RetrySettings(max_attempts=8, max_seconds=0.0), sleep=fake_time.sleep)
+    with pytest.raises(ApiError):
+        await attempt_until_done(policy, [transient()])
+    assert fake_time.sleeps == []
+
+
+async def test_retrying_stops_after_max_seconds(
+    fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tenacity measures elapsed time with time.monotonic(); let it read the fake clock.
+    assert hasattr(tenacity, "time")
+    monkeypatch.setattr(tenacity, "time", SimpleNamespace(monotonic=fake_time.monotonic))
+    policy = retrying(RetrySettings(max_attempts=100, max_seconds=10.0), sleep=fake_time.sleep)
+    errors: list[BaseException] = [transient(retry_after=4.0) for _ in range(100)]
+    with pytest.raises(ApiError):
+        await attempt_until_done(policy, errors)
+    # attempts at t=0, 4, 8 and 12; after the one at 12 s the 10 s budget is spent
+    assert fake_time.sleeps == [4.0, 4.0, 4.0]
+    assert len(errors) == 96
+
+
+@pytest.mark.parametrize("hook_is_async", [True, False])
+async def test_before_sleep_sees_the_error_wait_and_attempt(
+    fake_time: FakeTime, hook_is_async: bool
+) -> None:
+    seen: list[tuple[int, BaseException | None, float]] = []
+
+    def record(state: RetryCallState) -> None:
+        assert state.outcome is not None
+        seen.append((state.attempt_number, state.outcome.exception(), state.upcoming_sleep))
+
+    async def record_async(state: RetryCallState) -> None:
+        record(state)
+
+    first, second = transient(retry_after=1.0), transient(retry_after=2.0)
+    policy = retrying(
+        RetrySettings(),
+        sleep=fake_time.sleep,
+        before_sleep=record_async if hook_is_async else record,
+    )
+    await attempt_until_done(policy, [first, second])
+    assert seen == [(1, first, 1.0), (2, second, 2.0)]
+
+
+async def test_each_call_gives_a_fresh_policy(fake_time: FakeTime) -> None:
+    settings = RetrySettings(max_attempts=2)
+    assert retrying(settings, sleep=fake_time.sleep) is not retrying(
+        settings, sleep=fake_time.sleep
+    )

@@ -1,0 +1,223 @@
+"""The container recipe, proven without a Docker engine.
+
+The Dockerfile is checked statically (final stage: non-root uid, entrypoint, labels), and the
+``venv`` fixture repeats its two steps on this machine: build the wheel from exactly the files the
+builder stage copies, then install it into a fresh venv with the same pip options and the same
+constraints file. That venv's ``batchrun`` then runs a small batch against the emulator,
+authenticated through the emulator's managed-identity endpoint as in Azure Container Apps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from batchrun.report.summary import summarize
+from tests.helpers.paths import ROOT
+
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorProcess
+
+DOCKERFILE = ROOT / "Dockerfile"
+CONSTRAINTS = ROOT / "constraints.txt"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+# The options of the Dockerfile's `pip install` of the wheel (test_pip_options_match_... checks).
+PIP_OPTIONS = ["--no-cache-dir", "--only-binary=:all:"]
+UID = "10001"
+LABELS = {
+    "org.opencontainers.image.title",
+    "org.opencontainers.image.description",
+    "org.opencontainers.image.version",
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.licenses",
+}
+
+
+def instructions(stage: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of one stage ("builder" or "final"), continuations joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    stages: list[list[tuple[str, str]]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((keyword.upper(), " ".join(rest.split())))
+    return stages[0] if stage == "builder" else stages[-1]
+
+
+def test_final_stage_runs_batchrun_as_a_fixed_non_root_uid() -> None:
+    final = dict(instructions("final"))
+    assert final["FROM"] == "python:3.11-slim"
+    assert final["USER"] == f"{UID}:{UID}"
+    assert json.loads(final["ENTRYPOINT"]) == ["batchrun"]
+    assert json.loads(final["CMD"]) == ["--help"]
+    assert final["WORKDIR"] == "/work"
+    assert "PYTHONDONTWRITEBYTECODE=1" in final["ENV"]
+    assert "PYTHONUNBUFFERED=1" in final["ENV"]
+
+
+def test_final_stage_carries_every_oci_label() -> None:
+    labels = " ".join(args for keyword, args in instructions("final") if keyword == "LABEL")
+    assert set(re.findall(r"(org\.opencontainers\.image\.\w+)=", labels)) == LABELS
+    assert 'org.opencontainers.image.version="${VERSION}"' in labels
+
+
+def test_pip_options_match_the_dockerfile() -> None:
+    runs = [args for keyword, args in instructions("final") if keyword == "RUN"]
+    install = next(args for args in runs if "pip install" in args)
+    words = shlex.split(install)
+    for option in PIP_OPTIONS:
+        assert option in words
+    assert words[words.index("--constraint") + 1].endswith("constraints.txt")
+
+
+def test_constraints_pin_exact_versions() -> None:
+    pins = [
+        line
+        for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert pins
+    for line in pins:
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", line), line
+
+
+@dataclass(frozen=True)
+class ImageVenv:
+    root: Path
+
+    @property
+    def batchrun(self) -> Path:
+        return self.root / "bin" / "batchrun"
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+
+def _context_copy(destination: Path) -> Path:
+    """The files the builder stage COPYs, laid out as in its WORKDIR."""
+    copies = [shlex.split(args) for keyword, args in instructions("builder") if keyword == "COPY"]
+    assert copies, "the builder stage copies nothing"
+    for *sources, target in copies:
+        for source in sources:
+            src = ROOT / source
+            dest = destination / (Path(target) / src.name if target.endswith("/") else target)
+            if src.is_dir():
+                shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+    return destination
+
+
+def _run(command: list[str | Path], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(part) for part in command], capture_output=True, text=True, check=False, **kwargs
+    )
+    assert result.returncode == 0, f"{command}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> ImageVenv:
+    work = tmp_path_factory.mktemp("image")
+    source = _context_copy(work / "src")
+    dist = work / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", dist, source])
+    wheel = dist / f"batchrun-{VERSION}-py3-none-any.whl"
+    assert wheel.is_file(), sorted(dist.iterdir())
+    root = work / "venv"
+    _run([sys.executable, "-m", "venv", root])
+    venv = ImageVenv(root)
+    _run([venv.python, "-m", "pip", "install", *PIP_OPTIONS, "--constraint", CONSTRAINTS, wheel])
+    return venv
+
+
+def test_installed_wheel_reports_its_version(venv: ImageVenv) -> None:
+    result = _run([venv.batchrun, "--version"], cwd=venv.root)
+    assert result.stdout.strip() == f"batchrun {VERSION}"
+    where = _run([venv.python, "-c", "import batchrun; print(batchrun.__file__)"], cwd=venv.root)
+    assert Path(where.stdout.strip()).is_relative_to(venv.root)
+
+
+def test_constraints_pin_everything_the_image_installs(venv: ImageVenv) -> None:
+    frozen = _run([venv.python, "-m", "pip", "freeze", "--exclude", "batchrun"]).stdout
+    pinned = {
+        line.lower()
+        for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    }
+    assert {line.lower() for line in frozen.splitlines()} == pinned
+
+
+MANIFEST = """\
+version: 1
+defaults:
+  subscription: 11111111-1111-1111-1111-111111111111
+  resource_group: rg-data
+runs:
+  - id: sales-eu
+    factory: sales-eu
+    pipeline: LoadOrders
+    parameters: {region: eu}
+  - id: sales-us
+    factory: sales-us
+    pipeline: LoadOrders
+  - id: marts
+    factory: sales-eu
+    pipeline: BuildMarts
+"""
+
+
+def test_installed_wheel_runs_a_batch_with_managed_identity(
+    venv: ImageVenv,
+    start_emulator: Callable[..., EmulatorProcess],
+    tmp_path: Path,
+) -> None:
+    emulator = start_emulator("--accept-any", "--identity-header", "s3cret-header")
+    manifest = tmp_path / "nightly.yaml"
+    manifest.write_text(MANIFEST, encoding="utf-8")
+    report = tmp_path / "r.jsonl"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AZURE_", "IDENTITY_", "MSI_", "BATCHRUN_", "PYTHON"))
+    }
+    env |= {
+        "IDENTITY_ENDPOINT": f"{emulator.url}/msi/token",
+        "IDENTITY_HEADER": "s3cret-header",
+        "BATCHRUN_ENDPOINT": emulator.url,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    command = [venv.batchrun, "run", manifest, "--report", report, "--log-format", "json"]
+    _run(command, cwd=tmp_path, env=env, timeout=120)
+
+    lines = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["id"] for line in lines) == ["marts", "sales-eu", "sales-us"]
+    for line in lines:
+        assert line["status"] == "succeeded", line
+        assert line["run_id"]
+        assert line["http_status"] == 200
+        assert line["subscription"] == "11111111-1111-1111-1111-111111111111"
+    assert not summarize([report]).failed
+    stats = emulator.stats()
+    assert stats["requests"]["msiToken"].get("200", 0) >= 1  # the token came from /msi/token
+    assert (stats["runs_created"], stats["duplicates"]) == (3, 0)

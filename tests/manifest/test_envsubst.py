@@ -1,0 +1,45 @@
+import pytest
+
+from batchrun.manifest.envsubst import SubstitutionError, substitute
+
+ENVIRON = {"REGION": "eu", "EMPTY": "", "DATE": "2026-11-26"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain text", "plain text"),
+        ("${REGION}", "eu"),
+        ("sales-${REGION}-${DATE}", "sales-eu-2026-11-26"),
+        ("${MISSING:-fallback}", "fallback"),
+        ("${EMPTY:-fallback}", "fallback"),
+        ("${REGION:-fallback}", "eu"),
+        ("${MISSING:-}", ""),
+        ("${MISSING:-a default with spaces}", "a default with spaces"),
+        ("${EMPTY}", ""),
+        ("$$", "$"),
+        ("cost: $$5", "cost: $5"),
+        ("$${REGION}", "${REGION}"),
+        ("$$${REGION}", "$eu"),
+        ("^sales$", "^sales$"),
+        ("$REGION", "$REGION"),
+    ],
+)
+def test_substitutes_references_from_the_given_environ(text: str, expected: str) -> None:
+    assert substitute(text, ENVIRON) == expected
+
+
+def test_unset_variable_without_default_names_the_variable_and_its_offset() -> None:
+    with pytest.raises(SubstitutionError) as caught:
+        substitute("/data/${NOPE}/in", ENVIRON)
+    assert "environment variable NOPE is not set" in caught.value.message
+    assert "${NOPE:-default}" in caught.value.message
+    assert caught.value.offset == 6
+
+
+@pytest.mark.parametrize("text", ["${1BAD}", "${REGION", "${REGION:default}", "${}", "x ${ y }"])
+def test_malformed_reference_is_an_error_that_shows_the_right_forms(text: str) -> None:
+    with pytest.raises(SubstitutionError) as caught:
+        substitute(text, ENVIRON)
+    assert "is not a valid substitution: write ${NAME} or ${NAME:-default}" in str(caught.value)
+    assert caught.value.offset == text.index("${")

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from batchrun.run.slots import FairSlots
+
+
+async def test_freed_slots_go_round_robin_between_keys() -> None:
+    slots = FairSlots(1)
+    served: list[str] = []
+    gate = asyncio.Event()
+
+    async def use(key: str) -> None:
+        async with slots.hold(key):
+            served.append(key)
+            await gate.wait()
+
+    holder = asyncio.ensure_future(use("first"))
+    await asyncio.sleep(0)
+    waiters = [asyncio.ensure_future(use("a")) for _ in range(4)]
+    waiters.append(asyncio.ensure_future(use("b")))
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(holder, *waiters)
+    # b arrived after four a's but is served second, not fifth
+    assert served == ["first", "a", "b", "a", "a", "a"]
+
+
+async def test_never_more_holders_than_the_limit() -> None:
+    slots = FairSlots(3)
+    holding = 0
+    peak = 0
+
+    async def use(key: str) -> None:
+        nonlocal holding, peak
+        async with slots.hold(key):
+            holding += 1
+            peak = max(peak, holding)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            holding -= 1
+
+    await asyncio.gather(*(use(f"k{n % 4}") for n in range(40)))
+    assert peak == 3
+    assert holding == 0
+
+
+async def test_a_cancelled_waiter_does_not_lose_a_slot() -> None:
+    slots = FairSlots(1)
+    gate = asyncio.Event()
+
+    async def hold_until_gate() -> None:
+        async with slots.hold("a"):
+            await gate.wait()
+
+    holder = asyncio.ensure_future(hold_until_gate())
+    await asyncio.sleep(0)
+    doomed = asyncio.ensure_future(slots.hold("b").__aenter__())
+    await asyncio.sleep(0)
+    doomed.cancel()
+    gate.set()
+    await holder
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    async with slots.hold("c"):
+        pass
+
+
+def test_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        FairSlots(0)
