@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
-from tests.emulator.helpers import Adf, AdfFor, topology
+from tests.helpers.emulator_http import Adf, AdfFor, topology
 
 if TYPE_CHECKING:
     from tests.conftest import InProcessEmulator, ServeEmulator

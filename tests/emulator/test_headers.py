@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.emulator.helpers import AdfFor
+from tests.helpers.emulator_http import AdfFor
 
 
 async def test_the_correlation_id_is_not_the_client_request_id(adf_for: AdfFor) -> None:

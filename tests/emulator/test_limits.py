@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.emulator.helpers import AdfFor, cloud_error
+from tests.helpers.emulator_http import AdfFor, cloud_error
 
 GLOBAL_WRITES = "x-ms-ratelimit-remaining-subscription-global-writes"
 GLOBAL_READS = "x-ms-ratelimit-remaining-subscription-global-reads"

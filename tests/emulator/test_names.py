@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.emulator.helpers import SUB, AdfFor, where
+from tests.helpers.emulator_http import SUB, AdfFor, where
 
 CONFIG = f"""
 subscriptions:

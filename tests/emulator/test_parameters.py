@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from batchrun.emulator.config import ConfigError, parse_config
-from tests.emulator.helpers import SUB, AdfFor, cloud_error
+from tests.helpers.emulator_http import SUB, AdfFor, cloud_error
 
 CONFIG = f"""
 subscriptions:

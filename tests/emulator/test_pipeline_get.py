@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.emulator.helpers import DATA, SUB, AdfFor, check, cloud_error
+from tests.helpers.emulator_http import DATA, SUB, AdfFor, check, cloud_error
 
 CONFIG = f"""
 subscriptions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchrun.emulator.query import RUN_GROUP_SINGLE
-from tests.emulator.helpers import WIDE, AdfFor, cloud_error, where
+from tests.helpers.emulator_http import WIDE, AdfFor, cloud_error, where
 
 # azure-sdk-for-net issue #22025 quotes ADF's answer word for word, typo included
 ADF_WORDS = (

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tests.emulator.helpers import SUB, Adf, AdfFor, cloud_error
+from tests.helpers.emulator_http import SUB, Adf, AdfFor, cloud_error
 
 CONFIG = f"""
 subscriptions:

@@ -28,7 +28,7 @@ from batchrun.emulator.app import STATE, build_app
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Settings, parse_config
 from batchrun.emulator.state import EmulatorState
-from tests.emulator.helpers import SUB
+from tests.helpers.emulator_http import SUB
 
 RG = "rg-data"
 FACTORY = "sales-eu"

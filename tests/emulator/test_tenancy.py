@@ -8,7 +8,7 @@ import pytest
 
 from batchrun.emulator.config import HOME_TENANT, parse_config
 from batchrun.emulator.tenancy import tenant_of
-from tests.emulator.helpers import AdfFor, cloud_error
+from tests.helpers.emulator_http import AdfFor, cloud_error
 
 FOREIGN = "33333333-3333-3333-3333-333333333333"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -15,8 +14,8 @@ from jsonschema import Draft4Validator
 from yarl import URL
 
 from batchrun.emulator.config import Topology, parse_config
+from tests.helpers.paths import DATA
 
-DATA = Path(__file__).parent / "data"
 SPEC = json.loads((DATA / "adf-openapi-subset.json").read_text())
 
 SUB = "11111111-1111-1111-1111-111111111111"
