@@ -3,9 +3,14 @@
 ::
 
     BatchrunError
-    ├── ManifestError        the manifest is invalid; carries every problem found (exit 2)
+    ├── PositionedError      a file the user gave is invalid; carries every problem found, each
+    │   │                    with its file, line and column (exit 2)
+    │   ├── ManifestError    ... a manifest
+    │   └── ScopeError       ... the scope file of ``batchrun recover --scope``
     ├── UsageError           a flag or file the user gave cannot be used (exit 2)
     ├── ReportError          the report cannot be written or resumed (exit 2)
+    ├── OutputError          another file batchrun writes (the recovery manifest) cannot be
+    │                        written: the disk, not the user, said no (exit 2)
     ├── AuthError            no token could be had (exit 3)
     └── ApiError             ARM/ADF answered with an error, or no answer came
         └── TransportError   no HTTP response: connect error, timeout, dropped connection
@@ -39,10 +44,20 @@ class ManifestIssue:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
-class ManifestError(BatchrunError):
+class PositionedError(BatchrunError):
+    """A YAML file the user gave is invalid; ``issues`` holds every problem found, in order."""
+
     def __init__(self, issues: list[ManifestIssue]) -> None:
         self.issues = issues
         super().__init__("\n".join(str(issue) for issue in issues))
+
+
+class ManifestError(PositionedError):
+    """A manifest is invalid: nothing of it is sent."""
+
+
+class ScopeError(PositionedError):
+    """The scope file of ``batchrun recover`` is invalid: nothing is searched."""
 
 
 class UsageError(BatchrunError):
@@ -51,6 +66,10 @@ class UsageError(BatchrunError):
 
 class ReportError(BatchrunError):
     """The report file cannot be created, appended to or resumed from."""
+
+
+class OutputError(BatchrunError):
+    """A file batchrun writes besides the report (the recovery manifest) could not be written."""
 
 
 class AuthError(BatchrunError):

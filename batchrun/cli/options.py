@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from batchrun.arm.cloud import CLOUDS
@@ -19,6 +20,11 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     value = float(text)
+    # float() takes "nan" and "inf": a nan window never ends, an inf timeout crashes aiohttp
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number greater than 0 (such as 30 or 2.5), got {text!r}"
+        )
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
     return value
@@ -81,5 +87,8 @@ def timeouts(args: argparse.Namespace) -> Timeouts:
 def add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["console", "json"], default=None)
     parser.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], default="info"
+        "--log-level",
+        type=str.lower,  # INFO as well as info: the spelling logging itself prints
+        choices=["debug", "info", "warning", "error"],
+        default="info",
     )

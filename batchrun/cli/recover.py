@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batchrun import __version__
-from batchrun.arm.auth import CredentialTokens, default_credential
-from batchrun.arm.client import AdfClient, Timeouts, build_session
 from batchrun.arm.cloud import get_cloud, resolve_endpoint
+from batchrun.arm.session import credential_tokens, open_client
+from batchrun.arm.transport import Timeouts
+from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
@@ -26,8 +25,7 @@ from batchrun.cli.options import (
     retry_settings,
     timeouts,
 )
-from batchrun.errors import AuthError, ManifestError, UsageError
-from batchrun.log import configure
+from batchrun.errors import UsageError
 from batchrun.manifest.scope import Scope, load_scope
 from batchrun.recover.output import check_output, render_manifest, render_summary, write_manifest
 from batchrun.recover.search import (
@@ -43,7 +41,9 @@ from batchrun.recover.search import (
 )
 from batchrun.times import parse_time, utc_now
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH = 0, 1, 2, 3
+NAME = "recover"
+HELP = "find failed runs; write a recovery manifest"
+UNDONE = "nothing was searched"
 _STATUS_NAMES = {status.casefold(): status for status in RECOVERABLE} | {"canceled": "Cancelled"}
 
 
@@ -56,7 +56,7 @@ def _status(text: str) -> str:
     return status
 
 
-def add_recover_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scope",
         type=Path,
@@ -145,25 +145,7 @@ def settings_from(args: argparse.Namespace, *, now: datetime) -> RecoverSettings
     )
 
 
-def recover_command(args: argparse.Namespace) -> int:
-    configure(fmt=args.log_format, level=args.log_level)
-    try:
-        return _recover(args)
-    except (ManifestError, UsageError) as exc:
-        if isinstance(exc, ManifestError):
-            print(exc, file=sys.stderr)
-            print(f"batchrun: {len(exc.issues)} problem(s); nothing was searched", file=sys.stderr)
-        else:
-            print(f"batchrun: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except AuthError as exc:
-        print(f"batchrun: authentication failed; nothing was searched:\n{exc}", file=sys.stderr)
-        return EXIT_AUTH
-    except KeyboardInterrupt:
-        return 128 + signal.SIGINT
-
-
-def _recover(args: argparse.Namespace) -> int:
+def command(args: argparse.Namespace) -> int:
     settings = settings_from(args, now=utc_now())
     if args.output is None and not args.dry_run:
         raise UsageError("give -o FILE for the recovery manifest, or --dry-run to only look")
@@ -206,17 +188,10 @@ def _recover(args: argparse.Namespace) -> int:
 async def _search(
     scope: Scope, settings: RecoverSettings, endpoint: str, token_scope: str, timeouts: Timeouts
 ) -> RecoveryPlan:
-    tokens = CredentialTokens(default_credential(), token_scope)
-    try:
-        await tokens.get_token()  # no token: AuthError before anything is sent
-        async with build_session(timeouts=timeouts, limit=settings.concurrency) as session:
-            client = AdfClient(
-                session=session,
-                endpoint=endpoint,
-                tokens=tokens,
-                user_agent=f"batchrun/{__version__}",
-                timeouts=timeouts,
-            )
-            return await find_recoveries(client, scope.factories, settings)
-    finally:
-        await tokens.close()
+    async with (
+        credential_tokens(token_scope) as tokens,
+        open_client(
+            endpoint=endpoint, tokens=tokens, timeouts=timeouts, connections=settings.concurrency
+        ) as client,
+    ):
+        return await find_recoveries(client, scope.factories, settings)

@@ -20,7 +20,7 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from batchrun.arm.reads import RunRecord
-from batchrun.errors import UsageError
+from batchrun.errors import OutputError, UsageError
 from batchrun.model import FactoryRef
 from batchrun.recover.search import Recovery, RecoveryPlan, Skip
 from batchrun.times import utc_iso
@@ -156,7 +156,7 @@ def write_manifest(path: Path, text: str, *, force: bool) -> None:
             f"{path}: already exists; choose another -o, or pass --force to replace it"
         ) from None
     except OSError as exc:
-        raise UsageError(f"{path}: cannot write the recovery manifest: {exc.strerror}") from exc
+        raise OutputError(f"{path}: cannot write the recovery manifest: {exc.strerror}") from exc
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from batchrun import __version__
 from batchrun.arm.auth import TokenProvider
-from batchrun.arm.client import AdfClient, Timeouts, build_session
 from batchrun.arm.retry import RetrySettings
+from batchrun.arm.session import open_client
+from batchrun.arm.transport import Timeouts
 from batchrun.errors import ApiError, ReportError
 from batchrun.log import get_logger
 from batchrun.manifest.loader import Manifest
@@ -28,16 +28,49 @@ _log = get_logger("batchrun.run.runner")
 
 
 @dataclass(frozen=True, slots=True)
-class RunSettings:
+class BatchSettings:
+    """The settings of one ``batchrun run`` batch (a "run" is one pipeline run inside it).
+
+    Built once, at the CLI, from the flags; each default is the flag's default.
+    """
+
     report: Path
+    """The JSONL report (``--report``); its intent journal lives beside it. No default here: the
+    CLI names one per invocation, so two batches never share a report by accident."""
+
     endpoint: str
+    """The management endpoint URL, no trailing path (``--endpoint``, ``$BATCHRUN_ENDPOINT``,
+    else the cloud's); ``http://`` only for loopback, checked before it gets here."""
+
     resume: bool = False
+    """Append to ``report`` and skip the runs whose last line there succeeded (``--resume``);
+    the journal then says which runs may have been created without an answer."""
+
     concurrency: int = 16
+    """createRun requests in flight at once, and the session's connection limit
+    (``--concurrency``). The write *rate* is paced per subscription regardless; this only bounds
+    how many answers are awaited together, so 16 keeps a laptop's sockets modest."""
+
     retry: RetrySettings = field(default_factory=RetrySettings)
+    """Attempts per run and the time budget for them, for transient failures (429, 5xx, lost
+    answers): ``--max-attempts`` (8), ``--max-retry-time`` (600 s)."""
+
     timeouts: Timeouts = field(default_factory=Timeouts)
+    """Seconds per TCP+TLS connect (``--connect-timeout``, 10) and per wait for response bytes
+    (``--read-timeout``, 60); a read timeout makes the answer count as lost, not failed."""
+
     grace_s: float = 30.0
+    """Seconds in-flight requests may take to finish after the first SIGINT/SIGTERM (``--grace``)
+    before they are cancelled: long enough for a createRun answer, short enough for a container
+    runtime's kill timeout."""
+
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    """After a lost answer, how long (``--reconcile-window``, 30 s) to look for the run in ADF
+    before posting again, so a run is never triggered twice."""
+
     shard: str | None = None
+    """``K/N`` when only a slice of the manifest runs (``--shard``); recorded in the journal so
+    a resume of another slice is refused. ``None``: the whole manifest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +91,7 @@ class Resumption:
     intents: dict[str, datetime]
 
 
-def resumption(manifest: Manifest, settings: RunSettings, identity: BatchIdentity) -> Resumption:
+def resumption(manifest: Manifest, settings: BatchSettings, identity: BatchIdentity) -> Resumption:
     """The runs still to trigger; for a resumed report, the runs it already has."""
     if not settings.resume:
         return Resumption(list(manifest.runs), 0, set(), {})
@@ -84,25 +117,35 @@ def resumption(manifest: Manifest, settings: RunSettings, identity: BatchIdentit
 
 
 async def run_batch(
-    manifest: Manifest, settings: RunSettings, *, tokens: TokenProvider
+    manifest: Manifest, settings: BatchSettings, *, tokens: TokenProvider
 ) -> BatchOutcome:
+    """Trigger every run of ``manifest`` once, write the report, and say how it went.
+
+    1. With ``settings.resume``, read the earlier report and journal: skip what succeeded, and
+       remember the runs that may exist without an answer (ReportError if there is nothing to
+       resume).
+    2. Ask for a token and open the client: no token, AuthError, and nothing sent or written.
+    3. Open the report and its intent journal, and hand the runs to the :class:`Scheduler`
+       (pacing, retries, reconciliation), a line per run as each finishes.
+    4. On SIGINT/SIGTERM stop taking runs, give those in flight ``grace_s``, then cancel; a
+       second signal cancels at once.
+
+    Returns the counts, the signal that stopped the batch, and the 401 that stopped it, if any;
+    the CLI turns those into an exit code.
+    """
     identity = BatchIdentity(manifest.fingerprint, manifest.path, settings.shard)
     resumed = resumption(manifest, settings, identity)
-    # fail before anything is sent when no token can be had (AuthError propagates)
-    await tokens.get_token()
     progress = Progress(total=len(resumed.todo))
-    with (
-        ReportWriter.open(settings.report, resume=settings.resume) as writer,
-        Journal.open(settings.report, identity, resume=settings.resume) as journal,
-    ):
-        async with build_session(timeouts=settings.timeouts, limit=settings.concurrency) as session:
-            client = AdfClient(
-                session=session,
-                endpoint=settings.endpoint,
-                tokens=tokens,
-                user_agent=f"batchrun/{__version__}",
-                timeouts=settings.timeouts,
-            )
+    async with open_client(
+        endpoint=settings.endpoint,
+        tokens=tokens,
+        timeouts=settings.timeouts,
+        connections=settings.concurrency,
+    ) as client:
+        with (
+            ReportWriter.open(settings.report, resume=settings.resume) as writer,
+            Journal.open(settings.report, identity, resume=settings.resume) as journal,
+        ):
             scheduler = Scheduler(
                 trigger=client,
                 writer=writer,

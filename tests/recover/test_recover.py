@@ -18,7 +18,7 @@ import yaml
 from batchrun.arm.client import AdfClient, QueryResponse, RateLimits, Timeouts
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.retry import RetrySettings
-from batchrun.cli.recover import add_recover_arguments, parse_option_time, settings_from
+from batchrun.cli.recover import add_arguments, parse_option_time, settings_from
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Topology
 from batchrun.emulator.history import load_history
@@ -673,7 +673,7 @@ def test_a_time_without_a_zone_or_format_is_refused(text: str, message: str) -> 
 
 def parse_recover(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_recover_arguments(parser)
+    add_arguments(parser)
     return parser.parse_args(["--scope", "s.yaml", *argv])
 
 

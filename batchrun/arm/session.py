@@ -1,0 +1,46 @@
+"""Opening the ADF client a command talks through: token provider, the one session, the client.
+
+``batchrun run`` and ``batchrun recover`` both open it here, so both ask for a token before
+anything is sent and both close what they opened, in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from batchrun.arm.auth import CredentialTokens, TokenProvider, default_credential
+from batchrun.arm.client import USER_AGENT, AdfClient
+from batchrun.arm.transport import Timeouts, build_session
+
+__all__ = ["credential_tokens", "open_client"]
+
+
+@asynccontextmanager
+async def credential_tokens(scope: str) -> AsyncIterator[CredentialTokens]:
+    """Tokens for ``scope`` from azure-identity's default chain; the credential closed on exit."""
+    tokens = CredentialTokens(default_credential(), scope)
+    try:
+        yield tokens
+    finally:
+        await tokens.close()
+
+
+@asynccontextmanager
+async def open_client(
+    *, endpoint: str, tokens: TokenProvider, timeouts: Timeouts, connections: int
+) -> AsyncIterator[AdfClient]:
+    """An :class:`AdfClient` for ``endpoint`` over a new session of at most ``connections``.
+
+    A token is asked for first: when none can be had, :class:`~batchrun.errors.AuthError` is
+    raised before a connection is opened, so nothing is sent.
+    """
+    await tokens.get_token()
+    async with build_session(timeouts=timeouts, limit=connections) as session:
+        yield AdfClient(
+            session=session,
+            endpoint=endpoint,
+            tokens=tokens,
+            user_agent=USER_AGENT,
+            timeouts=timeouts,
+        )

@@ -1,0 +1,150 @@
+"""``batchrun run MANIFEST``: trigger every run of a manifest, write the report, summarise it.
+
+Exit codes: ``0`` every run triggered; ``1`` at least one failed; ``2`` a usage, manifest or
+report error (nothing sent); ``3`` no token, or ARM rejected it; ``130``/``143`` interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from batchrun.arm.client import create_run_url
+from batchrun.arm.cloud import get_cloud, resolve_endpoint
+from batchrun.arm.session import credential_tokens
+from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL
+from batchrun.cli.options import (
+    add_connection_options,
+    add_log_options,
+    endpoint_override,
+    positive_float,
+    retry_settings,
+    timeouts,
+)
+from batchrun.errors import UsageError
+from batchrun.manifest.loader import Manifest, load_manifest
+from batchrun.manifest.shard import parse_shard, select
+from batchrun.report.summary import render, summarize
+from batchrun.run.reconcile import ReconcileSettings
+from batchrun.run.runner import BatchOutcome, BatchSettings, run_batch
+
+NAME = "run"
+HELP = "trigger every run of a manifest"
+UNDONE = "nothing was sent"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", type=Path, metavar="MANIFEST")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="JSONL report path (default: batchrun-report-<UTC timestamp>.jsonl)",
+    )
+    parser.add_argument("--resume", action="store_true", help="append to --report, skip succeeded")
+    parser.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run only the K-th of N deterministic slices of the manifest (by run id)",
+    )
+    add_connection_options(
+        parser,
+        concurrency=16,
+        concurrency_help="requests in flight (the write rate is paced per subscription)",
+        retried="run",
+    )
+    parser.add_argument(
+        "--reconcile-window",
+        type=positive_float,
+        default=ReconcileSettings().window_s,
+        metavar="SECONDS",
+        help="after a lost response, how long to look for the run in ADF before posting again",
+    )
+    parser.add_argument(
+        "--grace",
+        type=positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
+    )
+    add_log_options(parser)
+
+
+def command(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest, environ=os.environ)
+    if args.shard:
+        shard = parse_shard(args.shard)
+        manifest = dataclasses.replace(manifest, runs=tuple(select(manifest.runs, shard)))
+    for warning in manifest.warnings:
+        print(f"batchrun: warning: {warning}", file=sys.stderr)
+    cloud = get_cloud(args.cloud)
+    endpoint = resolve_endpoint(cloud, endpoint_override(args))
+    if args.dry_run:
+        _print_dry_run(manifest, endpoint)
+        return EXIT_OK
+    report = args.report or Path(
+        f"batchrun-report-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl"
+    )
+    if args.resume and args.report is None:
+        raise UsageError("--resume needs --report: the report of the run to continue")
+    settings = BatchSettings(
+        report=report,
+        endpoint=endpoint,
+        resume=args.resume,
+        concurrency=args.concurrency,
+        retry=retry_settings(args),
+        timeouts=timeouts(args),
+        grace_s=args.grace,
+        reconcile=ReconcileSettings(window_s=args.reconcile_window),
+        shard=args.shard,
+    )
+    outcome = asyncio.run(_run(manifest, settings, token_scope=cloud.scope))
+    # a big manifest's runs are not needed for the summary: let it reuse their memory
+    del manifest
+    return _finish(outcome, report)
+
+
+async def _run(manifest: Manifest, settings: BatchSettings, *, token_scope: str) -> BatchOutcome:
+    async with credential_tokens(token_scope) as tokens:
+        return await run_batch(manifest, settings, tokens=tokens)
+
+
+def _finish(outcome: BatchOutcome, report: Path) -> int:
+    progress = outcome.progress
+    print(progress.summary())
+    if outcome.already_succeeded:
+        print(f"  ({outcome.already_succeeded} runs had already succeeded in the resumed report)")
+    if report.exists():
+        # the same view as `batchrun summary REPORT`, of the whole report
+        print()
+        print(render(summarize([report]), "table"))
+    print(f"report: {report}")
+    if outcome.signal is not None:
+        left = progress.total - progress.done
+        print(
+            f"interrupted by {outcome.signal.name}: {left} runs not triggered; rerun with --resume"
+        )
+        return EXIT_SIGNAL[outcome.signal]
+    if outcome.auth_error is not None:
+        left = progress.total - progress.done
+        print(
+            f"batchrun: ARM rejected the token ({outcome.auth_error.code}: "
+            f"{outcome.auth_error.message}); stopped with {left} runs not sent; "
+            "fix the identity and rerun with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_AUTH
+    return EXIT_FAILED if progress.failed else EXIT_OK
+
+
+def _print_dry_run(manifest: Manifest, endpoint: str) -> None:
+    for spec in manifest.runs:
+        body = json.dumps(spec.parameters, separators=(",", ":"), ensure_ascii=False)
+        print(f"{spec.id}\tPOST\t{create_run_url(endpoint, spec)}\t{body}")
+    print(f"{len(manifest.runs)} runs; nothing was sent", file=sys.stderr)
