@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install test lint format demo bench image-check clean
+.PHONY: install test test-fast lint format demo bench image-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,14 @@ install: $(STAMP)
 test: install
 	$(BIN)/python -m pytest
 
+# everything but the tests that start the CLI, the emulator or a venv as a subprocess
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e"
+
 lint: install image-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict batchrun
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: install

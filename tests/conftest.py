@@ -1,4 +1,5 @@
-"""Shared fixtures: the ADF emulator, as a real subprocess or in-process on 127.0.0.1.
+"""Shared fixtures: the ADF emulator, as a real subprocess or in-process on 127.0.0.1; an aiohttp
+session; a throwaway CA. Their types live in tests/helpers/emulator.py.
 
 ``start_emulator(*args)`` starts ``python -m batchrun.emulator --port 0 --host 127.0.0.1 *args``,
 waits (bounded) for its ``listening on URL`` line and returns an :class:`EmulatorProcess`
@@ -9,15 +10,20 @@ teardown. ``emulator`` is one started with ``--accept-any``.
 application in-process (aiohttp ``TestServer``) with a :class:`ManualClock`, for tests that
 move time instead of sleeping; it returns an :class:`InProcessEmulator` (``.url``,
 ``.client``, ``.clock``, ``.state``).
+
+A test that starts the CLI, the emulator or another Python as a subprocess is slow: it must be
+marked ``e2e`` (``make test-fast`` leaves those out), and one that is not marked cannot start it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -27,18 +33,42 @@ from batchrun.emulator.clock import Clock, ManualClock
 from batchrun.emulator.config import Settings, Topology
 from batchrun.emulator.history import PastRun
 from batchrun.emulator.process import READY_TIMEOUT_S, EmulatorProcess
-from batchrun.emulator.state import EmulatorState
+from tests.helpers.emulator import InProcessEmulator, ServeEmulator, StartEmulator
+from tests.helpers.paths import ROOT
+from tests.helpers.tls import TlsFiles
 
-ROOT = Path(__file__).resolve().parent.parent
+
+@pytest.fixture(autouse=True)
+def _subprocesses_only_in_e2e(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keeps the ``e2e`` marker true: an unmarked test that starts Python or batchrun fails."""
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+    popen_init = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        program = Path(os.fsdecode(argv[0])).name if argv else ""
+        if program.startswith("python") or program == "batchrun":
+            raise AssertionError(
+                f"{request.node.nodeid} starts a subprocess ({program}) but is not marked e2e: "
+                "add @pytest.mark.e2e (or pytestmark = pytest.mark.e2e for a whole module)"
+            )
+        popen_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
 
 
 @pytest.fixture
-def start_emulator(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
+def start_emulator(tmp_path: Path) -> Iterator[StartEmulator]:
     started: list[EmulatorProcess] = []
 
-    def start(*args: str, timeout: float = READY_TIMEOUT_S) -> EmulatorProcess:
+    def start(
+        *args: str, timeout: float = READY_TIMEOUT_S, cafile: Path | None = None
+    ) -> EmulatorProcess:
         log_path = tmp_path / f"emulator-{len(started)}.log"
-        emulator = process.start(args, log_path=log_path, timeout=timeout, cwd=ROOT)
+        emulator = process.start(args, log_path=log_path, timeout=timeout, cwd=ROOT, cafile=cafile)
         started.append(emulator)
         return emulator
 
@@ -48,27 +78,8 @@ def start_emulator(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
 
 
 @pytest.fixture
-def emulator(start_emulator: Callable[..., EmulatorProcess]) -> EmulatorProcess:
+def emulator(start_emulator: StartEmulator) -> EmulatorProcess:
     return start_emulator("--accept-any")
-
-
-@dataclass
-class InProcessEmulator:
-    client: TestClient[Any, Any]
-    clock: Clock
-    state: EmulatorState
-
-    @property
-    def url(self) -> str:
-        return str(self.client.make_url("")).rstrip("/")
-
-    @property
-    def manual_clock(self) -> ManualClock:
-        assert isinstance(self.clock, ManualClock), "served with a real clock"
-        return self.clock
-
-
-ServeEmulator = Callable[..., Awaitable[InProcessEmulator]]
 
 
 @pytest.fixture
@@ -93,3 +104,14 @@ async def serve_emulator() -> AsyncIterator[ServeEmulator]:
     yield serve
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as opened:
+        yield opened
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> TlsFiles:
+    return TlsFiles.issue(tmp_path)

@@ -11,6 +11,7 @@ from azure.identity import CredentialUnavailableError
 
 from batchrun.arm.auth import CredentialTokens, default_credential
 from batchrun.errors import AuthError
+from tests.helpers.clock import FakeTime
 
 SCOPE = "https://management.azure.com/.default"
 JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQifQ.c2lnbmF0dXJl"
@@ -24,18 +25,10 @@ CHAIN_FAILURE = (
 )
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class FakeCredential:
     """Hands out ``token-1``, ``token-2``… for ``lifetime_s``; can be gated or made to fail."""
 
-    def __init__(self, clock: FakeClock, *, lifetime_s: float = 3600) -> None:
+    def __init__(self, clock: FakeTime, *, lifetime_s: float = 3600) -> None:
         self.clock = clock
         self.lifetime_s = lifetime_s
         self.calls = 0
@@ -51,7 +44,7 @@ class FakeCredential:
             await self.gate.wait()
         if self.fail is not None:
             raise self.fail
-        return AccessToken(f"token-{self.calls}", int(self.clock() + self.lifetime_s))
+        return AccessToken(f"token-{self.calls}", int(self.clock.time() + self.lifetime_s))
 
     async def close(self) -> None:
         self.closed = True
@@ -64,18 +57,18 @@ class FakeCredential:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-def credential(clock: FakeClock) -> FakeCredential:
+def credential(clock: FakeTime) -> FakeCredential:
     return FakeCredential(clock)
 
 
 @pytest.fixture
-async def tokens(credential: FakeCredential, clock: FakeClock) -> AsyncIterator[CredentialTokens]:
-    provider = CredentialTokens(credential, SCOPE, refresh_margin_s=300, clock=clock)
+async def tokens(credential: FakeCredential, clock: FakeTime) -> AsyncIterator[CredentialTokens]:
+    provider = CredentialTokens(credential, SCOPE, refresh_margin_s=300, clock=clock.time)
     yield provider
     await provider.close()
 
@@ -99,10 +92,10 @@ async def test_token_is_fetched_for_the_scope_and_cached(
     ],
 )
 async def test_token_is_refreshed_within_the_margin_of_expiry(
-    tokens: CredentialTokens, clock: FakeClock, elapsed_s: float, expected: str
+    tokens: CredentialTokens, clock: FakeTime, elapsed_s: float, expected: str
 ) -> None:
     await tokens.get_token()
-    clock.now += elapsed_s
+    clock.advance(elapsed_s)
     assert await tokens.get_token() == expected
 
 
@@ -169,10 +162,10 @@ async def test_other_exceptions_are_not_disguised_as_auth_errors(
 
 
 async def test_tokens_never_appear_in_errors_or_repr(
-    tokens: CredentialTokens, credential: FakeCredential, clock: FakeClock
+    tokens: CredentialTokens, credential: FakeCredential, clock: FakeTime
 ) -> None:
     first = await tokens.get_token()
-    clock.now += 3600
+    clock.advance(3600)
     credential.fail = ClientAuthenticationError(
         message=f"refresh of {first} failed; server said: bad assertion {JWT}"
     )

@@ -29,6 +29,8 @@ from batchrun.arm.client import (
 from batchrun.arm.transport import proxy_for, transport_errors
 from batchrun.errors import ApiError, TransportError, UsageError
 from batchrun.model import RunSpec
+from tests.helpers.tls import TlsFiles
+from tests.helpers.tokens import StaticTokens
 
 TOKEN = "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuYXp1cmUuY29tIn0.c2lnbmF0dXJl"
 RUN_ID = "2f7fdb90-5df1-4b8e-ac2f-064cfa58202b"
@@ -59,11 +61,6 @@ FACTORY = {
     "factory": SAMPLE.factory,
 }
 PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"]
-
-
-class StaticTokens:
-    async def get_token(self) -> str:
-        return TOKEN
 
 
 # --- a fake ARM on 127.0.0.1
@@ -131,17 +128,11 @@ async def arm() -> AsyncIterator[FakeArm]:
         yield fake
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as opened:
-        yield opened
-
-
 def make_client(session: aiohttp.ClientSession, endpoint: str, read_s: float = 5.0) -> AdfClient:
     return AdfClient(
         session=session,
         endpoint=endpoint,
-        tokens=StaticTokens(),
+        tokens=StaticTokens(TOKEN),
         user_agent=USER_AGENT,
         timeouts=Timeouts(connect_s=5.0, read_s=read_s),
     )
@@ -707,115 +698,29 @@ async def test_garbage_ca_file_is_a_usage_error(
         build_session(timeouts=Timeouts(), limit=1)
 
 
-@dataclass
-class Pki:
-    ca_pem: Path
-    server: ssl.SSLContext
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    """A throwaway CA and a server certificate it signed for 127.0.0.1."""
-    pytest.importorskip("cryptography")
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-
-    def issue(
-        subject: str,
-        key: ec.EllipticCurvePrivateKey,
-        issuer: x509.Name | None,
-        signer: ec.EllipticCurvePrivateKey,
-        *,
-        ca: bool,
-    ) -> x509.Certificate:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(issuer or name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-                critical=False,
-            )
-        )
-        if ca:
-            builder = builder.add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-        else:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = issue("batchrun test CA", ca_key, None, ca_key, ca=True)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = issue("127.0.0.1", server_key, ca_cert.subject, ca_key, ca=False)
-    pem = serialization.Encoding.PEM
-    ca_pem = tmp_path / "ca.pem"
-    ca_pem.write_bytes(ca_cert.public_bytes(pem))
-    chain, key = tmp_path / "server.pem", tmp_path / "server.key"
-    chain.write_bytes(server_cert.public_bytes(pem))
-    key.write_bytes(
-        server_key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(chain, key)
-    return Pki(ca_pem=ca_pem, server=server)
-
-
 @asynccontextmanager
-async def tls_arm(pki: Pki) -> AsyncIterator[str]:
+async def tls_arm(tls_files: TlsFiles) -> AsyncIterator[str]:
     fake = FakeArm()
     fake.reply(200, {"runId": RUN_ID, "status": "Succeeded"})
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", fake.handle)
-    async with serve(app, ssl_context=pki.server) as port:
+    async with serve(app, ssl_context=tls_files.server_context()) as port:
         yield f"https://127.0.0.1:{port}"
 
 
 async def test_ca_bundle_from_ssl_cert_file_is_trusted(
-    clean_env: pytest.MonkeyPatch, pki: Pki
+    clean_env: pytest.MonkeyPatch, tls_files: TlsFiles
 ) -> None:
-    clean_env.setenv("SSL_CERT_FILE", str(pki.ca_pem))
-    async with tls_arm(pki) as endpoint, build_session(timeouts=Timeouts(), limit=2) as built:
+    clean_env.setenv("SSL_CERT_FILE", str(tls_files.ca))
+    async with tls_arm(tls_files) as endpoint, build_session(timeouts=Timeouts(), limit=2) as built:
         run = await make_client(built, endpoint).get_pipeline_run(**FACTORY, run_id=RUN_ID)
     assert run["status"] == "Succeeded"
 
 
 async def test_untrusted_certificate_is_a_permanent_unsent_error_with_a_hint(
-    clean_env: pytest.MonkeyPatch, pki: Pki
+    clean_env: pytest.MonkeyPatch, tls_files: TlsFiles
 ) -> None:
-    async with tls_arm(pki) as endpoint, build_session(timeouts=Timeouts(), limit=2) as built:
+    async with tls_arm(tls_files) as endpoint, build_session(timeouts=Timeouts(), limit=2) as built:
         with pytest.raises(TransportError) as caught:
             await make_client(built, endpoint).get_pipeline_run(**FACTORY, run_id=RUN_ID)
     error = caught.value
@@ -857,7 +762,7 @@ async def test_requests_go_through_the_proxy(clean_env: pytest.MonkeyPatch) -> N
             client = AdfClient(
                 session=session,
                 endpoint="http://adf.invalid",
-                tokens=StaticTokens(),
+                tokens=StaticTokens(TOKEN),
                 timeouts=Timeouts(),
             )
             response = await client.create_run(SAMPLE, client_request_id="r")

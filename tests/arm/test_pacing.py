@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from batchrun.arm.pacing import Pacers, RateEstimator, SubscriptionPacer
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+from tests.helpers.clock import FakeTime
 
 
 class Bucket:
@@ -31,12 +16,12 @@ class Bucket:
         self.burst = burst
         self.refill = refill
         self.tokens = float(burst)
-        self.at = time.now
+        self.at = time.monotonic()
         self.rejected = 0
 
     def take(self) -> int | None:
-        self.tokens = min(self.burst, self.tokens + (self.time.now - self.at) * self.refill)
-        self.at = self.time.now
+        self.tokens = min(self.burst, self.tokens + (self.time.monotonic() - self.at) * self.refill)
+        self.at = self.time.monotonic()
         if self.tokens < 1:
             self.rejected += 1
             return None
@@ -45,7 +30,7 @@ class Bucket:
 
 
 def make_pacer(time: FakeTime) -> SubscriptionPacer:
-    return SubscriptionPacer(clock=time.clock, sleep=time.sleep)
+    return SubscriptionPacer(clock=time.monotonic, sleep=time.sleep)
 
 
 def test_rate_estimator_needs_a_second_of_data() -> None:
@@ -70,18 +55,18 @@ def test_rate_estimator_reads_refill_from_remaining_plus_consumed() -> None:
 def test_no_header_yet_means_a_few_requests_find_out() -> None:
     time = FakeTime()
     pacer = make_pacer(time)
-    assert pacer.delay(time.now) == 0.0
+    assert pacer.delay(time.monotonic()) == 0.0
     pacer._in_flight = 3
-    assert pacer.delay(time.now) == 0.0
+    assert pacer.delay(time.monotonic()) == 0.0
     pacer._in_flight = 4
-    assert pacer.delay(time.now) is None
+    assert pacer.delay(time.monotonic()) is None
 
 
 def test_plenty_of_budget_means_go() -> None:
     time = FakeTime()
     pacer = make_pacer(time)
     pacer.completed(150)
-    assert pacer.delay(time.now) == 0.0
+    assert pacer.delay(time.monotonic()) == 0.0
 
 
 def test_no_dispatch_when_the_header_says_zero_and_requests_are_in_flight() -> None:
@@ -89,14 +74,14 @@ def test_no_dispatch_when_the_header_says_zero_and_requests_are_in_flight() -> N
     pacer = make_pacer(time)
     pacer._in_flight = 2
     pacer.completed(0)
-    assert pacer.delay(time.now) is None
+    assert pacer.delay(time.monotonic()) is None
 
 
 def test_zero_budget_with_nothing_in_flight_probes_later_not_now() -> None:
     time = FakeTime()
     pacer = make_pacer(time)
     pacer.completed(0)
-    wait = pacer.delay(time.now)
+    wait = pacer.delay(time.monotonic())
     assert wait is not None
     assert wait > 0
 
@@ -106,20 +91,20 @@ def test_429_pauses_for_retry_after() -> None:
     pacer = make_pacer(time)
     pacer._in_flight = 1
     pacer.throttled_for(7.0)
-    assert pacer.delay(time.now) == pytest.approx(7.0)
+    assert pacer.delay(time.monotonic()) == pytest.approx(7.0)
     assert pacer.throttled == 1
-    time.now += 7.0
+    time.advance(7.0)
     # after the pause a probe may go: the estimate is empty but nothing is in flight
-    assert pacer.delay(time.now) is not None
+    assert pacer.delay(time.monotonic()) is not None
 
 
 def test_429_pauses_only_its_own_subscription() -> None:
     time = FakeTime()
-    pacers = Pacers(clock=time.clock, sleep=time.sleep)
+    pacers = Pacers(clock=time.monotonic, sleep=time.sleep)
     pacers["a"]._in_flight = 1
     pacers["a"].throttled_for(30.0)
-    assert pacers["a"].delay(time.now) == pytest.approx(30.0)
-    assert pacers["b"].delay(time.now) == 0.0
+    assert pacers["a"].delay(time.monotonic()) == pytest.approx(30.0)
+    assert pacers["b"].delay(time.monotonic()) == 0.0
     assert pacers.throttled == 1
 
 
@@ -130,7 +115,7 @@ async def test_spends_the_burst_then_settles_at_the_refill_rate() -> None:
     sent_at: list[float] = []
     for _ in range(600):
         await pacer.acquire()
-        sent_at.append(time.now)
+        sent_at.append(time.monotonic())
         remaining = bucket.take()
         if remaining is None:
             pacer.throttled_for(1.0)
@@ -148,21 +133,21 @@ async def test_spends_the_burst_then_settles_at_the_refill_rate() -> None:
 async def test_hourly_budget_is_spent_then_waits_for_the_window() -> None:
     time = FakeTime()
     pacer = make_pacer(time)
-    window_start = time.now
+    started = window_start = time.monotonic()
     remaining = 60
     rejected = 0
     sends = 0
     while sends < 80:
         await pacer.acquire()
         sends += 1
-        if time.now - window_start >= 3600:
-            window_start, remaining = time.now, 60
+        if time.monotonic() - window_start >= 3600:
+            window_start, remaining = time.monotonic(), 60
         if remaining == 0:
             rejected += 1
-            pacer.throttled_for(window_start + 3600 - time.now)
+            pacer.throttled_for(window_start + 3600 - time.monotonic())
             continue
         remaining -= 1
         pacer.completed(remaining)
     # 60 in the first window, the rest only after it reset
-    assert time.now - 1000.0 >= 3600
+    assert time.monotonic() - started >= 3600
     assert rejected <= 8

@@ -7,6 +7,7 @@ from tenacity import RetryCallState
 
 from batchrun.arm.retry import RetrySettings, is_transient, retrying
 from batchrun.errors import ApiError, AuthError, TransportError
+from tests.helpers.clock import FakeTime
 
 
 def transient(retry_after: float | None = None) -> ApiError:
@@ -21,21 +22,6 @@ def transient(retry_after: float | None = None) -> ApiError:
 
 def permanent() -> ApiError:
     return ApiError(status=400, code="BadRequest", message="no", transient=False)
-
-
-class FakeTime:
-    """An injected sleep that records each wait and moves a fake monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -78,7 +64,7 @@ def test_is_transient(exc: BaseException, expected: bool) -> None:
 async def test_transient_errors_are_retried_until_success(fake_time: FakeTime) -> None:
     policy = retrying(RetrySettings(), sleep=fake_time.sleep)
     assert await attempt_until_done(policy, [transient(), transient()]) == ("ok", 3)
-    assert len(fake_time.sleeps) == 2
+    assert len(fake_time.slept) == 2
 
 
 async def test_transient_errors_are_retried_up_to_max_attempts_then_reraised(
@@ -90,7 +76,7 @@ async def test_transient_errors_are_retried_up_to_max_attempts_then_reraised(
     with pytest.raises(ApiError) as caught:
         await attempt_until_done(policy, errors)
     assert caught.value is last
-    assert len(fake_time.sleeps) == 3
+    assert len(fake_time.slept) == 3
 
 
 @pytest.mark.parametrize("error", [permanent(), AuthError("no token"), KeyError("bug")])
@@ -99,7 +85,7 @@ async def test_permanent_errors_stop_at_once(fake_time: FakeTime, error: BaseExc
     with pytest.raises(type(error)) as caught:
         await attempt_until_done(policy, [error])
     assert caught.value is error
-    assert fake_time.sleeps == []
+    assert fake_time.slept == []
 
 
 @pytest.mark.parametrize(
@@ -116,7 +102,7 @@ async def test_retry_after_is_the_wait(
 ) -> None:
     policy = retrying(RetrySettings(max_seconds=max_seconds), sleep=fake_time.sleep)
     await attempt_until_done(policy, [transient(retry_after=retry_after)])
-    assert fake_time.sleeps == [expected_wait]
+    assert fake_time.slept == [expected_wait]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -127,9 +113,9 @@ async def test_backoff_is_full_jitter_within_an_exponential_bound(
     policy = retrying(settings, sleep=fake_time.sleep, rng=random.Random(seed))
     await attempt_until_done(policy, [transient() for _ in range(9)])
     bounds = [min(4.0, 0.5 * 2**n) for n in range(9)]
-    assert len(fake_time.sleeps) == 9
-    assert all(0 <= wait <= bound for wait, bound in zip(fake_time.sleeps, bounds, strict=True))
-    assert len(set(fake_time.sleeps)) > 1  # jittered, not fixed
+    assert len(fake_time.slept) == 9
+    assert all(0 <= wait <= bound for wait, bound in zip(fake_time.slept, bounds, strict=True))
+    assert len(set(fake_time.slept)) > 1  # jittered, not fixed
 
 
 async def test_injected_rng_makes_backoff_reproducible() -> None:
@@ -138,7 +124,7 @@ async def test_injected_rng_makes_backoff_reproducible() -> None:
         fake = FakeTime()
         policy = retrying(RetrySettings(), sleep=fake.sleep, rng=random.Random(42))
         await attempt_until_done(policy, [transient() for _ in range(5)])
-        runs.append(fake.sleeps)
+        runs.append(fake.slept)
     assert runs[0] == runs[1]
 
 
@@ -146,14 +132,14 @@ async def test_backoff_without_an_injected_rng_is_bounded_too(fake_time: FakeTim
     settings = RetrySettings(backoff_initial_s=0.5, backoff_max_s=1.0)
     policy = retrying(settings, sleep=fake_time.sleep)
     await attempt_until_done(policy, [transient() for _ in range(6)])
-    assert all(0 <= wait <= 1.0 for wait in fake_time.sleeps)
+    assert all(0 <= wait <= 1.0 for wait in fake_time.slept)
 
 
 async def test_max_seconds_zero_allows_a_single_attempt(fake_time: FakeTime) -> None:
     policy = retrying(RetrySettings(max_attempts=8, max_seconds=0.0), sleep=fake_time.sleep)
     with pytest.raises(ApiError):
         await attempt_until_done(policy, [transient()])
-    assert fake_time.sleeps == []
+    assert fake_time.slept == []
 
 
 async def test_retrying_stops_after_max_seconds(
@@ -167,7 +153,7 @@ async def test_retrying_stops_after_max_seconds(
     with pytest.raises(ApiError):
         await attempt_until_done(policy, errors)
     # attempts at t=0, 4, 8 and 12; after the one at 12 s the 10 s budget is spent
-    assert fake_time.sleeps == [4.0, 4.0, 4.0]
+    assert fake_time.slept == [4.0, 4.0, 4.0]
     assert len(errors) == 96
 
 

@@ -22,6 +22,8 @@ from tests.helpers.cli import (
     write_topology,
 )
 
+pytestmark = pytest.mark.e2e
+
 
 def test_every_run_succeeds_with_one_line_each(
     tmp_path: Path, start_emulator: StartEmulator

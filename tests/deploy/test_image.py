@@ -10,25 +10,22 @@ authenticated through the emulator's managed-identity endpoint as in Azure Conta
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from batchrun.report.summary import summarize
+from tests.helpers.cli import cli_env, start
+from tests.helpers.emulator import StartEmulator
 from tests.helpers.paths import ROOT
-
-if TYPE_CHECKING:
-    from tests.conftest import EmulatorProcess
 
 DOCKERFILE = ROOT / "Dockerfile"
 CONSTRAINTS = ROOT / "constraints.txt"
@@ -150,6 +147,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> ImageVenv:
     return venv
 
 
+@pytest.mark.e2e
 def test_installed_wheel_reports_its_version(venv: ImageVenv) -> None:
     result = _run([venv.batchrun, "--version"], cwd=venv.root)
     assert result.stdout.strip() == f"batchrun {VERSION}"
@@ -157,6 +155,7 @@ def test_installed_wheel_reports_its_version(venv: ImageVenv) -> None:
     assert Path(where.stdout.strip()).is_relative_to(venv.root)
 
 
+@pytest.mark.e2e
 def test_constraints_pin_everything_the_image_installs(venv: ImageVenv) -> None:
     frozen = _run([venv.python, "-m", "pip", "freeze", "--exclude", "batchrun"]).stdout
     pinned = {
@@ -186,29 +185,20 @@ runs:
 """
 
 
+@pytest.mark.e2e
 def test_installed_wheel_runs_a_batch_with_managed_identity(
     venv: ImageVenv,
-    start_emulator: Callable[..., EmulatorProcess],
+    start_emulator: StartEmulator,
     tmp_path: Path,
 ) -> None:
-    emulator = start_emulator("--accept-any", "--identity-header", "s3cret-header")
+    emulator = start(start_emulator, "--accept-any")
     manifest = tmp_path / "nightly.yaml"
     manifest.write_text(MANIFEST, encoding="utf-8")
     report = tmp_path / "r.jsonl"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AZURE_", "IDENTITY_", "MSI_", "BATCHRUN_", "PYTHON"))
-    }
-    env |= {
-        "IDENTITY_ENDPOINT": f"{emulator.url}/msi/token",
-        "IDENTITY_HEADER": "s3cret-header",
-        "BATCHRUN_ENDPOINT": emulator.url,
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    }
-    command = [venv.batchrun, "run", manifest, "--report", report, "--log-format", "json"]
-    _run(command, cwd=tmp_path, env=env, timeout=120)
+    # nothing of this checkout's Python (PYTHONPATH...) may reach the image's venv
+    env = {k: v for k, v in cli_env(emulator).items() if not k.startswith("PYTHON")}
+    args = ["run", str(manifest), "--report", str(report), "--log-format", "json"]
+    _run([venv.batchrun, *args], cwd=tmp_path, env=env, timeout=120)
 
     lines = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
     assert sorted(line["id"] for line in lines) == ["marts", "sales-eu", "sales-us"]

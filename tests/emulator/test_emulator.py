@@ -5,12 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -30,10 +28,8 @@ from batchrun.emulator.config import (
 from batchrun.emulator.history import load_history
 from batchrun.emulator.limits import HourlyWindow, TokenBucket
 from batchrun.emulator.wire import format_time, parse_time
+from tests.helpers.emulator import InProcessEmulator, ServeEmulator, StartEmulator, emulator_exit
 from tests.helpers.paths import DATA, ROOT
-
-if TYPE_CHECKING:
-    from tests.conftest import EmulatorProcess, InProcessEmulator, ServeEmulator
 
 DEMO_CONFIG = ROOT / "configs" / "demo-emulator.yaml"
 SPEC = json.loads((DATA / "adf-openapi-subset.json").read_text())
@@ -175,12 +171,6 @@ TOPOLOGY = Topology(
         )
     }
 )
-
-
-@pytest.fixture
-async def session() -> Any:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 @pytest.fixture
@@ -899,8 +889,9 @@ def test_times_round_trip_at_adf_resolution() -> None:
 # --- the process -------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_the_process_listens_on_a_free_port_and_exits_cleanly(
-    start_emulator: Callable[..., EmulatorProcess], session: aiohttp.ClientSession
+    start_emulator: StartEmulator, session: aiohttp.ClientSession
 ) -> None:
     emulator = start_emulator("--accept-any", "--expect-token", "s3cret-token-value")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", emulator.url)
@@ -918,8 +909,9 @@ async def test_the_process_listens_on_a_free_port_and_exits_cleanly(
     assert "s3cret" not in log and "test-token" not in log
 
 
+@pytest.mark.e2e
 async def test_the_process_serves_the_demo_topology(
-    start_emulator: Callable[..., EmulatorProcess], session: aiohttp.ClientSession
+    start_emulator: StartEmulator, session: aiohttp.ClientSession
 ) -> None:
     emulator = start_emulator(
         "--config", str(DEMO_CONFIG), "--fail-503", "0", "--fail-500", "0", "--quiet"
@@ -934,17 +926,11 @@ async def test_the_process_serves_the_demo_topology(
     assert emulator.log() == ""
 
 
+@pytest.mark.e2e
 def test_a_bad_config_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("settings: {fail_500: 2}\n", encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "batchrun.emulator", "--config", str(config), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=False,
-    )
+    result = emulator_exit("--config", str(config))
     assert result.returncode == 2
     assert "fail_500 must be a probability" in result.stderr
     assert result.stdout == ""

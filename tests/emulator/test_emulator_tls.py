@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import re
 import ssl
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
 
-from batchrun.emulator import process
 from batchrun.emulator.config import load_config
-from batchrun.emulator.process import EmulatorProcess
-from tests.helpers.paths import ROOT
+from batchrun.emulator.process import READY_TIMEOUT_S, EmulatorProcess
+from tests.helpers.emulator import StartEmulator, emulator_exit
+from tests.helpers.tls import TlsFiles
 
 CREATE_RUN = (
     "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-data"
@@ -27,44 +23,15 @@ CREATE_RUN = (
 )
 
 
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-
-
 @pytest.fixture
-def tls_files(tmp_path: Path) -> TlsFiles:
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1", "localhost")
-    files = TlsFiles(tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem")
-    ca.cert_pem.write_to_path(str(files.ca))
-    for blob in issued.cert_chain_pems:
-        blob.write_to_path(str(files.cert), append=True)
-    issued.private_key_pem.write_to_path(str(files.key))
-    return files
+def start_tls_emulator(start_emulator: StartEmulator, tls_files: TlsFiles) -> StartEmulator:
+    def start(
+        *args: str, timeout: float = READY_TIMEOUT_S, cafile: Path | None = None
+    ) -> EmulatorProcess:
+        tls = ("--tls-cert", str(tls_files.cert), "--tls-key", str(tls_files.key))
+        return start_emulator(*tls, *args, timeout=timeout, cafile=cafile or tls_files.ca)
 
-
-@pytest.fixture
-def start_tls_emulator(
-    tls_files: TlsFiles, tmp_path: Path
-) -> Iterator[Callable[..., EmulatorProcess]]:
-    started: list[EmulatorProcess] = []
-
-    def start(*args: str) -> EmulatorProcess:
-        emulator = process.start(
-            ["--tls-cert", str(tls_files.cert), "--tls-key", str(tls_files.key), *args],
-            log_path=tmp_path / f"emulator-{len(started)}.log",
-            cwd=ROOT,
-            cafile=tls_files.ca,
-        )
-        started.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in started:
-        emulator.stop()
+    return start
 
 
 def _post(url: str, context: ssl.SSLContext) -> tuple[int, dict[str, str]]:
@@ -75,21 +42,22 @@ def _post(url: str, context: ssl.SSLContext) -> tuple[int, dict[str, str]]:
         return response.status, dict(response.headers)
 
 
+@pytest.mark.e2e
 def test_tls_options_serve_https_that_the_ca_verifies(
-    start_tls_emulator: Callable[..., EmulatorProcess], tls_files: TlsFiles
+    start_tls_emulator: StartEmulator, tls_files: TlsFiles
 ) -> None:
     emulator = start_tls_emulator("--accept-any", "--quiet")
     assert re.fullmatch(r"https://127\.0\.0\.1:\d+", emulator.url)
-    context = ssl.create_default_context(cafile=tls_files.ca)
-    status, headers = _post(emulator.url + CREATE_RUN, context)
+    status, headers = _post(emulator.url + CREATE_RUN, tls_files.client_context())
     assert status == 200
     assert "x-ms-ratelimit-remaining-subscription-writes" in headers
     assert emulator.stats()["requests"]["createRun"] == {"200": 1}
     assert emulator.stop() == 0
 
 
+@pytest.mark.e2e
 def test_a_client_without_the_ca_refuses_the_certificate(
-    start_tls_emulator: Callable[..., EmulatorProcess],
+    start_tls_emulator: StartEmulator,
 ) -> None:
     emulator = start_tls_emulator("--accept-any", "--quiet")
     # trusts another throwaway CA only (not the system store, which SSL_CERT_FILE may widen)
@@ -99,8 +67,9 @@ def test_a_client_without_the_ca_refuses_the_certificate(
     assert isinstance(caught.value.reason, ssl.SSLCertVerificationError)
 
 
+@pytest.mark.e2e
 def test_plain_http_to_the_https_port_gets_no_answer(
-    start_tls_emulator: Callable[..., EmulatorProcess],
+    start_tls_emulator: StartEmulator,
 ) -> None:
     emulator = start_tls_emulator("--accept-any", "--quiet")
     plain = emulator.url.replace("https://", "http://")
@@ -109,6 +78,7 @@ def test_plain_http_to_the_https_port_gets_no_answer(
     assert emulator.stats()["requests"] == {}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("which", "message"),
     [
@@ -128,14 +98,7 @@ def test_unusable_tls_options_exit_2_with_the_reason(
         tls = ["--tls-cert", str(tls_files.cert), "--tls-key", str(other)]
     else:
         tls = ["--tls-cert", str(tmp_path / "nope.pem"), "--tls-key", str(tls_files.key)]
-    result = subprocess.run(
-        [sys.executable, "-m", "batchrun.emulator", "--accept-any", "--port", "0", *tls],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=False,
-    )
+    result = emulator_exit("--accept-any", *tls)
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""

@@ -1,5 +1,6 @@
 """The real `batchrun` CLI as a subprocess against an emulator process: its environment (the
 emulator's managed identity, never the developer's), a manifest of N runs, and what came out.
+Tests that use these are slow: mark them ``e2e``.
 """
 
 from __future__ import annotations
@@ -8,12 +9,30 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from batchrun.emulator.process import EmulatorProcess
+from tests.helpers.emulator import StartEmulator
+
+__all__ = [
+    "CANARY",
+    "CLI_TIMEOUT_S",
+    "IDENTITY_HEADER",
+    "SUB_A",
+    "SUB_B",
+    "CliResult",
+    "CliRun",
+    "StartEmulator",
+    "batchrun",
+    "cli_env",
+    "create_answers",
+    "manifest_text",
+    "run_cli",
+    "start",
+    "write_topology",
+]
 
 CLI_TIMEOUT_S = 180
 SUB_A = "11111111-1111-1111-1111-111111111111"
@@ -21,14 +40,16 @@ SUB_B = "22222222-2222-2222-2222-222222222222"
 IDENTITY_HEADER = "e2e-identity-secret"
 CANARY = "canary-token-0123456789abcdef"
 
-StartEmulator = Callable[..., EmulatorProcess]
-
 
 @dataclass
-class CliRun:
+class CliResult:
     code: int
     stdout: str
     stderr: str
+
+
+@dataclass
+class CliRun(CliResult):
     report: Path
 
     def lines(self) -> list[dict[str, Any]]:
@@ -48,16 +69,44 @@ def manifest_text(count: int, *, subscriptions: tuple[str, ...] = (SUB_A,), **ex
 
 
 def cli_env(
-    emulator: EmulatorProcess, *, identity: EmulatorProcess | None = None
+    emulator: EmulatorProcess,
+    *,
+    identity: EmulatorProcess | None = None,
+    identity_header: str = IDENTITY_HEADER,
 ) -> dict[str, str]:
-    """The environment of a CLI run: the emulator's managed identity, never the developer's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MSI_"))}
+    """The environment of a CLI run: the emulator's managed identity, never the developer's;
+    the emulator reached directly, never through the developer's proxy."""
+    drop = ("AZURE_", "MSI_", "IDENTITY_", "BATCHRUN_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env |= {
         "IDENTITY_ENDPOINT": f"{(identity or emulator).url}/msi/token",
-        "IDENTITY_HEADER": IDENTITY_HEADER,
+        "IDENTITY_HEADER": identity_header,
         "BATCHRUN_ENDPOINT": emulator.url,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
     }
     return env
+
+
+def batchrun(
+    emulator: EmulatorProcess,
+    *args: str,
+    cwd: Path | None = None,
+    identity: EmulatorProcess | None = None,
+    identity_header: str = IDENTITY_HEADER,
+) -> CliResult:
+    """``python -m batchrun ARGS --log-format json`` against ``emulator``, bounded in time."""
+    env = cli_env(emulator, identity=identity, identity_header=identity_header)
+    done = subprocess.run(
+        [sys.executable, "-m", "batchrun", *args, "--log-format", "json"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
 
 
 def run_cli(
@@ -71,13 +120,10 @@ def run_cli(
     manifest_path = tmp_path / "manifest.yaml"
     manifest_path.write_text(manifest)
     report = tmp_path / report_name
-    env = cli_env(emulator, identity=identity)
-    command = [sys.executable, "-m", "batchrun", "run", str(manifest_path)]
-    command += ["--report", str(report), "--log-format", "json", *args]
-    done = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False
+    done = batchrun(
+        emulator, "run", str(manifest_path), "--report", str(report), *args, identity=identity
     )
-    return CliRun(done.returncode, done.stdout, done.stderr, report)
+    return CliRun(done.code, done.stdout, done.stderr, report)
 
 
 def start(start_emulator: StartEmulator, *args: str) -> EmulatorProcess:

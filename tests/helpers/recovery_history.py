@@ -228,6 +228,21 @@ def _wire(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
 
 
+def recovery_spec(run: HistoryRun, start: StartPoint = FROM_FAILURE) -> RunSpec:
+    """The manifest entry that reruns ``run`` in its group, as ``batchrun recover`` writes it."""
+    return RunSpec(
+        id=f"recover-{run.run_id}",
+        subscription=run.factory.subscription,
+        resource_group=run.factory.resource_group,
+        factory=run.factory.factory,
+        pipeline=run.pipeline,
+        reference_run_id=run.run_id,
+        is_recovery=True,
+        start_from_failure=True if start == FROM_FAILURE else None,
+        start_activity_name=start.activity,
+    )
+
+
 def expected_specs(
     runs: Mapping[str, HistoryRun], start: StartPoint = FROM_FAILURE
 ) -> list[RunSpec]:
@@ -235,17 +250,4 @@ def expected_specs(
         runs.values(),
         key=lambda r: (r.factory.key, r.pipeline.casefold(), r.run_start, r.run_id),
     )
-    return [
-        RunSpec(
-            id=f"recover-{run.run_id}",
-            subscription=run.factory.subscription,
-            resource_group=run.factory.resource_group,
-            factory=run.factory.factory,
-            pipeline=run.pipeline,
-            reference_run_id=run.run_id,
-            is_recovery=True,
-            start_from_failure=True if start == FROM_FAILURE else None,
-            start_activity_name=start.activity,
-        )
-        for run in ordered
-    ]
+    return [recovery_spec(run, start) for run in ordered]

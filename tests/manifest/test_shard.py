@@ -54,6 +54,7 @@ def test_assignment_is_pinned(run_id: str, count: int) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_assignment_is_the_same_in_another_process_with_another_hash_seed() -> None:
     code = (
         "import json, sys\n"

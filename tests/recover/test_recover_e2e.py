@@ -4,11 +4,7 @@ a run history (``--history``)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,40 +15,11 @@ import pytest
 from batchrun.emulator.process import EmulatorProcess
 from batchrun.manifest.loader import load_manifest
 from batchrun.model import RunSpec
+from tests.helpers.cli import CliResult, batchrun, start
+from tests.helpers.emulator import StartEmulator
 from tests.helpers.recovery_history import FACTORIES, SUB_A, History, build_history, expected_specs
 
-CLI_TIMEOUT_S = 180
-IDENTITY_HEADER = "recover-e2e-identity"
-
-StartEmulator = Callable[..., EmulatorProcess]
-
-
-@dataclass
-class Cli:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def batchrun(
-    emulator: EmulatorProcess, *args: str, cwd: Path, identity: str = IDENTITY_HEADER
-) -> Cli:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MSI_"))}
-    env |= {
-        "IDENTITY_ENDPOINT": f"{emulator.url}/msi/token",
-        "IDENTITY_HEADER": identity,
-        "BATCHRUN_ENDPOINT": emulator.url,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "batchrun", *args, "--log-format", "json"],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        check=False,
-    )
-    return Cli(done.returncode, done.stdout, done.stderr)
+pytestmark = pytest.mark.e2e
 
 
 def scope_yaml(factories: Any = FACTORIES) -> str:
@@ -78,7 +45,7 @@ class Seeded:
     scope: Path
     cwd: Path
 
-    def recover(self, *args: str) -> Cli:
+    def recover(self, *args: str) -> CliResult:
         return batchrun(
             self.emulator, "recover", "--scope", str(self.scope), *window_args(self.history),
             *args, cwd=self.cwd,
@@ -104,10 +71,9 @@ class Seeded:
 def seeded(tmp_path: Path, start_emulator: StartEmulator) -> Seeded:
     history = build_history(datetime.now(UTC))
     path = history.write(tmp_path / "history.json")
-    emulator = start_emulator(
-        "--accept-any", "--history", str(path), "--identity-header", IDENTITY_HEADER,
-        "--read-burst", "100000", "--quiet",
-    )  # fmt: skip
+    emulator = start(
+        start_emulator, "--accept-any", "--history", str(path), "--read-burst", "100000", "--quiet"
+    )
     scope = tmp_path / "scope.yaml"
     scope.write_text(scope_yaml())
     return Seeded(emulator, history, scope, tmp_path)
@@ -211,7 +177,7 @@ def test_a_factory_that_does_not_exist_exits_1_and_writes_nothing(
         f"      {present.resource_group}:\n        factories:\n"
         f"          {present.factory}: {{pipelines: [LoadOrders]}}\n"
     )
-    emulator = start_emulator("--config", str(topology), "--identity-header", IDENTITY_HEADER)
+    emulator = start(start_emulator, "--config", str(topology))
     scope = tmp_path / "scope.yaml"
     scope.write_text(scope_yaml(FACTORIES[:2]))
     result = batchrun(
@@ -227,7 +193,7 @@ def test_a_factory_that_does_not_exist_exits_1_and_writes_nothing(
 def test_no_token_exits_3_and_searches_nothing(seeded: Seeded) -> None:
     result = batchrun(
         seeded.emulator, "recover", "--scope", str(seeded.scope), "--since", "2026-11-25T22:00Z",
-        "-o", "recovery.yaml", cwd=seeded.cwd, identity="not-the-secret",
+        "-o", "recovery.yaml", cwd=seeded.cwd, identity_header="not-the-secret",
     )  # fmt: skip
     assert result.code == 3
     assert "authentication failed" in result.stderr

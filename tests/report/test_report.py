@@ -3,13 +3,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from batchrun.errors import ReportError
 from batchrun.model import RunSpec
 from batchrun.report.reader import read_records
-from batchrun.report.writer import ReportWriter, RunResult
+from batchrun.report.writer import ReportWriter, RunResult, Status
 
 SPEC = RunSpec(
     id="sales-eu",
@@ -21,10 +22,10 @@ SPEC = RunSpec(
 T0 = datetime(2026, 11, 26, 2, 0, 0, 123456, tzinfo=UTC)
 
 
-def result(status: str = "succeeded", spec: RunSpec = SPEC) -> RunResult:
+def result(status: Status = "succeeded", spec: RunSpec = SPEC) -> RunResult:
     return RunResult(
         spec=spec,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         started_at=T0,
         finished_at=T0 + timedelta(milliseconds=143),
         attempts=1,
@@ -88,7 +89,7 @@ def test_unwritable_directory_is_a_report_error(tmp_path: Path) -> None:
         ReportWriter.open(tmp_path / "missing" / "r.jsonl", resume=False)
 
 
-def _fields(spec: RunSpec) -> dict[str, object]:
+def _fields(spec: RunSpec) -> dict[str, Any]:
     return {name: getattr(spec, name) for name in spec.__dataclass_fields__}
 
 

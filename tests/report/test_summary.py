@@ -223,4 +223,4 @@ def test_table_is_aligned(report: Path) -> None:
 
 def test_render_rejects_an_unknown_format(report: Path) -> None:
     with pytest.raises(ValueError, match="table, json, markdown"):
-        render(summarize([report]), "yaml")  # type: ignore[arg-type]
+        render(summarize([report]), "yaml")  # type: ignore[arg-type]  # the wrong format is the point

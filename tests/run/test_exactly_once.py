@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from batchrun.emulator.process import EmulatorProcess
 from tests.helpers.cli import (
     CLI_TIMEOUT_S,
@@ -23,6 +25,8 @@ from tests.helpers.cli import (
     run_cli,
     start,
 )
+
+pytestmark = pytest.mark.e2e
 
 
 def report_lines(path: Path) -> list[dict[str, Any]]:

@@ -103,7 +103,7 @@ def api_error(status: int, *, transient: bool, code: str = "Err") -> ApiError:
 
 async def run_scheduler(
     tmp_path: Path, trigger: SpyTrigger, runs: list[RunSpec], *, concurrency: int = 4
-) -> tuple[Scheduler, list[dict[str, object]], Progress]:
+) -> tuple[Scheduler, list[dict[str, Any]], Progress]:
     report = tmp_path / "report.jsonl"
     progress = Progress(total=len(runs))
     with ReportWriter.open(report, resume=False) as writer:
