@@ -14,6 +14,8 @@ import pytest
 from batchrun.cli.exits import EXIT_BROKEN_PIPE
 from tests.helpers.cli import CLI_TIMEOUT_S, manifest_text
 
+pytestmark = pytest.mark.e2e
+
 # far more than a pipe holds (64 KiB on Linux), so the CLI is still writing when the reader leaves
 RUNS = 3000
 

@@ -15,21 +15,21 @@ from pathlib import Path
 import pytest
 
 from batchrun.emulator.process import READY_TIMEOUT_S, EmulatorProcess
-from tests.helpers.cli import CLI_TIMEOUT_S, IDENTITY_HEADER, StartEmulator, cli_env
+from tests.helpers.cli import (
+    IDENTITY_HEADER,
+    StartEmulator,
+    batchrun_offline,
+    cli_env,
+)
 from tests.helpers.recovery_history import FACTORIES, build_history
+
+pytestmark = pytest.mark.e2e
 
 COMMANDS = ["run", "validate", "summary", "recover", "emulator"]
 
 
-def batchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "batchrun", *args],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False, env=env,
-    )  # fmt: skip
-
-
 def test_help_lists_every_sub_command_in_order() -> None:
-    done = batchrun("--help")
+    done = batchrun_offline("--help")
     assert done.returncode == 0, done.stderr
     listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ")]
     assert listed == COMMANDS
@@ -37,13 +37,13 @@ def test_help_lists_every_sub_command_in_order() -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_sub_command_has_help(command: str) -> None:
-    done = batchrun(command, "--help")
+    done = batchrun_offline(command, "--help")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: batchrun {command} ")
 
 
 def test_a_missing_sub_command_is_a_usage_error() -> None:
-    done = batchrun()
+    done = batchrun_offline()
     assert done.returncode == 2
     assert "the following arguments are required: COMMAND" in done.stderr
 
@@ -86,7 +86,7 @@ def test_emulator_sub_command_serves_until_sigterm(served: EmulatorProcess) -> N
 
 
 def test_emulator_sub_command_reports_its_own_config_errors(tmp_path: Path) -> None:
-    done = batchrun("emulator", "--config", str(tmp_path / "missing.yaml"))
+    done = batchrun_offline("emulator", "--config", str(tmp_path / "missing.yaml"))
     assert done.returncode == 2
     assert done.stderr.startswith("batchrun emulator: ")
     assert "Traceback" not in done.stderr
@@ -112,7 +112,7 @@ def test_recover_that_cannot_write_its_manifest_exits_2_after_searching(
     )
     # /proc is a directory in which nobody, not even root, can create a file: the disk says no
     output = Path("/proc/recovery.yaml")
-    done = batchrun(
+    done = batchrun_offline(
         "recover", "--scope", str(scope), "--since", history.since.strftime("%Y-%m-%dT%H:%MZ"),
         "--until", history.until.strftime("%Y-%m-%dT%H:%M:%SZ"), "-o", str(output),
         env=cli_env(emulator),

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from batchrun.cli.options import positive_float
-from tests.helpers.cli import CLI_TIMEOUT_S, manifest_text
-
-
-def batchrun(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "batchrun", *args],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
-    )  # fmt: skip
+from tests.helpers.cli import batchrun_offline, manifest_text
 
 
 @pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "infinity", "0", "-1", "1e-400"])
@@ -40,13 +31,14 @@ def test_positive_float_takes_finite_positive_numbers(text: str, value: float) -
         ("--grace", "nan"),
     ],
 )
+@pytest.mark.e2e
 def test_a_duration_that_is_not_finite_exits_2_naming_the_option(
     tmp_path: Path, option: str, value: str
 ) -> None:
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(manifest_text(1))
     # a dry run would send nothing anyway: the option must be refused while parsing
-    done = batchrun("run", str(manifest), "--dry-run", f"{option}={value}")
+    done = batchrun_offline("run", str(manifest), "--dry-run", f"{option}={value}")
     assert done.returncode == 2, done.stderr
     assert f"argument {option}: must be a finite number greater than 0" in done.stderr
     assert repr(value) in done.stderr
@@ -54,10 +46,11 @@ def test_a_duration_that_is_not_finite_exits_2_naming_the_option(
     assert done.stdout == ""
 
 
+@pytest.mark.e2e
 def test_recover_refuses_an_infinite_connect_timeout(tmp_path: Path) -> None:
     scope = tmp_path / "scope.yaml"
     scope.write_text("version: 1\nfactories: []\n")
-    done = batchrun(
+    done = batchrun_offline(
         "recover", "--scope", str(scope), "--since", "2026-11-25T22:00Z", "--dry-run",
         "--connect-timeout", "inf",
     )  # fmt: skip
@@ -66,16 +59,18 @@ def test_recover_refuses_an_infinite_connect_timeout(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("level", ["INFO", "Debug", "warning"])
 def test_log_level_ignores_case(tmp_path: Path, level: str) -> None:
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(manifest_text(2))
-    done = batchrun("validate", str(manifest), "--log-level", level, "--log-format", "json")
+    done = batchrun_offline("validate", str(manifest), "--log-level", level, "--log-format", "json")
     assert done.returncode == 0, done.stderr
     assert "2 runs" in done.stdout
 
 
+@pytest.mark.e2e
 def test_an_unknown_log_level_is_still_refused() -> None:
-    done = batchrun("validate", "nothing.yaml", "--log-level", "LOUD")
+    done = batchrun_offline("validate", "nothing.yaml", "--log-level", "LOUD")
     assert done.returncode == 2
     assert "argument --log-level: invalid choice: 'loud'" in done.stderr

@@ -6,7 +6,6 @@ document (``accept_any`` without one) and returns ``(Adf, InProcessEmulator)``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -15,13 +14,7 @@ import pytest
 from tests.helpers.emulator_http import Adf, AdfFor, topology
 
 if TYPE_CHECKING:
-    from tests.conftest import InProcessEmulator, ServeEmulator
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+    from tests.helpers.emulator import InProcessEmulator, ServeEmulator
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.helpers.emulator_http import DATA, SUB, AdfFor, check, cloud_error
+from tests.helpers.emulator_http import SUB, AdfFor, check, cloud_error
+from tests.helpers.paths import DATA
 
 CONFIG = f"""
 subscriptions:

@@ -157,7 +157,7 @@ async def test_query_by_factory_filters_and_follows_the_continuation_token(
     while True:
         page = await client.pipeline_runs.query_by_factory(RG, FACTORY, filters)
         pages += 1
-        seen += [run.run_id for run in page.value]
+        seen += [str(run.run_id) for run in page.value]
         if not page.continuation_token:
             break
         filters.continuation_token = page.continuation_token
@@ -183,6 +183,7 @@ async def test_pipelines_get_reads_parameters_and_concurrency(
 ) -> None:
     peer = await peer_for()
     pipeline = await peer.client.pipelines.get(RG, FACTORY, "LOADORDERS")
+    assert pipeline is not None
     assert pipeline.name == "LoadOrders"
     assert pipeline.concurrency == 3
     assert pipeline.parameters["region"].type == "String"

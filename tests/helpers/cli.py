@@ -150,3 +150,13 @@ subscriptions:
 """
     )
     return config
+
+
+def batchrun_offline(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI with no emulator behind it: for usage errors, help and options."""
+    return subprocess.run(
+        [sys.executable, "-m", "batchrun", *args],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False, env=env,
+    )  # fmt: skip

@@ -104,16 +104,16 @@ class Adf:
         assert status == 200, body
         return str(check("CreateRunResponse", body)["runId"])
 
-    async def query(self, body: dict[str, Any], **names: str) -> tuple[int, Any]:
+    async def query(self, body: dict[str, Any], **names: Any) -> tuple[int, Any]:
         status, answer, _ = await self.call("POST", "/queryPipelineRuns", body=body, **names)
         return status, answer
 
-    async def runs(self, *filters: dict[str, Any], **names: str) -> list[dict[str, Any]]:
+    async def runs(self, *filters: dict[str, Any], **names: Any) -> list[dict[str, Any]]:
         status, answer = await self.query({**WIDE, "filters": list(filters)}, **names)
         assert status == 200, answer
         return list(check("PipelineRunsQueryResponse", answer)["value"])
 
-    async def get(self, run_id: str, **names: str) -> dict[str, Any]:
+    async def get(self, run_id: str, **names: Any) -> dict[str, Any]:
         status, body, _ = await self.call("GET", f"/pipelineruns/{run_id}", **names)
         assert status == 200, body
         return dict(check("PipelineRun", body))
