@@ -1,4 +1,4 @@
-"""The ADF operations: createRun, queryPipelineRuns, get and cancel a pipeline run.
+"""The ADF operations: createRun, queryPipelineRuns, get and cancel a pipeline run, get a pipeline.
 
 Where the reference says nothing, these are the emulator's choices:
 
@@ -14,6 +14,13 @@ Where the reference says nothing, these are the emulator's choices:
 - a Cancelled run has ``runEnd``/``durationInMs`` null, as in the reference query example.
 - a run inside its visibility delay does not exist for any read: GET/cancel 404, queries skip
   it, and it cannot be a reference run yet.
+- names are matched case-insensitively; a run reports its pipeline as configured (or, with
+  ``accept_any``, as first spelled).
+- a run's parameters are those sent plus the declared defaults of those not sent.
+- a pipeline with a concurrency value that already holds ``queue_cap`` Queued runs refuses
+  createRun with ``queue_refusal_status``/``queue_refusal_code`` ("Pipeline execution
+  throttled. …"); ADF documents the message, not the status or code.
+- a subscription of ``foreign_tenant_subscriptions``: 401 ``InvalidAuthenticationTokenTenant``.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ from aiohttp import web
 from batchrun.emulator.arm import READ, WRITE, Dropped, error_response, json_response
 from batchrun.emulator.config import FactorySpec, PipelineSpec
 from batchrun.emulator.faults import Fault
+from batchrun.emulator.pipelines import etag, pipeline_resource
 from batchrun.emulator.query import query, render, view
+from batchrun.emulator.queue import PipelineQueue
 from batchrun.emulator.state import EmulatorState
 from batchrun.emulator.store import FINISHED, Run
 from batchrun.emulator.wire import ArmError, bad_request, canonical_json, check_name, parse_bool
@@ -53,6 +62,11 @@ class AdfApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get(
+                FACTORY + "/pipelines/{pipelineName}",
+                self._arm(READ, self.get_pipeline),
+                name="getPipeline",
+            ),
             web.post(
                 FACTORY + "/pipelines/{pipelineName}/createRun",
                 self._arm(WRITE, self.create_run),
@@ -83,8 +97,9 @@ class AdfApi:
             limit_headers: dict[str, str] = {}
             try:
                 token = door.authenticate(request)
-                door.check_api_version(request)
                 subscription = request.match_info["subscriptionId"]
+                self._state.tenants.check(subscription)
+                door.check_api_version(request)
                 limit_headers = door.admit(subscription, kind, token)
                 response = await inner(request)
             except ArmError as exc:
@@ -104,6 +119,14 @@ class AdfApi:
         check_name("factoryName", name)
         topology = self._state.topology
         factory = topology.factory(subscription, group, name)
+        if factory is not None and factory.key not in topology.factories:
+            # accept_any made it up: the first spelling of each name is the name
+            spell = self._state.spellings.canonical
+            return FactorySpec(
+                spell(name=subscription),
+                spell(subscription, name=group),
+                spell(subscription, group, name=name),
+            )
         if factory is not None:
             return factory
         if not topology.subscription_known(subscription):
@@ -125,6 +148,9 @@ class AdfApi:
         name = request.match_info["pipelineName"]
         check_name("pipelineName", name)
         pipeline = self._state.topology.pipeline(factory, name)
+        if pipeline is not None and name.casefold() not in factory.pipelines:
+            # accept_any made it up: the first spelling is the pipeline's name
+            pipeline = PipelineSpec(self._state.spellings.canonical(*factory.key, name=name))
         if pipeline is None:
             raise ArmError(
                 404,
@@ -211,8 +237,9 @@ class AdfApi:
             # the reference run's parameters are used; the body is ignored
             parameters = reference.parameters
         else:
-            parameters = body
-            _check_declared(pipeline, parameters)
+            _check_declared(pipeline, body)
+            parameters = {**pipeline.defaults(), **body}
+        queue = self._queue_with_room(factory, pipeline)
         recovery = "&".join(
             f"{name}={value}"
             for name, value in (
@@ -233,11 +260,45 @@ class AdfApi:
                 failed=state.faults.run_fails(),
                 group_of=reference if is_recovery else None,
             )
+            if queue is not None:
+                queue.admit(run, state.now())
             key = (*factory.key, pipeline.name.casefold(), canonical_json(parameters), recovery)
             state.stats.created(key, factory=factory.path, pipeline=pipeline.name)
             return json_response(200, {"runId": run.run_id})
 
         return await self._faulted(request, create)
+
+    def _queue_with_room(
+        self, factory: FactorySpec, pipeline: PipelineSpec
+    ) -> PipelineQueue | None:
+        """The pipeline's queue (None without a concurrency value); refused when it is full."""
+        if pipeline.concurrency is None:
+            return None
+        state = self._state
+        queue = state.queues.of(factory.key, pipeline.name, pipeline.concurrency)
+        s = state.settings
+        if queue.queued(state.now()) >= s.queue_cap:
+            wait = s.queue_refusal_retry_after_s
+            raise ArmError(
+                s.queue_refusal_status,
+                s.queue_refusal_code,
+                "Pipeline execution throttled. If the concurrency value is set for a pipeline, "
+                f"a maximum of {s.queue_cap} runs will be queued for execution.",
+                headers={"Retry-After": str(wait)} if wait else None,
+            )
+        return queue
+
+    async def get_pipeline(self, request: web.Request) -> web.StreamResponse:
+        factory = self._factory(request)
+        pipeline = self._pipeline(request, factory)
+
+        def answer() -> web.Response:
+            tag = etag(pipeline)
+            if request.headers.get("If-None-Match") in (tag, f'"{tag}"', "*"):
+                return web.Response(status=304)
+            return json_response(200, pipeline_resource(factory, pipeline))
+
+        return await self._read(request, answer)
 
     async def query_runs(self, request: web.Request) -> web.StreamResponse:
         factory = self._factory(request)
@@ -246,7 +307,8 @@ class AdfApi:
 
         def answer() -> web.Response:
             runs = state.store.existing(factory.key)
-            return json_response(200, query(runs, body, state.now()))
+            single = state.settings.single_run_group_filter
+            return json_response(200, query(runs, body, state.now(), single_run_group=single))
 
         return await self._read(request, answer)
 
@@ -265,7 +327,11 @@ class AdfApi:
         factory = self._factory(request)
         parse_bool(request.query.get("isRecursive"), field="isRecursive")
         run = self._run(request, factory)
-        status = self._state.store.cancel(run, self._state.now())
+        state = self._state
+        status = state.store.cancel(run, state.now())
+        queue = state.queues.existing(factory.key, run.pipeline_name)
+        if queue is not None:
+            queue.plan(state.now())  # a cancel may free a slot for the next run waiting
         if status in FINISHED:
             raise ArmError(
                 400,

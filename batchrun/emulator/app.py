@@ -68,7 +68,11 @@ def _middleware(state: EmulatorState, log: TextIO | None) -> Middleware:
                 code = _HTTP_CODES.get(exc.status, exc.reason.replace(" ", ""))
                 response = error_response(ArmError(exc.status, code, exc.text or exc.reason))
             outcome = "dropped" if isinstance(response, Dropped) else str(response.status)
-            _stamp(request, response)
+            _stamp(
+                request,
+                response,
+                client_correlates=state.settings.correlation_from_client_request_id,
+            )
             return response
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -84,11 +88,20 @@ def _middleware(state: EmulatorState, log: TextIO | None) -> Middleware:
     return middleware
 
 
-def _stamp(request: web.Request, response: web.StreamResponse) -> None:
-    """x-ms-request-id on every answer; the correlation id is the caller's when it sent one."""
+def _stamp(request: web.Request, response: web.StreamResponse, *, client_correlates: bool) -> None:
+    """x-ms-request-id on every answer; the correlation id is the caller's when it sent one.
+
+    ARM echoes a caller's ``x-ms-correlation-request-id`` and otherwise makes its own (as in the
+    spec's examples, the request id); ``client_correlates`` keeps the emulator's older habit of
+    reusing ``x-ms-client-request-id`` instead.
+    """
     request_id = str(uuid.uuid4())
     client_id = request.headers.get("x-ms-client-request-id")
-    correlation = request.headers.get("x-ms-correlation-request-id") or client_id or request_id
+    correlation = (
+        request.headers.get("x-ms-correlation-request-id")
+        or (client_id if client_correlates else None)
+        or request_id
+    )
     headers = response.headers
     headers["x-ms-request-id"] = request_id
     headers["x-ms-correlation-request-id"] = correlation

@@ -22,6 +22,11 @@ _WWW_AUTHENTICATE = (
 )
 
 
+def principal_of(token: str) -> str:
+    """A stable id for the caller behind an opaque token (never the token itself)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, token))
+
+
 class Dropped(web.Response):
     """Stands in for the answer of a request whose connection was cut on purpose."""
 
@@ -92,10 +97,11 @@ class FrontDoor:
 
     def admit(self, subscription: str, kind: str, token: str) -> dict[str, str]:
         """Take one request from the subscription's budget: its headers, or a 429."""
+        principal = principal_of(token)
         if kind == WRITE:
-            admission = self._limits.write(subscription)
+            admission = self._limits.write(subscription, principal)
         else:
-            admission = self._limits.read(subscription)
+            admission = self._limits.read(subscription, principal)
         if admission.allowed:
             return admission.headers
         raise self._throttled(admission, subscription, kind, token)
@@ -104,7 +110,7 @@ class FrontDoor:
         self, admission: Admission, subscription: str, kind: str, token: str
     ) -> ArmError:
         wait = admission.retry_after_s
-        actor = uuid.uuid5(uuid.NAMESPACE_OID, token)
+        actor = principal_of(token)
         if self._hourly:
             limit = self._settings.hourly_writes if kind == WRITE else self._settings.hourly_reads
             message = (

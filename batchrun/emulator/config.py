@@ -14,6 +14,15 @@ command line win over it::
                 pipelines:
                   LoadOrders: {parameters: [partition, region, run_date]}
                   BuildMarts: {}          # no declared parameters: any name is accepted
+                  LoadRefunds:            # typed parameters with defaults, and ADF's queue
+                    parameters: {region: {type: String, defaultValue: eu}, partition: {type: Int}}
+                    concurrency: 2
+
+A pipeline's ``parameters`` is either a list of names (any value is accepted) or a mapping of
+name to a ParameterSpecification (``type`` one of the spec's ParameterType values, optional
+``defaultValue``); a run lists the parameters sent plus the defaults of those not sent.
+``concurrency`` (at least 1) is the spec's ``Pipeline.concurrency``: at most that many runs are
+InProgress at once, the rest wait Queued (at most ``queue_cap`` of them).
 
 Top-level keys starting with ``x-`` are ignored: a place to define YAML anchors.
 """
@@ -29,6 +38,11 @@ from typing import Any
 import yaml
 
 from batchrun.emulator.wire import NAME_RULES
+
+# the spec's ParameterSpecification.type enum (ParameterType)
+PARAMETER_TYPES = ("Object", "String", "Int", "Float", "Bool", "Array", "SecureString")
+# the tenant the emulator's tokens claim to come from (a foreign subscription's differs)
+HOME_TENANT = "72f988bf-0000-4000-8000-00000000e1a7"
 
 
 class ConfigError(Exception):
@@ -54,6 +68,10 @@ class Settings:
         "batchrun-emulator", "secret X-IDENTITY-HEADER value for /msi/token", repr=False
     )
     token_ttl_s: int = _opt(3600, "lifetime of tokens from /msi/token, seconds")
+    home_tenant: str = _opt(HOME_TENANT, "tenant id the bearer tokens are taken to come from")
+    foreign_tenant_subscriptions: str = _opt(
+        "", "comma-separated subscription ids of another tenant: every request to them is 401"
+    )
     # ARM throttling
     write_burst: int = _opt(200, "per-subscription write bucket size")
     write_refill: float = _opt(10.0, "write tokens refilled per second")
@@ -62,12 +80,30 @@ class Settings:
     hourly: bool = _opt(False, "sovereign-cloud model: fixed budgets per one-hour window")
     hourly_writes: int = _opt(1200, "writes per hour window with --hourly")
     hourly_reads: int = _opt(12000, "reads per hour window with --hourly")
+    global_bucket_per_subscription: bool = _opt(
+        False,
+        "the global (all-principals) buckets are per subscription, as in ARM; off: one global "
+        "write bucket for the whole emulator",
+    )
     # run lifecycle
     run_queued_ms: int = _opt(1000, "time a new run stays Queued")
     run_duration_ms: int = _opt(5000, "time a run stays InProgress")
     run_failure_rate: float = _opt(0.0, "probability that a run ends Failed")
     cancel_ms: int = _opt(1000, "time a run stays Canceling after a cancel")
     visibility_delay_ms: int = _opt(0, "a new run is invisible to reads for this long")
+    queue_cap: int = _opt(100, "Queued runs a pipeline with a concurrency value may hold")
+    queue_refusal_status: int = _opt(400, "HTTP status of a createRun refused by a full queue")
+    queue_refusal_code: str = _opt("BadRequest", "CloudError code of that refusal")
+    queue_refusal_retry_after_s: int = _opt(0, "Retry-After on that refusal; 0 sends none")
+    # ADF's answers
+    single_run_group_filter: bool = _opt(
+        False, "refuse a RunGroupId filter with more than one value, as ADF does"
+    )
+    correlation_from_client_request_id: bool = _opt(
+        True,
+        "without x-ms-correlation-request-id, reuse x-ms-client-request-id as the correlation "
+        "id; off: ARM's own (a new id), as real ARM does",
+    )
     # faults
     seed: int = _opt(0, "seed for faults, latency and run outcomes")
     latency_ms: float = _opt(0.0, "mean added latency (createRun; reads with --faults-on-reads)")
@@ -114,9 +150,19 @@ class Settings:
             "jitter_ms",
             "stall_ms",
             "fail_503_retry_after_s",
+            "queue_refusal_retry_after_s",
         ):
             if getattr(self, name) < 0:
                 found.append(f"{name} must not be negative")
+        if self.queue_cap < 0:
+            found.append("queue_cap must not be negative")
+        if not 400 <= self.queue_refusal_status <= 599:
+            found.append(
+                f"queue_refusal_status must be an HTTP error status (400-599), "
+                f"not {self.queue_refusal_status}"
+            )
+        if not self.queue_refusal_code:
+            found.append("queue_refusal_code must not be empty")
         if not 0 <= self.port <= 65535:
             found.append(f"port must be 0-65535, not {self.port}")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -133,9 +179,16 @@ class Settings:
             + self.stall_after_create
         )
 
+    def foreign_subscriptions(self) -> frozenset[str]:
+        """The casefolded ids of ``foreign_tenant_subscriptions``."""
+        items = self.foreign_tenant_subscriptions.split(",")
+        return frozenset(item.strip().casefold() for item in items if item.strip())
+
 
 SETTING_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+# str settings that hold a comma-separated list; a config file may give a YAML list
+_LIST_SETTINGS = {"foreign_tenant_subscriptions"}
 
 
 def setting_type(name: str) -> type:
@@ -148,6 +201,9 @@ def coerce_setting(name: str, value: Any, *, where: str) -> Any:
     if name not in SETTING_FIELDS:
         raise ConfigError(f"{where}: unknown setting '{name}' (known: {', '.join(SETTING_FIELDS)})")
     kind = setting_type(name)
+    if name in _LIST_SETTINGS and isinstance(value, list):
+        # YAML reads long digit runs as ints; subscription ids are names
+        value = ",".join(str(item) for item in value)
     if value is None and "None" in str(SETTING_FIELDS[name].type):
         return None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -167,10 +223,28 @@ def build_settings(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class ParameterSpec:
+    """The spec's ParameterSpecification: a type, and a default when one is declared."""
+
+    type: str = "String"
+    has_default: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineSpec:
     name: str
     # None: parameters are not declared, any name is accepted
     parameters: frozenset[str] | None = None
+    # types and defaults by name; a name declared only in the list form is a String
+    definitions: Mapping[str, ParameterSpec] = field(default_factory=dict)
+    concurrency: int | None = None
+
+    def definition(self, name: str) -> ParameterSpec:
+        return self.definitions.get(name) or ParameterSpec()
+
+    def defaults(self) -> dict[str, Any]:
+        return {name: p.default for name, p in self.definitions.items() if p.has_default}
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +326,39 @@ def _check_name(kind: str, value: str, where: str) -> None:
         )
 
 
+def _parameter(value: Any, where: str) -> ParameterSpec:
+    spec = _mapping(value, where)
+    _only(spec, {"type", "defaultValue"}, where)
+    kind = spec.get("type")
+    canonical = {t.casefold(): t for t in PARAMETER_TYPES}.get(str(kind).casefold())
+    if canonical is None:
+        raise ConfigError(
+            f"{where}.type: expected one of {', '.join(PARAMETER_TYPES)}, got {kind!r}"
+        )
+    return ParameterSpec(canonical, "defaultValue" in spec, spec.get("defaultValue"))
+
+
+def _parameters(value: Any, where: str) -> tuple[frozenset[str], dict[str, ParameterSpec]]:
+    """The list form (names only) or the mapping form (name: {type, defaultValue})."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return frozenset(value), {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where}: expected a list of parameter names or a mapping of name to "
+            "{type, defaultValue}"
+        )
+    definitions = {str(name): _parameter(body, f"{where}.{name}") for name, body in value.items()}
+    return frozenset(definitions), definitions
+
+
+def _concurrency(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected an integer of at least 1 (the spec's minimum)")
+    return value
+
+
 def _pipelines(value: Any, where: str) -> dict[str, PipelineSpec]:
     listed = isinstance(value, list)
     entries = {name: None for name in value} if listed else _mapping(value, where)
@@ -261,16 +368,15 @@ def _pipelines(value: Any, where: str) -> dict[str, PipelineSpec]:
         name = str(name)
         _check_name("pipelineName", name, here)
         spec = _mapping(body, here)
-        _only(spec, {"parameters"}, here)
+        _only(spec, {"parameters", "concurrency"}, here)
         declared = spec.get("parameters")
-        if declared is not None and not (
-            isinstance(declared, list) and all(isinstance(item, str) for item in declared)
-        ):
-            raise ConfigError(f"{here}.parameters: expected a list of parameter names")
+        names, definitions = (
+            (None, {}) if declared is None else _parameters(declared, f"{here}.parameters")
+        )
         if name.casefold() in pipelines:
             raise ConfigError(f"{here}: pipeline declared twice (names are case-insensitive)")
         pipelines[name.casefold()] = PipelineSpec(
-            name, None if declared is None else frozenset(declared)
+            name, names, definitions, _concurrency(spec.get("concurrency"), f"{here}.concurrency")
         )
     return pipelines
 

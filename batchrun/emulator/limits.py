@@ -15,7 +15,9 @@ from batchrun.emulator.config import Settings
 
 Monotonic = Callable[[], float]
 
-GLOBAL_FACTOR = 15  # the all-principals write bucket is this much larger than one subscription's
+# the all-principals buckets are this much larger than one principal's (ARM documents it for
+# writes; reads are taken to scale the same way)
+GLOBAL_FACTOR = 15
 
 
 class Limiter(Protocol):
@@ -110,23 +112,28 @@ class Admission:
 
 
 class ArmLimits:
-    """Per-subscription read and write budgets, plus the global write bucket shared by all."""
+    """Read and write budgets per subscription, plus the global buckets shared by all principals.
+
+    With ``global_bucket_per_subscription`` (ARM's model) a subscription's ordinary buckets are
+    per principal (the caller's token) and its global buckets are shared by every principal of
+    that subscription. Without it (the emulator's older model) the ordinary buckets are per
+    subscription and one global write bucket serves the whole emulator. Global reads are always
+    per subscription. Sovereign clouds' hourly windows have no global buckets.
+    """
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock.monotonic
-        self._writes: dict[str, Limiter] = {}
-        self._reads: dict[str, Limiter] = {}
-        self._global: Limiter | None = None
-        if not settings.hourly:
-            self._global = TokenBucket(
-                capacity=settings.write_burst * GLOBAL_FACTOR,
-                refill_per_s=settings.write_refill * GLOBAL_FACTOR,
-                clock=self._clock,
-            )
+        self._per_subscription = settings.global_bucket_per_subscription
+        self._writes: dict[tuple[str, str], Limiter] = {}
+        self._reads: dict[tuple[str, str], Limiter] = {}
+        self._global_writes: dict[str, Limiter] = {}
+        self._global_reads: dict[str, Limiter] = {}
 
-    def _limiter(self, table: dict[str, Limiter], subscription: str, write: bool) -> Limiter:
-        key = subscription.casefold()
+    def _limiter(
+        self, table: dict[tuple[str, str], Limiter], subscription: str, principal: str, write: bool
+    ) -> Limiter:
+        key = (subscription.casefold(), principal if self._per_subscription else "")
         limiter = table.get(key)
         if limiter is None:
             s = self._settings
@@ -143,9 +150,33 @@ class ArmLimits:
             table[key] = limiter
         return limiter
 
-    def write(self, subscription: str) -> Admission:
-        bucket = self._limiter(self._writes, subscription, write=True)
-        shared = self._global
+    def _global(self, table: dict[str, Limiter], subscription: str, write: bool) -> Limiter | None:
+        s = self._settings
+        if s.hourly:
+            return None
+        key = subscription.casefold() if self._per_subscription or not write else ""
+        limiter = table.get(key)
+        if limiter is None:
+            limiter = table[key] = TokenBucket(
+                capacity=(s.write_burst if write else s.read_burst) * GLOBAL_FACTOR,
+                refill_per_s=(s.write_refill if write else s.read_refill) * GLOBAL_FACTOR,
+                clock=self._clock,
+            )
+        return limiter
+
+    def write(self, subscription: str, principal: str = "") -> Admission:
+        return self._admit(subscription, principal, write=True)
+
+    def read(self, subscription: str, principal: str = "") -> Admission:
+        return self._admit(subscription, principal, write=False)
+
+    def _admit(self, subscription: str, principal: str, *, write: bool) -> Admission:
+        table, shared_table = (
+            (self._writes, self._global_writes) if write else (self._reads, self._global_reads)
+        )
+        kind = "writes" if write else "reads"
+        bucket = self._limiter(table, subscription, principal, write)
+        shared = self._global(shared_table, subscription, write)
         exhausted = ""
         if not bucket.has_token():
             exhausted = "subscription"
@@ -155,20 +186,12 @@ class ArmLimits:
             bucket.take()
             if shared is not None:
                 shared.take()
-        headers = {"x-ms-ratelimit-remaining-subscription-writes": str(bucket.remaining())}
+        headers = {f"x-ms-ratelimit-remaining-subscription-{kind}": str(bucket.remaining())}
         if shared is not None:
-            headers["x-ms-ratelimit-remaining-subscription-global-writes"] = str(shared.remaining())
+            headers[f"x-ms-ratelimit-remaining-subscription-global-{kind}"] = str(
+                shared.remaining()
+            )
         if not exhausted:
             return Admission(True, headers)
         limiter = bucket if exhausted == "subscription" or shared is None else shared
         return Admission(False, headers, limiter.retry_after_s(), exhausted)
-
-    def read(self, subscription: str) -> Admission:
-        bucket = self._limiter(self._reads, subscription, write=False)
-        allowed = bucket.has_token()
-        if allowed:
-            bucket.take()
-        headers = {"x-ms-ratelimit-remaining-subscription-reads": str(bucket.remaining())}
-        if allowed:
-            return Admission(True, headers)
-        return Admission(False, headers, bucket.retry_after_s(), "subscription")

@@ -21,7 +21,13 @@ TICKS_PER_MS = TICKS_PER_SECOND // 1000
 
 OPERATORS = ("Equals", "NotEquals", "In", "NotIn")
 OPERANDS = ("PipelineName", "Status", "RunGroupId", "LatestOnly", "RunStart", "RunEnd")
-ORDER_FIELDS = ("RunStart", "RunEnd", "PipelineName", "Status", "LastUpdated")
+# the spec's RunQueryOrderByField values for pipeline runs: LastUpdated is not one of them
+ORDER_FIELDS = ("RunStart", "RunEnd", "PipelineName", "Status")
+# ADF's own words (azure-sdk-for-net issue #22025), typo included
+RUN_GROUP_SINGLE = (
+    "Filter operand 'RunGroupId' does not support and array of values. "
+    "Make sure to provide only one."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +47,7 @@ class View:
             return self.run_end
         if name == "PipelineName":
             return self.run.pipeline_name.casefold()
-        if name == "Status":
-            return self.status
-        return self.last_updated  # LastUpdated
+        return self.status  # Status
 
 
 def view(runs: FactoryRuns, run: Run, now: int) -> View:
@@ -62,7 +66,8 @@ def render(item: View) -> dict[str, Any]:
         "isLatest": item.is_latest,
         "pipelineName": run.pipeline_name,
         "parameters": run.wire_parameters,
-        "runDimensions": {},
+        # the name ADF answers with (the reference's query example), not the swagger's plural
+        "runDimension": {},
         "invokedBy": {"name": "Manual", "id": run.invoked_by, "invokedByType": "Manual"},
         "lastUpdated": format_time(item.last_updated),
         "runStart": format_time(run.start_at),
@@ -91,7 +96,9 @@ def _values(raw: dict[str, Any], where: str) -> list[str]:
     return found
 
 
-def _predicate(raw: object, index: int) -> tuple[Predicate | None, list[str] | None]:
+def _predicate(
+    raw: object, index: int, *, single_run_group: bool = False
+) -> tuple[Predicate | None, list[str] | None]:
     """A filter as a predicate, plus the pipeline names it restricts to (for the index)."""
     where = f"filters[{index}]"
     if not isinstance(raw, dict):
@@ -109,6 +116,8 @@ def _predicate(raw: object, index: int) -> tuple[Predicate | None, list[str] | N
             target=f"{where}.operator",
         )
     values = _values(raw, where)
+    if operand == "RunGroupId" and single_run_group and len(values) > 1:
+        raise bad_request(RUN_GROUP_SINGLE, target=f"{where}.values")
     negate = operator in ("NotEquals", "NotIn")
     if operand == "LatestOnly":
         if values[0] not in ("true", "false"):
@@ -231,7 +240,10 @@ def _sorted(items: list[View], name: str, desc: bool) -> list[View]:
     return missing + present if desc else present + missing
 
 
-def query(runs: FactoryRuns | None, body: object, now: int) -> dict[str, Any]:
+def query(
+    runs: FactoryRuns | None, body: object, now: int, *, single_run_group: bool = False
+) -> dict[str, Any]:
+    """One page of runs; ``single_run_group`` refuses a RunGroupId filter of several values."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a RunFilterParameters JSON object.")
     after = parse_time(body.get("lastUpdatedAfter"), field="lastUpdatedAfter")
@@ -242,7 +254,7 @@ def query(runs: FactoryRuns | None, body: object, now: int) -> dict[str, Any]:
     predicates: list[Predicate] = []
     pipelines: set[str] | None = None
     for index, raw in enumerate(filters):
-        predicate, restrict = _predicate(raw, index)
+        predicate, restrict = _predicate(raw, index, single_run_group=single_run_group)
         if predicate is not None:
             predicates.append(predicate)
         if restrict is not None:

@@ -11,8 +11,11 @@ from batchrun.emulator.config import Settings, Topology
 from batchrun.emulator.faults import FaultInjector
 from batchrun.emulator.history import PastRun
 from batchrun.emulator.limits import ArmLimits
+from batchrun.emulator.queue import Queues
+from batchrun.emulator.spelling import Spellings
 from batchrun.emulator.stats import Stats
 from batchrun.emulator.store import RunStore, Timing
+from batchrun.emulator.tenancy import TenantCheck
 from batchrun.emulator.wire import TICKS_PER_SECOND, to_ticks
 
 _TICKS_PER_MS = TICKS_PER_SECOND // 1000
@@ -24,6 +27,9 @@ class EmulatorState:
     limits: ArmLimits
     door: FrontDoor
     faults: FaultInjector
+    queues: Queues
+    spellings: Spellings
+    tenants: TenantCheck
 
     def __init__(
         self,
@@ -55,6 +61,12 @@ class EmulatorState:
         self.limits = ArmLimits(s, self.clock)
         self.door = FrontDoor(s, self.limits)
         self.faults = FaultInjector(s)
+        self.queues = Queues(
+            queued_ticks=s.run_queued_ms * _TICKS_PER_MS,
+            duration_ticks=s.run_duration_ms * _TICKS_PER_MS,
+        )
+        self.spellings = Spellings()
+        self.tenants = TenantCheck(s)
         for past in self._history:
             self.store.add_past(
                 past.factory.key,
