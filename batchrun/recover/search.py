@@ -8,9 +8,10 @@ For each factory of the scope (concurrently, at most ``concurrency`` at a time):
    ADF's filters cannot compare times (its operators are Equals/NotEquals/In/NotIn), so
    ``runStart`` in ``[since, until)`` and pipeline globs are checked here.
 2. The runs found are grouped by ``runGroupId``. A group one of whose runs ``isLatest`` is
-   recovered from that run. Otherwise the group was rerun since: one query per 50 such groups
-   (``RunGroupId In [...]``, ``LatestOnly``, no status filter, updated up to now) finds each
-   group's latest run, and decides:
+   recovered from that run. Otherwise the group was rerun since, and its latest run (no status
+   filter, updated up to now) decides. ADF takes one ``RunGroupId`` per filter, so these are
+   found by a ``LatestOnly`` scan of the factory, then one query per group the scan did not
+   reach within as many pages as there are groups (:func:`batchrun.arm.reads.latest_runs`):
 
    ====================================  ===================================================
    the group's latest run                decision
@@ -276,6 +277,7 @@ async def _search(
             after=earliest - CLOCK_SKEW,
             before=now() + CLOCK_SKEW,
             max_pages=settings.max_pages,
+            pipelines={runs[0].pipeline for runs in rerun.values()},
         )
         for key, runs in rerun.items():
             decision = _decide(factory, tuple(runs), latest.get(key), settings.statuses)
