@@ -174,14 +174,18 @@ def _run(args: argparse.Namespace) -> int:
         reconcile=ReconcileSettings(window_s=args.reconcile_window),
         shard=args.shard,
     )
-    outcome = asyncio.run(_run_async(manifest, settings, scope=cloud.scope))
+    outcome = asyncio.run(
+        _run_async(manifest, settings, scope=cloud.scope, authority=cloud.authority)
+    )
     # a big manifest's runs are not needed for the summary: let it reuse their memory
     del manifest
     return _finish(outcome, report)
 
 
-async def _run_async(manifest: Manifest, settings: RunSettings, *, scope: str) -> BatchOutcome:
-    tokens = CredentialTokens(default_credential(), scope)
+async def _run_async(
+    manifest: Manifest, settings: RunSettings, *, scope: str, authority: str
+) -> BatchOutcome:
+    tokens = CredentialTokens(default_credential(authority=authority), scope)
     try:
         return await run_batch(manifest, settings, tokens=tokens)
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 from batchrun import __version__
 from batchrun.arm.auth import CredentialTokens, default_credential
 from batchrun.arm.client import AdfClient, Timeouts, build_session
-from batchrun.arm.cloud import get_cloud, resolve_endpoint
+from batchrun.arm.cloud import Cloud, get_cloud, resolve_endpoint
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
@@ -174,7 +174,7 @@ def _recover(args: argparse.Namespace) -> int:
     endpoint = resolve_endpoint(cloud, endpoint_override(args))
     if not args.dry_run:
         check_output(args.output, force=args.force)
-    plan = asyncio.run(_search(scope, settings, endpoint, cloud.scope, timeouts(args)))
+    plan = asyncio.run(_search(scope, settings, endpoint, cloud, timeouts(args)))
     print(render_summary(plan))
     if plan.auth_error is not None:
         print(
@@ -204,9 +204,9 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 async def _search(
-    scope: Scope, settings: RecoverSettings, endpoint: str, token_scope: str, timeouts: Timeouts
+    scope: Scope, settings: RecoverSettings, endpoint: str, cloud: Cloud, timeouts: Timeouts
 ) -> RecoveryPlan:
-    tokens = CredentialTokens(default_credential(), token_scope)
+    tokens = CredentialTokens(default_credential(authority=cloud.authority), cloud.scope)
     try:
         await tokens.get_token()  # no token: AuthError before anything is sent
         async with build_session(timeouts=timeouts, limit=settings.concurrency) as session:

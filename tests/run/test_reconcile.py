@@ -346,7 +346,7 @@ async def test_the_window_starts_at_our_first_attempt_on_the_servers_clock(
         ({"a": "x"}, {"a": "X"}, False),
         # YAML dates are sent (and so listed) as ISO 8601
         ({"a": dt.date(2026, 11, 26)}, {"a": "2026-11-26"}, True),
-        ({"a": dt.datetime(2026, 11, 26, 2, 0)}, {"a": "2026-11-26T02:00:00"}, True),
+        ({"a": datetime(2026, 11, 26, 2, tzinfo=UTC)}, {"a": "2026-11-26T02:00:00+00:00"}, True),
     ],
 )
 def test_parameters_match_adf_string_form(
