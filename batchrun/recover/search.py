@@ -37,7 +37,7 @@ import asyncio
 import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from batchrun.arm.client import RunReader
@@ -57,6 +57,8 @@ from batchrun.model import FactoryRef, RunSpec
 from batchrun.times import Now, utc_now
 
 RECOVERABLE: Final = ("Failed", "Cancelled", "Succeeded")
+# ADF keeps pipeline-run data for 45 days ("Data Factory limits": run history retention)
+RUN_RETENTION: Final = timedelta(days=45)
 DEFAULT_STATUSES: Final = ("Failed", "Cancelled")
 MAX_PAGES: Final = 10_000
 
@@ -89,6 +91,19 @@ class Window:
 
     def contains(self, moment: datetime) -> bool:
         return self.since <= moment < self.until
+
+
+def retention_warning(window: Window, *, now: datetime) -> str | None:
+    """What to tell the user when the window reaches back past ADF's run retention, or None."""
+    kept_since = now - RUN_RETENTION
+    if window.since >= kept_since:
+        return None
+    return (
+        f"--since {window.since:%Y-%m-%dT%H:%MZ} is more than {RUN_RETENTION.days} days ago: "
+        f"ADF keeps pipeline runs for {RUN_RETENTION.days} days, so runs before "
+        f"{kept_since:%Y-%m-%dT%H:%MZ} cannot be found, nor rerun; "
+        f"only {kept_since:%Y-%m-%dT%H:%MZ} onwards is searched in effect"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,13 @@ from batchrun.recover.output import (
 )
 from batchrun.recover.search import (
     FROM_START,
+    RUN_RETENTION,
     RecoverSettings,
     RecoveryPlan,
     StartPoint,
     Window,
     find_recoveries,
+    retention_warning,
 )
 from batchrun.run.guard import newer_run_in_group
 from tests.helpers.paths import ROOT
@@ -827,3 +829,22 @@ def test_a_window_is_half_open_on_run_start() -> None:
     w = Window(NOW - timedelta(hours=1), NOW)
     assert w.contains(NOW - timedelta(hours=1))
     assert not w.contains(NOW)
+
+
+@pytest.mark.parametrize(
+    ("age", "warned"),
+    [
+        (timedelta(days=2), False),
+        (RUN_RETENTION, False),
+        (RUN_RETENTION + timedelta(hours=1), True),
+    ],
+)
+def test_a_window_older_than_adfs_run_retention_is_warned_about(
+    age: timedelta, warned: bool
+) -> None:
+    window = Window(NOW - age, NOW)
+    warning = retention_warning(window, now=NOW)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert "45 days" in warning
+        assert f"before {NOW - RUN_RETENTION:%Y-%m-%dT%H:%MZ} cannot be found" in warning
