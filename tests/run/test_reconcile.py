@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -283,6 +284,36 @@ async def test_a_run_is_found_under_adfs_spelling_of_the_pipeline_and_with_its_d
     assert len(adf.runs) == 1
     assert adf.runs[0]["parameters"]["retries"] == "3"
     assert (line["reconciled"], line["run_id"]) == (True, adf.runs[0]["runId"])
+
+
+class OverlapAdf(FakeAdf):
+    """Measures how many createRun calls are on the wire at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.peak = 0
+
+    async def create_run(self, run_spec: RunSpec, *, client_request_id: str) -> CreateRunResponse:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            return await super().create_run(run_spec, client_request_id=client_request_id)
+        finally:
+            self.active -= 1
+
+
+async def test_entries_that_differ_only_in_the_case_of_names_are_run_one_after_the_other(
+    tmp_path: Path,
+) -> None:
+    adf = OverlapAdf()
+    twin = spec("b", factory="FACTORY-A", pipeline="loadorders", resource_group="RG")
+    lines = await run_batch(tmp_path, adf, [spec("a"), twin])
+    assert len(adf.runs) == 2 and len({line["run_id"] for line in lines}) == 2
+    # one request in ADF's eyes: a lost answer of one must never be mistaken for the other's
+    assert adf.peak == 1
 
 
 @pytest.mark.parametrize("fault", ["503-before", "500-after"])
