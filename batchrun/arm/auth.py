@@ -24,8 +24,26 @@ class TokenProvider(Protocol):
     async def get_token(self) -> str: ...
 
 
-def default_credential() -> AsyncTokenCredential:
-    """The standard Azure credential chain (``DefaultAzureCredential``).
+class CredentialFactory(Protocol):
+    """Builds a credential chain; ``DefaultAzureCredential`` is one (tests pass a recorder)."""
+
+    def __call__(self, *, authority: str) -> AsyncTokenCredential: ...
+
+
+def _azure_default(*, authority: str) -> AsyncTokenCredential:
+    from azure.identity.aio import DefaultAzureCredential
+
+    return DefaultAzureCredential(authority=authority)
+
+
+def default_credential(
+    *, authority: str, factory: CredentialFactory = _azure_default
+) -> AsyncTokenCredential:
+    """The standard Azure credential chain (``DefaultAzureCredential``), signing in at
+    ``authority``: the cloud's Microsoft Entra host (:attr:`batchrun.arm.cloud.Cloud.authority`).
+    A service principal of a sovereign cloud exists only in that cloud's directory, so signing
+    in at the public cloud's fails; managed identities and the Azure CLI ignore it (they sign in
+    where they live).
 
     In order it tries: environment variables (``AZURE_TENANT_ID``/``AZURE_CLIENT_ID`` with
     ``AZURE_CLIENT_SECRET`` or a certificate), workload identity, managed identity (IMDS, or the
@@ -34,9 +52,7 @@ def default_credential() -> AsyncTokenCredential:
     ``AZURE_CLIENT_ID`` to its client id. A proxy from ``HTTPS_PROXY``/``HTTP_PROXY`` also applies
     to a loopback ``IDENTITY_ENDPOINT`` unless the host is listed in ``NO_PROXY``.
     """
-    from azure.identity.aio import DefaultAzureCredential
-
-    return DefaultAzureCredential()
+    return factory(authority=authority)
 
 
 class CredentialTokens:

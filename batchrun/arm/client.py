@@ -35,7 +35,7 @@ from yarl import URL
 
 from batchrun import __version__
 from batchrun.arm.auth import TokenProvider
-from batchrun.arm.ratelimit import RateLimits, parse_retry_after
+from batchrun.arm.ratelimit import RateLimits, parse_retry_after, server_date
 from batchrun.arm.transport import Timeouts, build_session, proxy_for, transport_errors
 from batchrun.errors import ApiError
 from batchrun.model import RunSpec
@@ -76,6 +76,8 @@ class QueryResponse:
     continuation_token: str | None
     limits: RateLimits
     request_id: str | None
+    # the server's clock when it answered (the Date header): reconciliation reads runStart by it
+    server_date: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,7 @@ class AdfClient:
             continuation_token=token if isinstance(token, str) and token else None,
             limits=RateLimits.from_headers(reply.headers),
             request_id=reply.request_id,
+            server_date=server_date(reply.headers),
         )
 
     async def get_pipeline_run(

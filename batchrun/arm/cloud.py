@@ -1,4 +1,5 @@
-"""Azure clouds: where the management API lives and which token scope it accepts.
+"""Azure clouds: where the management API lives, which token scope it accepts, and where its
+identities sign in (the Microsoft Entra authority host).
 
 An endpoint override (``--endpoint`` or ``BATCHRUN_ENDPOINT``, e.g. the local emulator) replaces
 the URL only; tokens are still asked for the cloud's scope.
@@ -21,19 +22,27 @@ class Cloud:
     name: str
     endpoint: str
     scope: str
+    # azure.identity.AzureAuthorityHosts' value for the cloud (a test checks they agree; not
+    # imported here, so that loading batchrun does not load azure.identity)
+    authority: str
 
 
-def _cloud(name: str, host: str) -> Cloud:
-    return Cloud(name=name, endpoint=f"https://{host}/", scope=f"https://{host}/.default")
+def _cloud(name: str, host: str, authority: str) -> Cloud:
+    return Cloud(
+        name=name,
+        endpoint=f"https://{host}/",
+        scope=f"https://{host}/.default",
+        authority=authority,
+    )
 
 
 CLOUDS: Mapping[str, Cloud] = MappingProxyType(
     {
         cloud.name: cloud
         for cloud in (
-            _cloud("AzurePublicCloud", "management.azure.com"),
-            _cloud("AzureUSGovernment", "management.usgovcloudapi.net"),
-            _cloud("AzureChinaCloud", "management.chinacloudapi.cn"),
+            _cloud("AzurePublicCloud", "management.azure.com", "login.microsoftonline.com"),
+            _cloud("AzureUSGovernment", "management.usgovcloudapi.net", "login.microsoftonline.us"),
+            _cloud("AzureChinaCloud", "management.chinacloudapi.cn", "login.chinacloudapi.cn"),
         )
     }
 )

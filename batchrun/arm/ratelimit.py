@@ -1,4 +1,5 @@
-"""What ARM's response headers say about pacing: remaining request budget and Retry-After."""
+"""What ARM's response headers say about time: remaining request budget, Retry-After, and the
+server's clock (``Date``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from email.utils import parsedate_to_datetime
 _WRITES = "x-ms-ratelimit-remaining-subscription-writes"
 _GLOBAL_WRITES = "x-ms-ratelimit-remaining-subscription-global-writes"
 _READS = "x-ms-ratelimit-remaining-subscription-reads"
+_GLOBAL_READS = "x-ms-ratelimit-remaining-subscription-global-reads"
 _INTEGER = re.compile(r"\d+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
@@ -34,12 +36,17 @@ class RateLimits:
     writes: int | None = None
     global_writes: int | None = None
     reads: int | None = None
+    global_reads: int | None = None
 
     @property
     def remaining_writes(self) -> int | None:
         """The smaller of the per-principal and all-principals write budgets that were reported."""
-        present = [n for n in (self.writes, self.global_writes) if n is not None]
-        return min(present) if present else None
+        return _smaller(self.writes, self.global_writes)
+
+    @property
+    def remaining_reads(self) -> int | None:
+        """The smaller of the per-principal and all-principals read budgets that were reported."""
+        return _smaller(self.reads, self.global_reads)
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimits:
@@ -49,7 +56,26 @@ class RateLimits:
             writes=_count(lowered.get(_WRITES)),
             global_writes=_count(lowered.get(_GLOBAL_WRITES)),
             reads=_count(lowered.get(_READS)),
+            global_reads=_count(lowered.get(_GLOBAL_READS)),
         )
+
+
+def _smaller(own: int | None, shared: int | None) -> int | None:
+    present = [n for n in (own, shared) if n is not None]
+    return min(present) if present else None
+
+
+def server_date(headers: Mapping[str, str]) -> datetime | None:
+    """The server's clock when it answered, from ``Date`` (whole seconds, truncated); ``None``
+    when absent or not an HTTP-date."""
+    value = _lower(headers).get("date", "").strip()
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:

@@ -11,7 +11,8 @@ keep it busy forever.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -24,10 +25,11 @@ from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError, AuthError
 from batchrun.log import get_logger
 from batchrun.model import FactoryRef
-from batchrun.times import parse_time
+from batchrun.times import Now, parse_time, utc_now
 
 RUNNING: Final = frozenset({"Queued", "InProgress", "Canceling"})
-GROUPS_PER_QUERY: Final = 50
+# per-group lookups of one factory in flight at once; the reads pacer sets the pace
+GROUP_QUERIES_AT_ONCE: Final = 4
 # lookups of newer runs reach this far past our clock, so a server clock ahead of ours cannot
 # hide a rerun made a moment ago
 CLOCK_SKEW: Final = timedelta(hours=1)
@@ -82,26 +84,79 @@ async def latest_runs(
     after: datetime,
     before: datetime,
     max_pages: int,
+    pipelines: Collection[str] = (),
 ) -> dict[str, RunRecord]:
-    """The latest run of each group, by lower-cased group id."""
+    """The latest run of each group, by lower-cased group id.
+
+    ADF takes one value per ``RunGroupId`` filter (a list is a 400: "does not support and array
+    of values", azure-sdk-for-net#22025), so there are two ways to ask, costed in reads: one
+    ``RunGroupId Equals`` query per group (G reads), or one ``LatestOnly`` scan of the factory
+    over the window (a read per page of latest runs of any group, unknown until done). The scan
+    goes first, allowed as many pages as there are groups; the groups it has not seen when that
+    budget runs out are asked one by one. So recovery never spends more than twice the cheaper
+    way, and on most factories (fewer latest runs in the window than 100 per group) one or a few
+    reads. ``pipelines``, when it names one pipeline, narrows the scan to it.
+    """
+    wanted = {group.lower(): group for group in group_ids}
     latest: dict[str, RunRecord] = {}
-    for start in range(0, len(group_ids), GROUPS_PER_QUERY):
-        batch = group_ids[start : start + GROUPS_PER_QUERY]
-        body = group_query(batch, after=after, before=before)
-        for row in await reads.query_all(factory, body, max_pages=max_pages):
+
+    def keep(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
             run = RunRecord.from_wire(row, where=f"queryPipelineRuns on {factory}")
             known = latest.get(run.group_key)
-            if known is None or (run.run_start, run.run_id) > (known.run_start, known.run_id):
+            if run.group_key in wanted and (
+                known is None or (run.run_start, run.run_id) > (known.run_start, known.run_id)
+            ):
                 latest[run.group_key] = run
+
+    if not wanted:
+        return latest
+    names = {name.casefold(): name for name in pipelines}
+    scan = latest_query(
+        after=after, before=before, pipeline=next(iter(names.values())) if len(names) == 1 else None
+    )
+    rows, complete = await reads.query_some(factory, scan, max_pages=len(wanted))
+    keep(rows)
+    if complete:
+        return latest
+    missing = [group for key, group in wanted.items() if key not in latest]
+    _log.debug("reads.group_lookups", factory=str(factory), groups=len(missing))
+    slots = asyncio.Semaphore(GROUP_QUERIES_AT_ONCE)
+
+    async def ask(group: str) -> None:
+        try:
+            body = group_query(group, after=after, before=before)
+            keep(await reads.query_all(factory, body, max_pages=max_pages))
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for group in missing:
+                await slots.acquire()
+                tasks.create_task(ask(group))
+    except* (ApiError, AuthError) as failed:
+        raise failed.exceptions[0] from None
     return latest
 
 
-def group_query(group_ids: list[str], *, after: datetime, before: datetime) -> dict[str, Any]:
+def latest_query(*, after: datetime, before: datetime, pipeline: str | None) -> dict[str, Any]:
+    """The latest run of every group updated in the window (of ``pipeline``, when given)."""
+    filters: list[dict[str, Any]] = [
+        {"operand": "LatestOnly", "operator": "Equals", "values": ["true"]}
+    ]
+    if pipeline is not None:
+        filters.append({"operand": "PipelineName", "operator": "Equals", "values": [pipeline]})
+    return {"lastUpdatedAfter": after, "lastUpdatedBefore": before, "filters": filters}
+
+
+def group_query(group_id: str, *, after: datetime, before: datetime) -> dict[str, Any]:
+    """The latest run of one group: ADF accepts a single value for ``RunGroupId``."""
     return {
         "lastUpdatedAfter": after,
         "lastUpdatedBefore": before,
         "filters": [
-            {"operand": "RunGroupId", "operator": "In", "values": group_ids},
+            {"operand": "RunGroupId", "operator": "Equals", "values": [group_id]},
             {"operand": "LatestOnly", "operator": "Equals", "values": ["true"]},
         ],
     }
@@ -111,13 +166,23 @@ class PagedReads:
     """queryPipelineRuns, paced per subscription on the reads budget and retried."""
 
     def __init__(
-        self, reader: RunReader, retry: RetrySettings, pacers: Pacers, sleep: Sleep
+        self,
+        reader: RunReader,
+        retry: RetrySettings,
+        pacers: Pacers,
+        sleep: Sleep,
+        *,
+        now: Now = utc_now,
     ) -> None:
         self._reader = reader
         self._retry = retry
         self._pacers = pacers
         self._sleep = sleep
+        self._now = now
         self.count = 0
+        # the server's clock minus ours, from the last answer with a Date header: a little low,
+        # never high (Date is truncated to the second and read after the answer's travel)
+        self.server_offset: timedelta | None = None
 
     async def query_all(
         self, factory: FactoryRef, body: Mapping[str, Any], *, max_pages: int
@@ -126,6 +191,16 @@ class PagedReads:
             return await self._query(factory, parameters)
 
         return await all_pages(page, body, max_pages=max_pages, where=str(factory))
+
+    async def query_some(
+        self, factory: FactoryRef, body: Mapping[str, Any], *, max_pages: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """At most ``max_pages`` pages: the runs, and whether they are all there are."""
+
+        async def page(parameters: Mapping[str, Any]) -> QueryResponse:
+            return await self._query(factory, parameters)
+
+        return await some_pages(page, body, max_pages=max_pages)
 
     async def _query(self, factory: FactoryRef, body: Mapping[str, Any]) -> QueryResponse:
         pacer = self._pacers[factory.subscription]
@@ -149,26 +224,38 @@ class PagedReads:
                 except AuthError:
                     pacer.abandoned()
                     raise
-                pacer.completed(page.limits.reads)
+                pacer.completed(page.limits.remaining_reads)
+                if page.server_date is not None:
+                    self.server_offset = page.server_date - self._now()
                 return page
         raise AssertionError("retrying() reraises")  # pragma: no cover
 
 
-async def all_pages(
-    page: Callable[[Mapping[str, Any]], Awaitable[QueryResponse]],
-    body: Mapping[str, Any],
-    *,
-    max_pages: int,
-    where: str,
-) -> list[dict[str, Any]]:
+Page = Callable[[Mapping[str, Any]], Awaitable[QueryResponse]]
+
+
+async def some_pages(
+    page: Page, body: Mapping[str, Any], *, max_pages: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Follow ``continuationToken`` for at most ``max_pages`` pages: the runs, and whether the
+    last page said there were no more."""
     rows: list[dict[str, Any]] = []
     parameters = dict(body)
     for _ in range(max_pages):
         answer = await page(parameters)
         rows.extend(answer.value)
         if answer.continuation_token is None:
-            return rows
+            return rows, True
         parameters["continuationToken"] = answer.continuation_token
+    return rows, False
+
+
+async def all_pages(
+    page: Page, body: Mapping[str, Any], *, max_pages: int, where: str
+) -> list[dict[str, Any]]:
+    rows, complete = await some_pages(page, body, max_pages=max_pages)
+    if complete:
+        return rows
     raise ApiError(
         status=None,
         code="TooManyPages",

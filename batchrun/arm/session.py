@@ -11,15 +11,17 @@ from contextlib import asynccontextmanager
 
 from batchrun.arm.auth import CredentialTokens, TokenProvider, default_credential
 from batchrun.arm.client import USER_AGENT, AdfClient
+from batchrun.arm.cloud import Cloud
 from batchrun.arm.transport import Timeouts, build_session
 
 __all__ = ["credential_tokens", "open_client"]
 
 
 @asynccontextmanager
-async def credential_tokens(scope: str) -> AsyncIterator[CredentialTokens]:
-    """Tokens for ``scope`` from azure-identity's default chain; the credential closed on exit."""
-    tokens = CredentialTokens(default_credential(), scope)
+async def credential_tokens(cloud: Cloud) -> AsyncIterator[CredentialTokens]:
+    """Tokens for ``cloud``'s management scope from azure-identity's default chain, signing in
+    at the cloud's authority; the credential is closed on exit."""
+    tokens = CredentialTokens(default_credential(authority=cloud.authority), cloud.scope)
     try:
         yield tokens
     finally:

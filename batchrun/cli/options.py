@@ -37,7 +37,12 @@ def add_connection_options(
     parser.add_argument(
         "--concurrency", type=positive_int, default=concurrency, help=concurrency_help
     )
-    parser.add_argument("--cloud", default="AzurePublicCloud", choices=sorted(CLOUDS))
+    parser.add_argument(
+        "--cloud",
+        default="AzurePublicCloud",
+        metavar="NAME",
+        help=f"one of {', '.join(sorted(CLOUDS))}; any case; AzureCloud = AzurePublicCloud",
+    )
     parser.add_argument(
         "--endpoint",
         help="management endpoint URL override (default: $BATCHRUN_ENDPOINT, else the cloud's)",

@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batchrun.arm.cloud import get_cloud, resolve_endpoint
+from batchrun.arm.cloud import Cloud, get_cloud, resolve_endpoint
 from batchrun.arm.session import credential_tokens, open_client
 from batchrun.arm.transport import Timeouts
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK
@@ -38,6 +38,7 @@ from batchrun.recover.search import (
     StartPoint,
     Window,
     find_recoveries,
+    retention_warning,
 )
 from batchrun.times import parse_time, utc_now
 
@@ -146,7 +147,11 @@ def settings_from(args: argparse.Namespace, *, now: datetime) -> RecoverSettings
 
 
 def command(args: argparse.Namespace) -> int:
-    settings = settings_from(args, now=utc_now())
+    now = utc_now()
+    settings = settings_from(args, now=now)
+    retention = retention_warning(settings.window, now=now)
+    if retention is not None:
+        print(f"batchrun: warning: {retention}", file=sys.stderr)
     if args.output is None and not args.dry_run:
         raise UsageError("give -o FILE for the recovery manifest, or --dry-run to only look")
     scope = load_scope(args.scope, environ=os.environ)
@@ -156,7 +161,7 @@ def command(args: argparse.Namespace) -> int:
     endpoint = resolve_endpoint(cloud, endpoint_override(args))
     if not args.dry_run:
         check_output(args.output, force=args.force)
-    plan = asyncio.run(_search(scope, settings, endpoint, cloud.scope, timeouts(args)))
+    plan = asyncio.run(_search(scope, settings, endpoint, cloud, timeouts(args)))
     print(render_summary(plan))
     if plan.auth_error is not None:
         print(
@@ -186,10 +191,10 @@ def command(args: argparse.Namespace) -> int:
 
 
 async def _search(
-    scope: Scope, settings: RecoverSettings, endpoint: str, token_scope: str, timeouts: Timeouts
+    scope: Scope, settings: RecoverSettings, endpoint: str, cloud: Cloud, timeouts: Timeouts
 ) -> RecoveryPlan:
     async with (
-        credential_tokens(token_scope) as tokens,
+        credential_tokens(cloud) as tokens,
         open_client(
             endpoint=endpoint, tokens=tokens, timeouts=timeouts, connections=settings.concurrency
         ) as client,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batchrun.arm.client import create_run_url
-from batchrun.arm.cloud import get_cloud, resolve_endpoint
+from batchrun.arm.cloud import Cloud, get_cloud, resolve_endpoint
 from batchrun.arm.session import credential_tokens
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL
 from batchrun.cli.options import (
@@ -104,14 +104,14 @@ def command(args: argparse.Namespace) -> int:
         reconcile=ReconcileSettings(window_s=args.reconcile_window),
         shard=args.shard,
     )
-    outcome = asyncio.run(_run(manifest, settings, token_scope=cloud.scope))
+    outcome = asyncio.run(_run(manifest, settings, cloud=cloud))
     # a big manifest's runs are not needed for the summary: let it reuse their memory
     del manifest
     return _finish(outcome, report)
 
 
-async def _run(manifest: Manifest, settings: BatchSettings, *, token_scope: str) -> BatchOutcome:
-    async with credential_tokens(token_scope) as tokens:
+async def _run(manifest: Manifest, settings: BatchSettings, *, cloud: Cloud) -> BatchOutcome:
+    async with credential_tokens(cloud) as tokens:
         return await run_batch(manifest, settings, tokens=tokens)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Sequence
+from email.utils import formatdate
 from typing import TextIO
 
 from aiohttp import web
@@ -73,6 +74,8 @@ def _middleware(state: EmulatorState, log: TextIO | None) -> Middleware:
                 response,
                 client_correlates=state.settings.correlation_from_client_request_id,
             )
+            # ARM's Date is its clock: the emulator's, so a test can set the two clocks apart
+            response.headers["Date"] = formatdate(state.clock.time(), usegmt=True)
             return response
         except asyncio.CancelledError:
             outcome = "cancelled"

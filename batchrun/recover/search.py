@@ -8,9 +8,10 @@ For each factory of the scope (concurrently, at most ``concurrency`` at a time):
    ADF's filters cannot compare times (its operators are Equals/NotEquals/In/NotIn), so
    ``runStart`` in ``[since, until)`` and pipeline globs are checked here.
 2. The runs found are grouped by ``runGroupId``. A group one of whose runs ``isLatest`` is
-   recovered from that run. Otherwise the group was rerun since: one query per 50 such groups
-   (``RunGroupId In [...]``, ``LatestOnly``, no status filter, updated up to now) finds each
-   group's latest run, and decides:
+   recovered from that run. Otherwise the group was rerun since, and its latest run (no status
+   filter, updated up to now) decides. ADF takes one ``RunGroupId`` per filter, so these are
+   found by a ``LatestOnly`` scan of the factory, then one query per group the scan did not
+   reach within as many pages as there are groups (:func:`batchrun.arm.reads.latest_runs`):
 
    ====================================  ===================================================
    the group's latest run                decision
@@ -36,7 +37,7 @@ import asyncio
 import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from batchrun.arm.client import RunReader
@@ -56,6 +57,8 @@ from batchrun.model import FactoryRef, RunSpec
 from batchrun.times import Now, utc_now
 
 RECOVERABLE: Final = ("Failed", "Cancelled", "Succeeded")
+# ADF keeps pipeline-run data for 45 days ("Data Factory limits": run history retention)
+RUN_RETENTION: Final = timedelta(days=45)
 DEFAULT_STATUSES: Final = ("Failed", "Cancelled")
 MAX_PAGES: Final = 10_000
 
@@ -88,6 +91,19 @@ class Window:
 
     def contains(self, moment: datetime) -> bool:
         return self.since <= moment < self.until
+
+
+def retention_warning(window: Window, *, now: datetime) -> str | None:
+    """What to tell the user when the window reaches back past ADF's run retention, or None."""
+    kept_since = now - RUN_RETENTION
+    if window.since >= kept_since:
+        return None
+    return (
+        f"--since {window.since:%Y-%m-%dT%H:%MZ} is more than {RUN_RETENTION.days} days ago: "
+        f"ADF keeps pipeline runs for {RUN_RETENTION.days} days, so runs before "
+        f"{kept_since:%Y-%m-%dT%H:%MZ} cannot be found, nor rerun; "
+        f"only {kept_since:%Y-%m-%dT%H:%MZ} onwards is searched in effect"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +292,7 @@ async def _search(
             after=earliest - CLOCK_SKEW,
             before=now() + CLOCK_SKEW,
             max_pages=settings.max_pages,
+            pipelines={runs[0].pipeline for runs in rerun.values()},
         )
         for key, runs in rerun.items():
             decision = _decide(factory, tuple(runs), latest.get(key), settings.statuses)

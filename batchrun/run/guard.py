@@ -39,7 +39,7 @@ async def newer_run_in_group(
     if reference.is_latest:
         return None
     body = group_query(
-        [reference.group_id],
+        reference.group_id,
         after=reference.run_start - CLOCK_SKEW,
         before=now() + CLOCK_SKEW,
     )

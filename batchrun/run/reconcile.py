@@ -3,13 +3,18 @@
 createRun has no idempotency key. When an attempt ends ambiguously (a read timeout, a connection
 cut after the request was written, a 5xx) the run may exist. Before the next attempt the
 scheduler asks ADF: ``queryPipelineRuns`` on the factory, ``PipelineName`` equal, runs updated
-since just before the first attempt, and takes the earliest run that
+since the first attempt, and takes the earliest run that
 
+- is of our pipeline, names compared case-insensitively (ADF answers with its own spelling),
 - was invoked manually (a createRun, not a trigger),
-- started no earlier than the first attempt (less a clock-skew margin),
-- has the same parameters once ours are put in ADF's string form (non-strings JSON-encoded); a
-  rerun of a reference run has the reference run's parameters (ADF ignores the body then) and,
-  for a recovery, is in the reference run's group,
+- started no earlier than our first attempt, in the server's clock, less ``MARGIN``: the
+  server's clock is measured from the ``Date`` header of the query's answer (ours may be off by
+  minutes; a run started before our first attempt cannot be ours),
+- has each of our parameters, in ADF's string form (non-strings JSON-encoded; booleans as
+  ``true`` or ``True``; numbers by value), among its own; keys we did not send (the pipeline's
+  defaults, which ADF may list too) do not matter. A rerun of a reference run has the reference
+  run's parameters (ADF ignores the body then) and, for a recovery, is in the reference run's
+  group,
 - is not claimed already by another entry of this batch (two identical entries make two runs).
 
 ADF is not read-your-writes, so a run that is not found is looked for again, with backoff, until
@@ -24,7 +29,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from batchrun.arm.client import RunReader
@@ -36,7 +41,15 @@ from batchrun.model import FactoryRef, RunSpec
 from batchrun.times import parse_time
 
 RECONCILE_FAILED = "ReconcileFailed"
-_SKEW = timedelta(minutes=5)
+# How far before our first attempt (in server time) a run may have started and still be ours.
+# The server's clock is read from Date, which is truncated to the second and read after the
+# answer travelled, so the estimate is already low; this covers ADF stamping runStart on another
+# machine than the one that wrote Date (hosts are NTP-synced to well under a second) and a step
+# of our own clock between the attempt and the look. A few seconds: a foreign manual run would
+# have to start inside them, with our pipeline and parameters, to be taken for ours.
+MARGIN = timedelta(seconds=5)
+# With no server clock measured yet the first query is this wide; its Date then narrows it.
+_UNMEASURED = timedelta(hours=1)
 _MAX_PAGES = 200
 
 
@@ -49,25 +62,49 @@ class ReconcileSettings:
 
 def adf_form(value: Any) -> Any:
     """A parameter value as ADF reports it back, parsed again so spacing does not matter."""
-    return value if isinstance(value, str) else json.loads(json.dumps(value, default=str))
+    return value if isinstance(value, str) else json.loads(json.dumps(value, default=_iso))
 
 
 def parameters_match(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
-    if set(ours) != set(theirs):
+    """Whether every parameter we sent is among the run's, with the same value as ADF writes it.
+
+    The run may list more (ADF adds the pipeline's defaults for parameters not sent)."""
+    return all(name in theirs and same_value(value, theirs[name]) for name, value in ours.items())
+
+
+def same_value(ours: Any, reported: Any) -> bool:
+    """Our value against ADF's string for it: strings (and dates) exactly; a boolean as ``true``
+    in any case (.NET writes ``True``); anything else parsed as JSON and compared with numbers by
+    value (``1``, ``1.0`` and ``1E0`` are one number) but never a boolean for a number."""
+    form = adf_form(ours)
+    if isinstance(form, str):  # a string, or a date sent as its ISO 8601 text
+        return bool(reported == form)
+    if isinstance(form, bool) and isinstance(reported, str):
+        return reported.strip().casefold() == str(form).casefold()
+    try:
+        parsed = json.loads(reported) if isinstance(reported, str) else reported
+    except ValueError:
         return False
-    for name, value in ours.items():
-        reported = theirs[name]
-        if isinstance(value, str):
-            if reported != value:
-                return False
-            continue
-        try:
-            parsed = json.loads(reported) if isinstance(reported, str) else reported
-        except ValueError:
-            return False
-        if parsed != adf_form(value):
-            return False
-    return True
+    return _equal(form, parsed)
+
+
+def _equal(ours: Any, theirs: Any) -> bool:
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return type(ours) is type(theirs) and ours == theirs
+    if isinstance(ours, int | float) and isinstance(theirs, int | float):
+        return bool(ours == theirs)
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(map(_equal, ours, theirs))
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(_equal(ours[k], theirs[k]) for k in ours)
+    return type(ours) is type(theirs) and bool(ours == theirs)
+
+
+def _iso(value: object) -> str:
+    # what the client sends for a YAML date or timestamp (arm.client._json_default)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +161,23 @@ class Reconciler:
             delay = min(delay * 2, self._settings.max_poll_s)
         return None
 
+    def _server_time(self, moment: datetime) -> datetime | None:
+        """``moment`` of our clock on the server's clock, if the server's was measured."""
+        offset = self._reads.server_offset
+        return None if offset is None else moment + offset
+
     async def _look(self, spec: RunSpec, since: datetime) -> str | None:
         try:
             reference = await self._reference(spec)
             group = reference.group if reference is not None and spec.is_recovery else None
-            for run in await self._candidates(spec, since, group):
-                if self._matches(spec, run, since, group, reference):
+            measured = self._server_time(since) is not None
+            runs = await self._candidates(spec, since, group)
+            if not measured and not self._covered(since):
+                # the first answer showed the server's clock far from ours: ask in its time
+                runs = await self._candidates(spec, since, group)
+            earliest = (self._server_time(since) or since) - MARGIN
+            for run in runs:
+                if self._matches(spec, run, earliest, group, reference):
                     return str(run["runId"])
         except ApiError as exc:
             raise ApiError(
@@ -145,30 +193,38 @@ class Reconciler:
             ) from exc
         return None
 
+    def _covered(self, since: datetime) -> bool:
+        """Whether the unmeasured first query's window held every run we could be after."""
+        start = self._server_time(since)
+        return start is None or abs(start - since) < _UNMEASURED - MARGIN
+
     def _matches(
         self,
         spec: RunSpec,
         run: Mapping[str, Any],
-        since: datetime,
+        earliest: datetime,
         group: str | None,
         reference: _Reference | None,
     ) -> bool:
         run_id = run.get("runId")
         if not isinstance(run_id, str) or run_id in self._claimed:
             return False
-        if run.get("pipelineName") != spec.pipeline:
+        name = run.get("pipelineName")
+        if not isinstance(name, str) or name.casefold() != spec.pipeline.casefold():
             return False
         invoked = run.get("invokedBy") or {}
         if invoked.get("invokedByType", invoked.get("name")) != "Manual":
             return False
         started = parse_time(run.get("runStart"), naive_is_utc=True)
-        if started is not None and started < since - _SKEW:
+        # a run without a runStart is not ruled out by time (the other tests still apply)
+        if started is not None and started < earliest:
             return False
-        if group is not None and run.get("runGroupId") != group:
+        if group is not None and str(run.get("runGroupId") or "").lower() != group.lower():
             return False
+        parameters = run.get("parameters") or {}
         if reference is not None:
-            return dict(run.get("parameters") or {}) == reference.parameters
-        return parameters_match(spec.parameters, run.get("parameters") or {})
+            return all(parameters.get(k) == v for k, v in reference.parameters.items())
+        return parameters_match(spec.parameters, parameters)
 
     async def _candidates(
         self, spec: RunSpec, since: datetime, group: str | None
@@ -178,9 +234,11 @@ class Reconciler:
         ]
         if spec.is_recovery and group is not None:
             filters.append({"operand": "RunGroupId", "operator": "Equals", "values": [group]})
+        start, now = self._server_time(since), self._server_time(datetime.now(UTC))
         body: dict[str, Any] = {
-            "lastUpdatedAfter": since - _SKEW,
-            "lastUpdatedBefore": datetime.now(UTC) + _SKEW,
+            # a run is updated no earlier than it starts
+            "lastUpdatedAfter": since - _UNMEASURED if start is None else start - MARGIN,
+            "lastUpdatedBefore": (now or datetime.now(UTC)) + _UNMEASURED,
             "filters": filters,
             "orderBy": [{"orderBy": "RunStart", "order": "ASC"}],
         }

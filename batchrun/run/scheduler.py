@@ -124,9 +124,10 @@ class _IdenticalRuns:
 
     @staticmethod
     def key(spec: RunSpec) -> str:
+        # ARM names are case-insensitive: "LoadOrders" and "loadorders" are one request
+        names = (spec.subscription, spec.resource_group, spec.factory, spec.pipeline)
         return json.dumps(
-            [spec.subscription, spec.resource_group, spec.factory, spec.pipeline,
-             spec.parameters, spec.recovery_query()],
+            [*(name.casefold() for name in names), spec.parameters, spec.recovery_query()],
             sort_keys=True, default=str,
         )  # fmt: skip
 

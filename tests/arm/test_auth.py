@@ -7,13 +7,16 @@ import pytest
 from aiohttp import web
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
-from azure.identity import CredentialUnavailableError
+from azure.identity import AzureAuthorityHosts, CredentialUnavailableError
+from azure.identity.aio import DefaultAzureCredential
 
 from batchrun.arm.auth import CredentialTokens, default_credential
+from batchrun.arm.cloud import CLOUDS, get_cloud
 from batchrun.errors import AuthError
 from tests.helpers.clock import FakeTime
 
 SCOPE = "https://management.azure.com/.default"
+PUBLIC = CLOUDS["AzurePublicCloud"]
 JWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQifQ.c2lnbmF0dXJl"
 CHAIN_FAILURE = (
     "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
@@ -243,7 +246,7 @@ async def identity_endpoint(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[li
 async def test_default_credential_uses_the_identity_endpoint(
     identity_endpoint: list[web.Request],
 ) -> None:
-    tokens = CredentialTokens(default_credential(), SCOPE)
+    tokens = CredentialTokens(default_credential(authority=PUBLIC.authority), SCOPE)
     try:
         assert await tokens.get_token() == "managed-identity-token"
     finally:
@@ -251,3 +254,45 @@ async def test_default_credential_uses_the_identity_endpoint(
     request = identity_endpoint[0]
     assert request.query["resource"] == "https://management.azure.com"
     assert request.query["client_id"] == "11111111-2222-3333-4444-555555555555"
+
+
+# --- the cloud's sign-in authority
+
+
+@pytest.mark.parametrize(
+    ("name", "authority"),
+    [
+        ("AzurePublicCloud", AzureAuthorityHosts.AZURE_PUBLIC_CLOUD),
+        ("AzureCloud", AzureAuthorityHosts.AZURE_PUBLIC_CLOUD),
+        ("AzureUSGovernment", AzureAuthorityHosts.AZURE_GOVERNMENT),
+        ("azureusgovernment", AzureAuthorityHosts.AZURE_GOVERNMENT),
+        ("AzureChinaCloud", AzureAuthorityHosts.AZURE_CHINA),
+        ("AZURECHINACLOUD", AzureAuthorityHosts.AZURE_CHINA),
+    ],
+)
+def test_the_credential_signs_in_at_the_clouds_authority(name: str, authority: str) -> None:
+    built: list[str] = []
+
+    def factory(*, authority: str) -> FakeCredential:
+        built.append(authority)
+        return FakeCredential(FakeTime())
+
+    credential = default_credential(authority=get_cloud(name).authority, factory=factory)
+    assert isinstance(credential, FakeCredential)
+    assert built == [authority]
+
+
+@pytest.mark.parametrize("name", sorted(CLOUDS))
+async def test_the_default_chain_is_built_for_the_authority(
+    name: str, identity_endpoint: list[web.Request]
+) -> None:
+    # the real DefaultAzureCredential takes the authority (and still reaches the managed identity)
+    cloud = CLOUDS[name]
+    credential = default_credential(authority=cloud.authority)
+    try:
+        assert isinstance(credential, DefaultAzureCredential)
+        token = await credential.get_token(cloud.scope)
+    finally:
+        await credential.close()
+    assert token.token == "managed-identity-token"
+    assert identity_endpoint[0].query["resource"] == cloud.scope.removesuffix("/.default")

@@ -44,6 +44,7 @@ MESSAGES = (
     "",
 )
 
+RERUNS = ("rerun-succeeded", "rerun-failed-again", "rerun-cancelled")
 # scenario: [(status, start offset from the window's start in minutes), ...] oldest first;
 # a negative offset is before the window, one past the window's length after it
 WINDOW = timedelta(hours=8)
@@ -165,7 +166,9 @@ class History:
         )
 
 
-def build_history(now: datetime, *, seed: int = 7) -> History:
+def build_history(now: datetime, *, seed: int = 7, reruns: int = 0) -> History:
+    """``reruns`` more groups in the big factory that were rerun since (their latest run decides:
+    succeeded, failed again, cancelled, in turn)."""
     rng = random.Random(seed)
     until = (now - timedelta(hours=2)).replace(microsecond=0)
     history = History(now=now, since=until - WINDOW, until=until)
@@ -177,6 +180,8 @@ def build_history(now: datetime, *, seed: int = 7) -> History:
                 _group(history, rng, factory, scenario)
     for _ in range(110):  # plain failures: the big factory needs more than one page
         _group(history, rng, BIG, "failed")
+    for n in range(reruns):
+        _group(history, rng, BIG, RERUNS[n % len(RERUNS)])
     rng.shuffle(history.runs)
     return history
 

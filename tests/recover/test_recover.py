@@ -17,6 +17,7 @@ import yaml
 
 from batchrun.arm.client import AdfClient, QueryResponse, RateLimits, Timeouts
 from batchrun.arm.pacing import Pacers
+from batchrun.arm.reads import GROUP_QUERIES_AT_ONCE
 from batchrun.arm.retry import RetrySettings
 from batchrun.cli.recover import add_arguments, parse_option_time, settings_from
 from batchrun.emulator.clock import ManualClock
@@ -35,11 +36,13 @@ from batchrun.recover.output import (
 )
 from batchrun.recover.search import (
     FROM_START,
+    RUN_RETENTION,
     RecoverSettings,
     RecoveryPlan,
     StartPoint,
     Window,
     find_recoveries,
+    retention_warning,
 )
 from batchrun.run.guard import newer_run_in_group
 from tests.helpers.clock import FakeTime
@@ -73,7 +76,9 @@ async def seeded(serve_emulator: ServeEmulator, history: History, tmp_path: Path
         path = history.write(tmp_path / "history.json")
         past = load_history(path, Topology(accept_any=True))
         clock = ManualClock(NOW.timestamp())
-        return await serve_emulator(clock=clock, history=past, **settings)
+        # real ADF refuses a RunGroupId filter with several values
+        options = {"single_run_group_filter": True} | settings
+        return await serve_emulator(clock=clock, history=past, **options)
 
     return serve
 
@@ -442,13 +447,95 @@ async def test_a_run_without_is_latest_is_looked_up_not_assumed_latest() -> None
         if n == 1:
             return page(wire_run("old", latest=None, group="g"))
         operands = {f["operand"]: f["values"] for f in body["filters"]}
-        assert operands == {"RunGroupId": ["g"], "LatestOnly": ["true"]}
-        return page(wire_run("new", status="Succeeded", group="g"))
+        # one LatestOnly scan of the factory, narrowed to the one pipeline rerun
+        assert operands == {"LatestOnly": ["true"], "PipelineName": ["LoadOrders"]}
+        return page(wire_run("other", group="h"), wire_run("new", status="Succeeded", group="g"))
 
     plan = await find(FakeReader(answer), refs(1))
     [skip] = plan.skipped
     assert skip.reason == "rerun already succeeded (run new)"
     assert plan.recoveries == []
+
+
+def group_filter(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    return next((f for f in body["filters"] if f["operand"] == "RunGroupId"), None)
+
+
+async def test_groups_the_scan_does_not_reach_are_asked_one_by_one_a_few_at_a_time() -> None:
+    groups = [f"g{n}" for n in range(10)]
+
+    def answer(factory: str, body: dict[str, Any], n: int) -> QueryResponse:
+        if any(f["operand"] == "Status" for f in body["filters"]):
+            return page(*(wire_run(f"old-{g}", latest=False, group=g) for g in groups))
+        asked = group_filter(body)
+        if asked is None:  # the LatestOnly scan: a busy factory, page after page of other runs
+            return page(wire_run(f"other-{n}", group=f"other-{n}"), token=f"t{n}")
+        assert asked["operator"] == "Equals" and len(asked["values"]) == 1, asked
+        group = asked["values"][0]
+        return page(wire_run(f"new-{group}", status="Succeeded", group=group))
+
+    reader = FakeReader(answer)
+    plan = await find(reader, refs(1))
+    assert sorted(skip.reason for skip in plan.skipped) == sorted(
+        f"rerun already succeeded (run new-{g})" for g in groups
+    )
+    lookups = [body for _, body in reader.calls if group_filter(body) is not None]
+    scans = [body for _, body in reader.calls if "Status" not in str(body) and body not in lookups]
+    # the scan may spend as many reads as asking every group would, no more
+    assert len(scans) == len(groups)
+    assert sorted(group_filter(body)["values"][0] for body in lookups) == groups  # type: ignore[index]
+    assert reader.peak == GROUP_QUERIES_AT_ONCE
+
+
+async def test_a_scan_that_sees_every_group_asks_no_group_on_its_own() -> None:
+    groups = [f"g{n}" for n in range(30)]
+
+    def answer(factory: str, body: dict[str, Any], n: int) -> QueryResponse:
+        if any(f["operand"] == "Status" for f in body["filters"]):
+            return page(*(wire_run(f"old-{g}", latest=False, group=g) for g in groups))
+        assert group_filter(body) is None
+        half = groups[:15] if "continuationToken" not in body else groups[15:]
+        return page(*(wire_run(f"new-{g}", group=g) for g in half),
+                    token=None if "continuationToken" in body else "next")  # fmt: skip
+
+    reader = FakeReader(answer)
+    plan = await find(reader, refs(1))
+    assert sorted(r.reference.run_id for r in plan.recoveries) == sorted(f"new-{g}" for g in groups)
+    assert len(reader.calls) == 3
+
+
+async def test_hundreds_of_rerun_groups_are_decided_with_one_group_per_filter(
+    serve_emulator: ServeEmulator, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    history = build_history(NOW, reruns=300)
+    past = load_history(history.write(tmp_path / "history.json"), Topology(accept_any=True))
+    emulator = await serve_emulator(
+        clock=ManualClock(NOW.timestamp()), history=past, single_run_group_filter=True
+    )
+    plan, _ = await search(adf_client(session, emulator), emulator, history)
+    assert not plan.failures, [str(f.error) for f in plan.failures]
+    expected = history.expected()
+    assert len(expected.recover) + len(expected.skipped) > 300
+    manifest = load_manifest(written(plan, tmp_path), environ={})
+    assert list(manifest.runs) == expected_specs(expected.recover)
+    assert {skip.run.group_id for skip in plan.skipped} == set(expected.skipped)
+    answers = emulator.state.stats.snapshot()["requests"]["queryPipelineRuns"]
+    assert answers == {"200": plan.queries}
+    # the window's pages and a few pages of latest runs per factory, not a read per group
+    assert plan.queries <= 20, plan.queries
+
+
+async def test_the_guard_asks_for_its_group_with_one_equals_filter() -> None:
+    class Rerun(FakeReader):
+        async def get_pipeline_run(self, **_: str) -> dict[str, Any]:
+            return wire_run("r1", latest=False, group="g")
+
+    reader = Rerun(lambda factory, body, n: page(wire_run("r2", group="g")))
+    spec = RunSpec(id="b", subscription=SUB_A, resource_group="rg", factory="fac", pipeline="P",
+                   reference_run_id="r1", is_recovery=True)  # fmt: skip
+    assert await newer_run_in_group(reader, spec) == "r2"
+    [(_, body)] = reader.calls
+    assert group_filter(body) == {"operand": "RunGroupId", "operator": "Equals", "values": ["g"]}
 
 
 # --- the guard: newer_run_in_group ------------------------------------------------------------
@@ -707,3 +794,22 @@ def test_a_window_is_half_open_on_run_start() -> None:
     w = Window(NOW - timedelta(hours=1), NOW)
     assert w.contains(NOW - timedelta(hours=1))
     assert not w.contains(NOW)
+
+
+@pytest.mark.parametrize(
+    ("age", "warned"),
+    [
+        (timedelta(days=2), False),
+        (RUN_RETENTION, False),
+        (RUN_RETENTION + timedelta(hours=1), True),
+    ],
+)
+def test_a_window_older_than_adfs_run_retention_is_warned_about(
+    age: timedelta, warned: bool
+) -> None:
+    window = Window(NOW - age, NOW)
+    warning = retention_warning(window, now=NOW)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert "45 days" in warning
+        assert f"before {NOW - RUN_RETENTION:%Y-%m-%dT%H:%MZ} cannot be found" in warning

@@ -67,16 +67,21 @@ class Seeded:
         return answers
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, start_emulator: StartEmulator) -> Seeded:
-    history = build_history(datetime.now(UTC))
+def seed(tmp_path: Path, start_emulator: StartEmulator, history: History) -> Seeded:
     path = history.write(tmp_path / "history.json")
     emulator = start(
-        start_emulator, "--accept-any", "--history", str(path), "--read-burst", "100000", "--quiet"
-    )
+        start_emulator, "--accept-any", "--history", str(path),
+        "--read-burst", "100000", "--quiet",
+        "--single-run-group-filter",  # ADF's 400 for a RunGroupId filter of several values
+    )  # fmt: skip
     scope = tmp_path / "scope.yaml"
     scope.write_text(scope_yaml())
     return Seeded(emulator, history, scope, tmp_path)
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, start_emulator: StartEmulator) -> Seeded:
+    return seed(tmp_path, start_emulator, build_history(datetime.now(UTC)))
 
 
 def test_recover_writes_the_manifest_and_run_reruns_each_group_in_place(seeded: Seeded) -> None:
@@ -105,6 +110,22 @@ def test_recover_writes_the_manifest_and_run_reruns_each_group_in_place(seeded: 
         assert rerun["runGroupId"] == reference["runGroupId"]
         assert (rerun["isLatest"], reference["isLatest"]) == (True, False)
     assert seeded.emulator.stats()["runs_created"] == len(manifest.runs)
+
+
+def test_recover_decides_hundreds_of_rerun_groups_in_a_few_reads(
+    tmp_path: Path, start_emulator: StartEmulator
+) -> None:
+    seeded = seed(tmp_path, start_emulator, build_history(datetime.now(UTC), reruns=300))
+    result = seeded.recover("-o", "recovery.yaml")
+    assert result.code == 0, result.stderr
+    expected = seeded.history.expected()
+    assert len(expected.skipped) + len(expected.recover) > 300
+    manifest = load_manifest(seeded.cwd / "recovery.yaml", environ={})
+    assert list(manifest.runs) == expected_specs(expected.recover)
+    assert f"skipped {len(expected.skipped)} groups:" in result.stdout
+    answers = seeded.query_answers()
+    assert set(answers) == {"200"}, answers
+    assert answers["200"] <= 20, answers
 
 
 def test_running_the_same_recovery_manifest_again_reruns_nothing(seeded: Seeded) -> None:

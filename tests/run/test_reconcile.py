@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +41,28 @@ def adf_string(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def wire_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "1Z"
+
+
 class FakeAdf:
     """Creates runs, then loses the answer as told; queries see runs after `hidden_for` looks."""
 
-    def __init__(self, *, faults: list[str] | None = None, hidden_for: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        faults: list[str] | None = None,
+        hidden_for: int = 0,
+        skew: timedelta | None = None,
+        defaults: dict[str, str] | None = None,
+        spelling: str | None = None,
+    ) -> None:
         self.faults = faults or []
         self.hidden_for = hidden_for
+        # the server's clock minus ours; None: answers carry no Date header
+        self.skew = skew
+        self.defaults = defaults or {}  # listed in a run's parameters when not sent
+        self.spelling = spelling  # the pipeline's name as ADF spells it
         self.runs: list[dict[str, Any]] = []
         self.looks = 0
         self.read_error: ApiError | None = None
@@ -58,7 +76,7 @@ class FakeAdf:
         if fault == "503-before":
             raise ApiError(status=503, code="ServiceUnavailable", message="m", transient=True)
         run_id = str(uuid.uuid4())
-        parameters = {k: adf_string(v) for k, v in run_spec.parameters.items()}
+        parameters = self.defaults | {k: adf_string(v) for k, v in run_spec.parameters.items()}
         group = run_id
         if run_spec.reference_run_id is not None:
             # like ADF: the reference run's parameters, the body ignored
@@ -70,10 +88,10 @@ class FakeAdf:
                 "runId": run_id,
                 "runGroupId": group,
                 "spec_id": run_spec.id,
-                "pipelineName": run_spec.pipeline,
+                "pipelineName": self.spelling or run_spec.pipeline,
                 "parameters": parameters,
                 "invokedBy": {"name": "Manual", "invokedByType": "Manual"},
-                "runStart": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "1Z",
+                "runStart": wire_time(self.server_now()),
                 "visible_after": self.looks + self.hidden_for,
             }
         )
@@ -90,7 +108,29 @@ class FakeAdf:
         if self.read_error is not None:
             raise self.read_error
         visible = [run for run in self.runs if run["visible_after"] < self.looks]
-        return QueryResponse(visible, None, RateLimits(reads=1000), None)
+        date = None if self.skew is None else self.server_now().replace(microsecond=0)
+        return QueryResponse(visible, None, RateLimits(reads=1000), None, server_date=date)
+
+    def server_now(self) -> datetime:
+        return datetime.now(UTC) + (self.skew or timedelta(0))
+
+    def seed_manual_run(self, run_spec: RunSpec, *, started_ago: timedelta) -> str:
+        """Someone else's manual run of the same pipeline and parameters, started earlier."""
+        run_id = f"foreign-{uuid.uuid4()}"
+        self.runs.append(
+            {
+                "runId": run_id,
+                "runGroupId": run_id,
+                "spec_id": None,
+                "pipelineName": run_spec.pipeline,
+                "parameters": {k: adf_string(v) for k, v in run_spec.parameters.items()},
+                "invokedBy": {"name": "Manual", "invokedByType": "Manual"},
+                "runStart": wire_time(self.server_now() - started_ago),
+                "status": "Failed",
+                "visible_after": -1,
+            }
+        )
+        return run_id
 
     async def get_pipeline_run(self, *, run_id: str, **_: Any) -> dict[str, Any]:
         return self.references[run_id]
@@ -236,6 +276,72 @@ async def test_a_recovery_rerun_is_matched_in_the_reference_group_only(tmp_path:
     assert [run["runGroupId"] for run in adf.runs if run["spec_id"] == "recovery"] == [reference]
 
 
+async def test_a_run_is_found_under_adfs_spelling_of_the_pipeline_and_with_its_defaults(
+    tmp_path: Path,
+) -> None:
+    adf = FakeAdf(faults=["drop"], spelling="loadorders", defaults={"retries": "3", "day": "x"})
+    (line,) = await run_batch(tmp_path, adf, [spec("a")])
+    assert len(adf.runs) == 1
+    assert adf.runs[0]["parameters"]["retries"] == "3"
+    assert (line["reconciled"], line["run_id"]) == (True, adf.runs[0]["runId"])
+
+
+class OverlapAdf(FakeAdf):
+    """Measures how many createRun calls are on the wire at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.peak = 0
+
+    async def create_run(self, run_spec: RunSpec, *, client_request_id: str) -> CreateRunResponse:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            return await super().create_run(run_spec, client_request_id=client_request_id)
+        finally:
+            self.active -= 1
+
+
+async def test_entries_that_differ_only_in_the_case_of_names_are_run_one_after_the_other(
+    tmp_path: Path,
+) -> None:
+    adf = OverlapAdf()
+    twin = spec("b", factory="FACTORY-A", pipeline="loadorders", resource_group="RG")
+    lines = await run_batch(tmp_path, adf, [spec("a"), twin])
+    assert len(adf.runs) == 2 and len({line["run_id"] for line in lines}) == 2
+    # one request in ADF's eyes: a lost answer of one must never be mistaken for the other's
+    assert adf.peak == 1
+
+
+@pytest.mark.parametrize("fault", ["503-before", "500-after"])
+async def test_a_manual_run_started_before_our_first_attempt_is_not_taken_for_ours(
+    tmp_path: Path, fault: str
+) -> None:
+    adf = FakeAdf(faults=[fault], skew=timedelta(0))
+    foreign = adf.seed_manual_run(spec("a"), started_ago=timedelta(minutes=3))
+    (line,) = await run_batch(tmp_path, adf, [spec("a")], look=ReconcileSettings(window_s=0.0))
+    ours = adf.created(spec("a"))
+    assert line["run_id"] != foreign
+    assert line["run_id"] == ours[0]["runId"]
+    assert len(ours) == 1
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=-3), timedelta(minutes=-4), timedelta(hours=2)])
+async def test_the_window_starts_at_our_first_attempt_on_the_servers_clock(
+    tmp_path: Path, skew: timedelta
+) -> None:
+    adf = FakeAdf(faults=["drop"], skew=skew)
+    foreign = adf.seed_manual_run(spec("a"), started_ago=timedelta(seconds=20))
+    (line,) = await run_batch(tmp_path, adf, [spec("a")])
+    ours = adf.created(spec("a"))
+    assert len(ours) == 1
+    assert (line["reconciled"], line["run_id"]) == (True, ours[0]["runId"])
+    assert line["run_id"] != foreign
+
+
 @pytest.mark.parametrize(
     ("ours", "theirs", "same"),
     [
@@ -247,10 +353,31 @@ async def test_a_recovery_rerun_is_matched_in_the_reference_group_only(tmp_path:
         ({"a": True}, {"a": "true"}, True),
         ({"a": "1"}, {"a": "1"}, True),
         ({"a": 1}, {"a": "2"}, False),
-        ({"a": "x"}, {"a": "x", "b": "y"}, False),
+        # the pipeline's defaults for parameters we did not send may be listed too
+        ({"a": "x"}, {"a": "x", "b": "y"}, True),
+        ({}, {"b": "y"}, True),
         ({"a": "x", "b": "y"}, {"a": "x"}, False),
         ({"a": [1]}, {"a": "not json"}, False),
         ({}, {}, True),
+        # .NET writes booleans True/False; JSON writes true/false
+        ({"a": True}, {"a": "True"}, True),
+        ({"a": False}, {"a": "False"}, True),
+        ({"a": False}, {"a": "True"}, False),
+        ({"a": True}, {"a": "1"}, False),
+        ({"a": 1}, {"a": "true"}, False),
+        ({"a": {"k": True}}, {"a": '{"k": 1}'}, False),
+        # numbers by value, whatever the notation
+        ({"a": 1.0}, {"a": "1"}, True),
+        ({"a": 1}, {"a": "1.0"}, True),
+        ({"a": 0.5}, {"a": "5E-1"}, True),
+        ({"a": [1, 2.0]}, {"a": "[1.0,2]"}, True),
+        ({"a": 1}, {"a": '"1"'}, False),
+        # a string is compared as written: it is what ADF stores
+        ({"a": "1"}, {"a": "1.0"}, False),
+        ({"a": "x"}, {"a": "X"}, False),
+        # YAML dates are sent (and so listed) as ISO 8601
+        ({"a": dt.date(2026, 11, 26)}, {"a": "2026-11-26"}, True),
+        ({"a": datetime(2026, 11, 26, 2, tzinfo=UTC)}, {"a": "2026-11-26T02:00:00+00:00"}, True),
     ],
 )
 def test_parameters_match_adf_string_form(
