@@ -16,7 +16,7 @@ from pathlib import Path
 from batchrun import __version__
 from batchrun.arm.auth import CredentialTokens, default_credential
 from batchrun.arm.client import create_run_url
-from batchrun.arm.cloud import get_cloud, resolve_endpoint
+from batchrun.arm.cloud import allowed_hosts, get_cloud, resolve_endpoint
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
@@ -154,7 +154,9 @@ def _run(args: argparse.Namespace) -> int:
     for warning in manifest.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud = get_cloud(args.cloud)
-    endpoint = resolve_endpoint(cloud, endpoint_override(args))
+    endpoint = resolve_endpoint(
+        cloud, endpoint_override(args), allowed=allowed_hosts(args.allow_endpoint, os.environ)
+    )
     if args.dry_run:
         _print_dry_run(manifest, endpoint)
         return EXIT_OK

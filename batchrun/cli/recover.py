@@ -18,7 +18,7 @@ from pathlib import Path
 from batchrun import __version__
 from batchrun.arm.auth import CredentialTokens, default_credential
 from batchrun.arm.client import AdfClient, Timeouts, build_session
-from batchrun.arm.cloud import get_cloud, resolve_endpoint
+from batchrun.arm.cloud import allowed_hosts, get_cloud, resolve_endpoint
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
@@ -171,7 +171,9 @@ def _recover(args: argparse.Namespace) -> int:
     for warning in scope.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud = get_cloud(args.cloud)
-    endpoint = resolve_endpoint(cloud, endpoint_override(args))
+    endpoint = resolve_endpoint(
+        cloud, endpoint_override(args), allowed=allowed_hosts(args.allow_endpoint, os.environ)
+    )
     if not args.dry_run:
         check_output(args.output, force=args.force)
     plan = asyncio.run(_search(scope, settings, endpoint, cloud.scope, timeouts(args)))
