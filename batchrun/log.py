@@ -1,7 +1,9 @@
-"""structlog configuration: the only global state batchrun has.
+"""structlog configuration (the only global state batchrun has), and the redaction of secrets.
 
 Console rendering on a TTY, one JSON object per line otherwise (container logs). A processor
-redacts anything that looks like a credential before it is rendered, whatever logged it.
+redacts anything that looks like a credential before it is rendered, whatever logged it. What it
+cannot know, the exact tokens in use, a :class:`Redactor` knows: the client registers each token
+it sends and scrubs every text a server sends back before it becomes an error, a log or a report.
 """
 
 from __future__ import annotations
@@ -18,15 +20,84 @@ LogFormat = Literal["console", "json"]
 
 _SECRET_KEYS = re.compile(r"authorization|token|secret|password|credential", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9\-._~+/=]+", re.IGNORECASE)
+# A JWT (header.payload.signature, base64url): what an Entra ID access token looks like.
+_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+# Shorter strings are not registered: blanking every "abc" would garble messages, and real access
+# tokens are hundreds of characters long.
+_MIN_SECRET_CHARS = 8
 REDACTED = "[redacted]"
+
+
+def redact_shapes(text: str) -> str:
+    """``text`` with every JWT and every ``Bearer …`` value replaced by ``[redacted]``."""
+    text = _JWT.sub(REDACTED, text)
+    if "earer" in text:
+        text = _BEARER.sub(rf"\1{REDACTED}", text)
+    return text
+
+
+class Redactor:
+    """The secrets in use (bearer tokens, as they are sent) and the scrubbing of what may hold them.
+
+    One per client, not a global: it knows exactly the tokens this process sent. Scrub text only
+    after decoding it (JSON, HTML), or an escaped echo (``\\u0065yJ…``) would slip through.
+    """
+
+    __slots__ = ("_secrets",)
+
+    def __init__(self) -> None:
+        self._secrets: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Redactor(secrets={len(self._secrets)})"
+
+    def register(self, secret: str) -> None:
+        if len(secret) < _MIN_SECRET_CHARS or secret in self._secrets:
+            return
+        # longest first, so a secret that contains another is blanked whole
+        self._secrets = tuple(sorted((*self._secrets, secret), key=len, reverse=True))
+
+    def text(self, text: str) -> str:
+        """``text`` without the registered secrets, JWTs or bearer values."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return redact_shapes(text)
+
+    def known(self, text: str) -> str:
+        """``text`` without the registered secrets only: for data that must stay as sent (run
+        parameters are compared with the manifest's), where a JWT-shaped value is legitimate."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def value(self, value: Any, *, shapes: bool = True) -> Any:
+        """A decoded JSON value with every string in it (keys too) scrubbed."""
+        scrub = self.text if shapes else self.known
+        if isinstance(value, str):
+            return scrub(value)
+        if isinstance(value, dict):
+            return {scrub(k): self.value(v, shapes=shapes) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(item, shapes=shapes) for item in value]
+        return value
+
+
+def _scrub_logged(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_shapes(value)
+    if isinstance(value, dict):
+        return {key: _scrub_logged(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_logged(item) for item in value]
+    return value
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
         if _SECRET_KEYS.search(key) and key not in ("event",):
             event[key] = REDACTED
-        elif isinstance(value, str) and "earer" in value:
-            event[key] = _BEARER.sub(rf"\1{REDACTED}", value)
+        else:
+            event[key] = _scrub_logged(value)
     return event
 
 
@@ -46,8 +117,9 @@ def configure(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
+            # after the traceback is text, so that an exception's message is scrubbed too
             structlog.processors.format_exc_info,
+            redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

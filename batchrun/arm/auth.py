@@ -33,7 +33,9 @@ class CredentialFactory(Protocol):
 def _azure_default(*, authority: str) -> AsyncTokenCredential:
     from azure.identity.aio import DefaultAzureCredential
 
-    return DefaultAzureCredential(authority=authority)
+    from batchrun.arm.transport import identity_transport
+
+    return DefaultAzureCredential(authority=authority, transport=identity_transport())
 
 
 def default_credential(
@@ -49,8 +51,8 @@ def default_credential(
     ``AZURE_CLIENT_SECRET`` or a certificate), workload identity, managed identity (IMDS, or the
     App Service / Container Apps endpoint given by ``IDENTITY_ENDPOINT`` + ``IDENTITY_HEADER``),
     then developer sign-ins (Azure CLI, PowerShell, azd). For a user-assigned managed identity set
-    ``AZURE_CLIENT_ID`` to its client id. A proxy from ``HTTPS_PROXY``/``HTTP_PROXY`` also applies
-    to a loopback ``IDENTITY_ENDPOINT`` unless the host is listed in ``NO_PROXY``.
+    ``AZURE_CLIENT_ID`` to its client id. ``HTTPS_PROXY``/``HTTP_PROXY`` apply to Entra ID, never
+    to the local identity endpoints (loopback ``IDENTITY_ENDPOINT``, link-local IMDS).
     """
     return factory(authority=authority)
 

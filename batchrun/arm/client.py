@@ -14,6 +14,11 @@ any other                no         yes
 Failures without a response are :class:`~batchrun.errors.TransportError` (see
 :mod:`batchrun.arm.transport`). A 2xx whose body is not what the API promises is an
 ``ApiError`` with code ``InvalidResponse`` (permanent, sent).
+
+Whatever a server sends back may echo the request, bearer token included, and escaped
+(``\\/``, ``\\u0065``, ``&#101;``) so that a plain search misses it. Every token sent is
+registered with the client's :class:`~batchrun.log.Redactor`, and every text from a server is
+scrubbed after it is decoded and before it becomes an error, a report line or a log.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from batchrun.arm.auth import TokenProvider
 from batchrun.arm.ratelimit import RateLimits, parse_retry_after, server_date
 from batchrun.arm.transport import Timeouts, build_session, proxy_for, transport_errors
 from batchrun.errors import ApiError
+from batchrun.log import Redactor
 from batchrun.model import RunSpec
 
 __all__ = [
@@ -84,11 +90,12 @@ class QueryResponse:
 class _Reply:
     status: int
     headers: Mapping[str, str]
-    text: str  # the body, decoded, with the bearer token redacted should the server echo it
+    text: str  # the body as received: scrub what comes out of it
+    redactor: Redactor
 
     @property
     def request_id(self) -> str | None:
-        return self.headers.get("x-ms-request-id")
+        return _header(self.headers, "x-ms-request-id", self.redactor)
 
     def json_object(self, what: str) -> dict[str, Any]:
         try:
@@ -97,15 +104,17 @@ class _Reply:
             data = None
         if not isinstance(data, dict):
             raise self.invalid(f"{what} answered {self.status} with a body that is not JSON")
-        return data
+        # known tokens only: run parameters are compared with the manifest's, whatever they hold
+        scrubbed: dict[str, Any] = self.redactor.value(data, shapes=False)
+        return scrubbed
 
     def invalid(self, message: str) -> ApiError:
         return ApiError(
             status=self.status,
             code="InvalidResponse",
-            message=f"{message}: {_snippet(self.text) or '(empty body)'}",
+            message=f"{message}: {_snippet(self.text, self.redactor) or '(empty body)'}",
             request_id=self.request_id,
-            correlation_id=self.headers.get("x-ms-correlation-request-id"),
+            correlation_id=_header(self.headers, "x-ms-correlation-request-id", self.redactor),
             transient=False,
             sent=True,
         )
@@ -140,8 +149,10 @@ class AdfClient:
         tokens: TokenProvider,
         user_agent: str = USER_AGENT,
         timeouts: Timeouts,
+        redactor: Redactor | None = None,
     ) -> None:
         self._session = session
+        self._redactor = redactor or Redactor()
         self._endpoint = endpoint.rstrip("/")
         self._host = urlsplit(self._endpoint).netloc
         self._tokens = tokens
@@ -172,7 +183,7 @@ class AdfClient:
             run_id=run_id,
             http_status=reply.status,
             request_id=reply.request_id,
-            correlation_id=reply.headers.get("x-ms-correlation-request-id"),
+            correlation_id=_header(reply.headers, "x-ms-correlation-request-id", self._redactor),
             limits=RateLimits.from_headers(reply.headers),
         )
 
@@ -217,6 +228,7 @@ class AdfClient:
         self, method: str, url: str, body: Any, client_request_id: str | None
     ) -> _Reply:
         token = await self._tokens.get_token()
+        self._redactor.register(token)
         headers = {
             "Authorization": f"Bearer {token}",
             "User-Agent": self._user_agent,
@@ -240,11 +252,11 @@ class AdfClient:
             ) as response:
                 raw = await response.read()
         text = raw.decode("utf-8", errors="replace")
-        if token:
-            text = text.replace(token, "<redacted>")
         if not 200 <= response.status < 300:
-            raise api_error(response.status, response.reason, response.headers, text)
-        return _Reply(response.status, response.headers, text)
+            raise api_error(
+                response.status, response.reason, response.headers, text, redactor=self._redactor
+            )
+        return _Reply(response.status, response.headers, text, self._redactor)
 
 
 def create_run_url(endpoint: str, spec: RunSpec) -> str:
@@ -262,22 +274,34 @@ def _factory_url(endpoint: str, subscription: str, resource_group: str, factory:
     )
 
 
-def api_error(status: int, reason: str | None, headers: Mapping[str, str], text: str) -> ApiError:
-    """The ApiError for an error answer: a CloudError body, or whatever text came instead."""
+def api_error(
+    status: int,
+    reason: str | None,
+    headers: Mapping[str, str],
+    text: str,
+    *,
+    redactor: Redactor | None = None,
+) -> ApiError:
+    """The ApiError for an error answer: a CloudError body, or whatever text came instead.
+
+    Every field taken from the answer is scrubbed by ``redactor`` (JWT and bearer shapes only
+    when none is given) after decoding.
+    """
+    redactor = redactor or Redactor()
     headers = CIMultiDict(headers)
-    reason = reason or _phrase(status)
+    reason = redactor.text(reason or _phrase(status))
     code, message, target, details = _cloud_error(text)
     if message is None:
-        snippet = _snippet(text)
+        snippet = _snippet(text, redactor)
         message = f"{reason}: {snippet}" if snippet else f"{reason} (empty body)"
     return ApiError(
         status=status,
-        code=code or f"HttpError{status}",
-        message=message,
-        target=target,
-        details=details,
-        request_id=headers.get("x-ms-request-id"),
-        correlation_id=headers.get("x-ms-correlation-request-id"),
+        code=redactor.text(code) if code else f"HttpError{status}",
+        message=redactor.text(message),
+        target=redactor.text(target) if target is not None else None,
+        details=redactor.value(details) if details is not None else None,
+        request_id=_header(headers, "x-ms-request-id", redactor),
+        correlation_id=_header(headers, "x-ms-correlation-request-id", redactor),
         retry_after=parse_retry_after(headers),
         remaining_writes=RateLimits.from_headers(headers).remaining_writes,
         transient=status in TRANSIENT_STATUSES,
@@ -316,12 +340,34 @@ def _field(data: Mapping[str, Any], key: str) -> Any:
     return data.get(key, data.get(key.capitalize()))
 
 
-def _snippet(text: str) -> str:
-    """The start of a non-JSON body as readable text: tags stripped, whitespace collapsed."""
+def _snippet(text: str, redactor: Redactor) -> str:
+    """The start of a non-JSON body as readable text: tags stripped, entities and JSON string
+    escapes decoded, whitespace collapsed, then scrubbed (before it is cut: half a token is
+    still a secret)."""
     text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
     text = html.unescape(re.sub(r"<[^>]*>", " ", text))
-    text = " ".join(text.split())
+    text = _JSON_ESCAPE.sub(_unescape_json, text)
+    text = redactor.text(" ".join(text.split()))
     return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
+
+
+# \uXXXX and the escapes of a JSON string, as they appear in a body that is JSON-ish but not
+# valid JSON (cut off, or not the CloudError shape)
+_JSON_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|[\\/\"bfnrt])")
+
+
+def _unescape_json(match: re.Match[str]) -> str:
+    escape = match.group(1)
+    if escape[0] != "u":
+        return escape if escape in '\\/"' else " "
+    code = int(escape[1:], 16)
+    # half a surrogate pair is not text (it cannot even be printed): leave it escaped
+    return match.group(0) if 0xD800 <= code <= 0xDFFF else chr(code)
+
+
+def _header(headers: Mapping[str, str], name: str, redactor: Redactor) -> str | None:
+    value = headers.get(name)
+    return None if value is None else redactor.text(value)
 
 
 def _phrase(status: int) -> str:

@@ -20,14 +20,18 @@ any other ClientError                 HttpClientError        no         maybe
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
+from azure.core.pipeline.transport import AioHttpTransport
 from yarl import URL
 
 from batchrun.errors import TransportError, UsageError
@@ -76,14 +80,79 @@ class Proxy:
     auth: aiohttp.BasicAuth | None = field(default=None, repr=False)
 
 
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is ``localhost``, 127.0.0.0/8 or ``::1``."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def proxy_for(endpoint: str) -> Proxy:
-    """Resolved once per process: aiohttp's ``trust_env`` would read the environment (and
-    ``~/.netrc``, in a worker thread) again for every request."""
+    """The proxy for ``endpoint``; a UsageError for an ``http://`` endpoint a proxy would carry.
+
+    A loopback endpoint is never proxied, whatever ``NO_PROXY`` says: a proxy elsewhere cannot
+    reach this machine's loopback, and over ``http://`` it would read the bearer token. Resolved
+    once per process: aiohttp's ``trust_env`` would read the environment (and ``~/.netrc``, in a
+    worker thread) again for every request.
+    """
+    if is_loopback(endpoint):
+        return Proxy()
     try:
         url, auth = get_env_proxy_for_url(URL(endpoint))
     except LookupError:
         return Proxy()
+    if urlsplit(endpoint).scheme != "https":
+        raise UsageError(
+            f"endpoint {endpoint!r} uses http:// and HTTP_PROXY would carry it: the proxy would "
+            "read the bearer token.\nHINT: use an https:// endpoint, or list its host in NO_PROXY"
+        )
     return Proxy(url, auth)
+
+
+def is_local(url: str) -> bool:
+    """Loopback, or link-local (IMDS at 169.254.169.254): addresses no proxy can reach for us."""
+    if is_loopback(url):
+        return True
+    try:
+        return ipaddress.ip_address(urlsplit(url).hostname or "").is_link_local
+    except ValueError:
+        return False
+
+
+class _LocalDirectTransport(AioHttpTransport):  # type: ignore[misc]  # exported lazily: Any
+    """azure-core's aiohttp transport with the proxy chosen per request: from the environment as
+    usual, except that local addresses are never proxied. The managed-identity endpoints are
+    local (``IDENTITY_ENDPOINT`` on loopback, IMDS link-local) and plain http: a proxy would read
+    ``X-IDENTITY-HEADER`` and the token, and cannot reach them anyway."""
+
+    async def send(self, request: Any, **config: Any) -> Any:
+        url = str(request.url)
+        if is_local(url):
+            config.pop("proxies", None)
+        elif "proxies" not in config:
+            try:
+                proxy, auth = get_env_proxy_for_url(URL(url))
+            except LookupError:
+                pass
+            else:
+                config.setdefault("proxy", proxy)
+                config.setdefault("proxy_auth", auth)
+        return await super().send(request, **config)
+
+
+def identity_transport() -> AioHttpTransport:
+    """The transport for azure-identity's credentials (see :class:`_LocalDirectTransport`)."""
+    # the session must not read proxies itself: with trust_env it would proxy local addresses
+    return _LocalDirectTransport(use_env_settings=False)
 
 
 def build_session(*, timeouts: Timeouts, limit: int) -> aiohttp.ClientSession:

@@ -74,6 +74,13 @@ def add_connection_options(
         metavar="SECONDS",
         help="per response: longer, and the answer counts as lost",
     )
+    parser.add_argument(
+        "--allow-endpoint",
+        action="append",
+        metavar="HOST",
+        help="let --endpoint point at HOST, not the cloud's management host: the token goes "
+        "there (repeatable; also $BATCHRUN_ALLOW_ENDPOINT, comma-separated)",
+    )
 
 
 def endpoint_override(args: argparse.Namespace) -> str | None:

@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batchrun.arm.cloud import Cloud, get_cloud, resolve_endpoint
+from batchrun.arm.cloud import Cloud, allowed_hosts, get_cloud, resolve_endpoint
 from batchrun.arm.session import credential_tokens, open_client
 from batchrun.arm.transport import Timeouts
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK
@@ -158,7 +158,9 @@ def command(args: argparse.Namespace) -> int:
     for warning in scope.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud = get_cloud(args.cloud)
-    endpoint = resolve_endpoint(cloud, endpoint_override(args))
+    endpoint = resolve_endpoint(
+        cloud, endpoint_override(args), allowed=allowed_hosts(args.allow_endpoint, os.environ)
+    )
     if not args.dry_run:
         check_output(args.output, force=args.force)
     plan = asyncio.run(_search(scope, settings, endpoint, cloud, timeouts(args)))

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batchrun.arm.client import create_run_url
-from batchrun.arm.cloud import Cloud, get_cloud, resolve_endpoint
+from batchrun.arm.cloud import Cloud, allowed_hosts, get_cloud, resolve_endpoint
 from batchrun.arm.session import credential_tokens
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL
 from batchrun.cli.options import (
@@ -84,7 +84,9 @@ def command(args: argparse.Namespace) -> int:
     for warning in manifest.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud = get_cloud(args.cloud)
-    endpoint = resolve_endpoint(cloud, endpoint_override(args))
+    endpoint = resolve_endpoint(
+        cloud, endpoint_override(args), allowed=allowed_hosts(args.allow_endpoint, os.environ)
+    )
     if args.dry_run:
         _print_dry_run(manifest, endpoint)
         return EXIT_OK

@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from batchrun import __version__
 from batchrun.arm.client import (
@@ -347,7 +346,82 @@ async def test_the_bearer_token_never_appears_in_errors(client: AdfClient, arm: 
     error = await create_error(client)
     shown = f"{error} {error!r} {error.message} {error.details} {client!r}"
     assert TOKEN not in shown
-    assert "Bearer <redacted>" in error.message
+    assert "Bearer [redacted]" in error.message
+
+
+OPAQUE = "opaque/token+not-a-jwt-0123456789"
+SLASHED = OPAQUE.replace("/", "\\/")  # as JSON may write it
+
+
+class OpaqueTokens:
+    async def get_token(self) -> str:
+        return OPAQUE
+
+
+def escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+def opaque_client(session: aiohttp.ClientSession, arm: FakeArm) -> AdfClient:
+    return AdfClient(
+        session=session, endpoint=arm.endpoint, tokens=OpaqueTokens(), timeouts=Timeouts()
+    )
+
+
+async def test_an_escaped_echo_of_the_token_is_redacted_in_every_field(
+    session: aiohttp.ClientSession, arm: FakeArm
+) -> None:
+    slashed, unicode = SLASHED, escaped(OPAQUE)
+    arm.reply(
+        400,
+        text=f'{{"error": {{"code": "C{unicode}", "message": "got {unicode}", '
+        f'"target": "{slashed}", "details": [{{"message": "{slashed}", "{unicode}": 1}}]}}}}',
+        x_ms_request_id=OPAQUE,
+    )
+    error = await create_error(opaque_client(session, arm))
+    assert (error.code, error.message) == ("C[redacted]", "got [redacted]")
+    assert error.target == "[redacted]"
+    assert error.details == [{"message": "[redacted]", "[redacted]": 1}]
+    assert error.request_id == "[redacted]"
+    assert OPAQUE not in f"{error} {error!r}"
+
+
+ENTITIES = "".join(f"&#{ord(c)};" for c in OPAQUE)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"<p>you sent {ENTITIES}</p>",
+        f"<p>you sent {OPAQUE.replace('/', '&#x2F;')}</p>",
+        f'{{"cut off": "{escaped(OPAQUE)}',
+        f'{{"not a cloud error": "{SLASHED}"}}',
+        "x" * 190 + OPAQUE,  # cut in half by the snippet's length limit
+    ],
+)
+async def test_an_echo_of_the_token_in_a_non_cloud_error_body_is_redacted(
+    session: aiohttp.ClientSession, arm: FakeArm, body: str
+) -> None:
+    arm.reply(400, text=body, Content_Type="text/html")
+    error = await create_error(opaque_client(session, arm))
+    assert "[redacted]" in error.message
+    assert OPAQUE[:12] not in error.message
+
+
+async def test_a_2xx_answer_has_the_known_token_redacted_but_jwt_shapes_kept(
+    session: aiohttp.ClientSession, arm: FakeArm
+) -> None:
+    run = {"runId": "r", "parameters": {"echo": escaped(OPAQUE), "jwt": TOKEN}}
+    text = json.dumps({"value": [run]}).replace("\\\\u", "\\u")
+    arm.reply(200, text=text)
+    page = await opaque_client(session, arm).query_pipeline_runs(**FACTORY, filter_parameters={})
+    assert page.value[0]["parameters"] == {"echo": "[redacted]", "jwt": TOKEN}
+
+
+def test_api_error_redacts_token_shapes_without_a_redactor() -> None:
+    text = json.dumps({"error": {"code": "X", "message": f"token {TOKEN}", "target": TOKEN}})
+    error = api_error(400, "Bad Request", {}, text.replace("/", "\\/"))
+    assert (error.message, error.target) == ("token [redacted]", "[redacted]")
 
 
 # --- CloudError parsing
@@ -745,28 +819,54 @@ def test_no_proxy_variables_means_a_direct_connection(clean_env: pytest.MonkeyPa
     assert proxy_for("https://management.azure.com").url is None
 
 
-async def test_requests_go_through_the_proxy(clean_env: pytest.MonkeyPatch) -> None:
-    seen: list[str] = []
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://127.0.0.1:8080", "https://127.0.0.1:8443", "http://[::1]", "http://localhost"],
+)
+def test_loopback_is_never_proxied_whatever_no_proxy_says(
+    clean_env: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    for name in PROXY_VARS:
+        clean_env.setenv(name, "http://proxy.corp:3128")
+    clean_env.setenv("NO_PROXY", "other.example")
+    assert proxy_for(endpoint).url is None
 
-    async def forward(request: web.Request) -> web.Response:
-        seen.append(f"{request.host} {request.method} {request.path_qs}")
-        return web.json_response({"runId": "via-proxy"})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
+def test_an_http_endpoint_a_proxy_would_carry_is_refused(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("HTTP_PROXY", "http://proxy.corp:3128")
+    with pytest.raises(UsageError, match=r"'http://adf\.invalid' uses http:// and HTTP_PROXY"):
+        proxy_for("http://adf.invalid")
+    clean_env.setenv("NO_PROXY", "adf.invalid")
+    assert proxy_for("http://adf.invalid").url is None
+
+
+async def test_https_requests_tunnel_through_the_proxy_which_never_sees_the_token(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bytes] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
     try:
-        clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+        port = server.sockets[0].getsockname()[1]
+        clean_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
         async with build_session(timeouts=Timeouts(), limit=2) as session:
             client = AdfClient(
                 session=session,
-                endpoint="http://adf.invalid",
+                endpoint="https://adf.invalid",
                 tokens=StaticTokens(TOKEN),
                 timeouts=Timeouts(),
             )
-            response = await client.create_run(SAMPLE, client_request_id="r")
+            with pytest.raises(TransportError):
+                await client.create_run(SAMPLE, client_request_id="r")
     finally:
-        await server.close()
-    assert response.run_id == "via-proxy"
-    assert seen and seen[0].startswith("adf.invalid POST /subscriptions/")
+        server.close()
+        await server.wait_closed()
+    assert len(seen) == 1
+    assert seen[0].startswith(b"CONNECT adf.invalid:443 HTTP/1.1\r\n")
+    assert TOKEN.encode() not in seen[0]

@@ -177,6 +177,9 @@ def test_kubernetes_cronjob_uses_workload_identity_and_runs_as_the_image_user() 
     assert template["metadata"]["labels"]["azure.workload.identity/use"] == "true"
     spec = template["spec"]
     assert spec["serviceAccountName"] == account["metadata"]["name"]
+    # workload identity's projected token does not need the Kubernetes API token mounted
+    assert account["automountServiceAccountToken"] is False
+    assert spec["automountServiceAccountToken"] is False
     assert spec["restartPolicy"] == "Never"
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] == IMAGE_UID

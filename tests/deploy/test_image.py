@@ -2,9 +2,10 @@
 
 The Dockerfile is checked statically (final stage: non-root uid, entrypoint, labels), and the
 ``venv`` fixture repeats its two steps on this machine: build the wheel from exactly the files the
-builder stage copies, then install it into a fresh venv with the same pip options and the same
-constraints file. That venv's ``batchrun`` then runs a small batch against the emulator,
-authenticated through the emulator's managed-identity endpoint as in Azure Container Apps.
+builder stage copies, with the hashed build backend it installs, then install the hashed
+dependencies and the wheel into a fresh venv with the same pip options and files. That venv's
+``batchrun`` then runs a small batch against the emulator, authenticated through the emulator's
+managed-identity endpoint as in Azure Container Apps.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from tests.helpers.paths import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 CONSTRAINTS = ROOT / "constraints.txt"
+BUILD_REQUIREMENTS = ROOT / "build-requirements.txt"
+BASE_IMAGE = re.compile(r"python:3\.11-slim@sha256:[0-9a-f]{64}")
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
-# The options of the Dockerfile's `pip install` of the wheel (test_pip_options_match_... checks).
-PIP_OPTIONS = ["--no-cache-dir", "--only-binary=:all:"]
+# The options of the Dockerfile's `pip install`s (test_pip_options_match_... checks).
+PIP_OPTIONS = ["--no-cache-dir", "--only-binary=:all:", "--require-hashes"]
+WHEEL_OPTIONS = ["--no-cache-dir", "--no-deps", "--no-index"]
 UID = "10001"
 LABELS = {
     "org.opencontainers.image.title",
@@ -60,7 +64,7 @@ def instructions(stage: str) -> list[tuple[str, str]]:
 
 def test_final_stage_runs_batchrun_as_a_fixed_non_root_uid() -> None:
     final = dict(instructions("final"))
-    assert final["FROM"] == "python:3.11-slim"
+    assert BASE_IMAGE.fullmatch(final["FROM"]), final["FROM"]
     assert final["USER"] == f"{UID}:{UID}"
     assert json.loads(final["ENTRYPOINT"]) == ["batchrun"]
     assert json.loads(final["CMD"]) == ["--help"]
@@ -75,24 +79,67 @@ def test_final_stage_carries_every_oci_label() -> None:
     assert 'org.opencontainers.image.version="${VERSION}"' in labels
 
 
+def test_both_stages_start_from_the_same_base_pinned_by_digest() -> None:
+    builder, final = dict(instructions("builder")), dict(instructions("final"))
+    assert BASE_IMAGE.fullmatch(builder["FROM"].removesuffix(" AS builder")), builder["FROM"]
+    assert builder["FROM"].removesuffix(" AS builder") == final["FROM"]
+
+
+def _pip_installs(stage: str) -> list[list[str]]:
+    runs = [args for keyword, args in instructions(stage) if keyword == "RUN"]
+    commands = [part for args in runs for part in args.split("&&")]
+    return [shlex.split(command) for command in commands if "pip install" in command]
+
+
 def test_pip_options_match_the_dockerfile() -> None:
-    runs = [args for keyword, args in instructions("final") if keyword == "RUN"]
-    install = next(args for args in runs if "pip install" in args)
-    words = shlex.split(install)
+    dependencies, wheel = _pip_installs("final")
     for option in PIP_OPTIONS:
-        assert option in words
-    assert words[words.index("--constraint") + 1].endswith("constraints.txt")
+        assert option in dependencies
+    assert dependencies[dependencies.index("-r") + 1].endswith("/constraints.txt")
+    for option in WHEEL_OPTIONS:
+        assert option in wheel
+    assert wheel[-1] == "/dist/batchrun-${VERSION}-py3-none-any.whl"
 
 
-def test_constraints_pin_exact_versions() -> None:
-    pins = [
-        line
-        for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines()
-        if line and not line.startswith("#")
-    ]
-    assert pins
-    for line in pins:
-        assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", line), line
+def test_builder_builds_with_the_hashed_backend_only() -> None:
+    (backend,) = _pip_installs("builder")
+    for option in PIP_OPTIONS:
+        assert option in backend
+    assert backend[backend.index("-r") + 1].endswith("/build-requirements.txt")
+    runs = " ".join(args for keyword, args in instructions("builder") if keyword == "RUN")
+    assert "pip wheel --no-cache-dir --no-deps --no-build-isolation" in runs
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert requires["build-system"]["requires"][0].startswith("hatchling")
+    assert "hatchling" in pins(BUILD_REQUIREMENTS)
+
+
+def pins(path: Path) -> dict[str, str]:
+    """``{normalised name: version}`` of a pip-compile ``--generate-hashes`` file; asserts that
+    every requirement is an exact version with at least one sha256."""
+    found: dict[str, str] = {}
+    text = path.read_text(encoding="utf-8")
+    for block in re.split(r"\n(?=[A-Za-z0-9])", "\n" + text):
+        lines = [line.strip() for line in block.strip().splitlines()]
+        if not lines or lines[0].startswith("#"):
+            continue
+        requirement = re.fullmatch(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!-]+) \\", lines[0])
+        assert requirement, lines[0]
+        hashes = [line for line in lines[1:] if line.startswith("--hash=")]
+        assert hashes, f"{lines[0]} has no --hash"
+        for line in hashes:
+            assert re.fullmatch(r"--hash=sha256:[0-9a-f]{64}( \\)?", line), line
+        found[_normalise(requirement[1])] = requirement[2]
+    assert found, f"{path} pins nothing"
+    return found
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@pytest.mark.parametrize("path", [CONSTRAINTS, BUILD_REQUIREMENTS], ids=lambda p: p.name)
+def test_requirements_pin_exact_versions_with_hashes(path: Path) -> None:
+    assert pins(path)
 
 
 @dataclass(frozen=True)
@@ -137,13 +184,26 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> ImageVenv:
     work = tmp_path_factory.mktemp("image")
     source = _context_copy(work / "src")
     dist = work / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", dist, source])
+    builder = ImageVenv(work / "builder")
+    _run([sys.executable, "-m", "venv", builder.root])
+    _run([builder.python, "-m", "pip", "install", *PIP_OPTIONS, "-r", BUILD_REQUIREMENTS])
+    build: list[str | Path] = [
+        "wheel",
+        "--no-cache-dir",
+        "--no-deps",
+        "--no-build-isolation",
+        "--wheel-dir",
+        dist,
+    ]
+    _run([builder.python, "-m", "pip", *build, source])
     wheel = dist / f"batchrun-{VERSION}-py3-none-any.whl"
     assert wheel.is_file(), sorted(dist.iterdir())
     root = work / "venv"
     _run([sys.executable, "-m", "venv", root])
     venv = ImageVenv(root)
-    _run([venv.python, "-m", "pip", "install", *PIP_OPTIONS, "--constraint", CONSTRAINTS, wheel])
+    _run([venv.python, "-m", "pip", "install", *PIP_OPTIONS, "-r", CONSTRAINTS])
+    _run([venv.python, "-m", "pip", "install", *WHEEL_OPTIONS, wheel])
+    _run([venv.python, "-m", "pip", "check"])
     return venv
 
 
@@ -158,12 +218,8 @@ def test_installed_wheel_reports_its_version(venv: ImageVenv) -> None:
 @pytest.mark.e2e
 def test_constraints_pin_everything_the_image_installs(venv: ImageVenv) -> None:
     frozen = _run([venv.python, "-m", "pip", "freeze", "--exclude", "batchrun"]).stdout
-    pinned = {
-        line.lower()
-        for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines()
-        if line and not line.startswith("#")
-    }
-    assert {line.lower() for line in frozen.splitlines()} == pinned
+    installed = dict(line.split("==") for line in frozen.splitlines())
+    assert {_normalise(name): version for name, version in installed.items()} == pins(CONSTRAINTS)
 
 
 MANIFEST = """\
