@@ -39,6 +39,7 @@ from batchrun.arm.ratelimit import RateLimits, parse_retry_after
 from batchrun.arm.transport import Timeouts, build_session, proxy_for, transport_errors
 from batchrun.errors import ApiError
 from batchrun.model import RunSpec
+from batchrun.text import shorten
 
 __all__ = [
     "API_VERSION",
@@ -317,8 +318,7 @@ def _snippet(text: str) -> str:
     """The start of a non-JSON body as readable text: tags stripped, whitespace collapsed."""
     text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
     text = html.unescape(re.sub(r"<[^>]*>", " ", text))
-    text = " ".join(text.split())
-    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
+    return shorten(text, _SNIPPET_CHARS, cut_to=_SNIPPET_CHARS)
 
 
 def _phrase(status: int) -> str:
