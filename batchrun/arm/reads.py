@@ -38,8 +38,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class RunRecord:
-    """The fields of a PipelineRun that recovery looks at."""
+class PipelineRun:
+    """A pipeline run as ADF reports it (``queryPipelineRuns``, ``pipelineruns/{runId}``): the
+    fields that recovery and the recovery guard look at."""
 
     run_id: str
     group_id: str
@@ -50,7 +51,7 @@ class RunRecord:
     message: str = ""
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any], *, where: str) -> RunRecord:
+    def from_wire(cls, data: Mapping[str, Any], *, where: str) -> PipelineRun:
         run_id, pipeline, status = data.get("runId"), data.get("pipelineName"), data.get("status")
         start = parse_time(data.get("runStart"), naive_is_utc=True)
         if not (isinstance(run_id, str) and run_id and isinstance(pipeline, str)):
@@ -82,14 +83,14 @@ async def latest_runs(
     after: datetime,
     before: datetime,
     max_pages: int,
-) -> dict[str, RunRecord]:
+) -> dict[str, PipelineRun]:
     """The latest run of each group, by lower-cased group id."""
-    latest: dict[str, RunRecord] = {}
+    latest: dict[str, PipelineRun] = {}
     for start in range(0, len(group_ids), GROUPS_PER_QUERY):
         batch = group_ids[start : start + GROUPS_PER_QUERY]
         body = group_query(batch, after=after, before=before)
         for row in await reads.query_all(factory, body, max_pages=max_pages):
-            run = RunRecord.from_wire(row, where=f"queryPipelineRuns on {factory}")
+            run = PipelineRun.from_wire(row, where=f"queryPipelineRuns on {factory}")
             known = latest.get(run.group_key)
             if known is None or (run.run_start, run.run_id) > (known.run_start, known.run_id):
                 latest[run.group_key] = run

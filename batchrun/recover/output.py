@@ -19,7 +19,7 @@ import yaml
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-from batchrun.arm.reads import RunRecord
+from batchrun.arm.reads import PipelineRun
 from batchrun.errors import UsageError
 from batchrun.model import FactoryRef
 from batchrun.recover.search import Recovery, RecoveryPlan, Skip
@@ -192,7 +192,7 @@ def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
     return shorten(text, limit, tidy=True)
 
 
-def _describe_run(run: RunRecord) -> str:
+def _describe_run(run: PipelineRun) -> str:
     message = one_line(run.message) or "(no message)"
     return f"{utc_iso(run.run_start, timespec='seconds')} {run.status}: {message}"
 

@@ -45,7 +45,7 @@ from batchrun.arm.reads import (
     CLOCK_SKEW,
     RUNNING,
     PagedReads,
-    RunRecord,
+    PipelineRun,
     Sleep,
     latest_runs,
 )
@@ -120,8 +120,8 @@ class Recovery:
     """One group to recover: rerun ``reference``, the latest run of the group."""
 
     factory: FactoryRef
-    reference: RunRecord
-    found: tuple[RunRecord, ...]  # the group's runs that matched the window, oldest first
+    reference: PipelineRun
+    found: tuple[PipelineRun, ...]  # the group's runs that matched the window, oldest first
 
     @property
     def id(self) -> str:
@@ -156,12 +156,12 @@ class Skip:
     """A group with runs in the window that is not recovered, and why."""
 
     factory: FactoryRef
-    found: tuple[RunRecord, ...]
-    latest: RunRecord | None
+    found: tuple[PipelineRun, ...]
+    latest: PipelineRun | None
     reason: str
 
     @property
-    def run(self) -> RunRecord:
+    def run(self) -> PipelineRun:
         return self.found[-1]
 
     def sort_key(self) -> tuple[Any, ...]:
@@ -172,7 +172,7 @@ class Skip:
 @dataclass(frozen=True, slots=True)
 class FactorySearch:
     factory: FactoryRef
-    found: tuple[RunRecord, ...] = ()
+    found: tuple[PipelineRun, ...] = ()
     recoveries: tuple[Recovery, ...] = ()
     skipped: tuple[Skip, ...] = ()
     error: ApiError | AuthError | None = None
@@ -248,18 +248,18 @@ async def _search(
         "orderBy": [{"orderBy": "RunStart", "order": "ASC"}],
     }
     rows = await reads.query_all(factory, body, max_pages=settings.max_pages)
-    unique: dict[str, RunRecord] = {}
+    unique: dict[str, PipelineRun] = {}
     for row in rows:
-        run = RunRecord.from_wire(row, where=f"queryPipelineRuns on {factory}")
+        run = PipelineRun.from_wire(row, where=f"queryPipelineRuns on {factory}")
         wanted = run.status in statuses and settings.wants_pipeline(run.pipeline)
         if wanted and window.contains(run.run_start):
             unique.setdefault(run.run_id.lower(), run)
     found = sorted(unique.values(), key=lambda r: (r.run_start, r.run_id))
-    groups: dict[str, list[RunRecord]] = {}
+    groups: dict[str, list[PipelineRun]] = {}
     for run in found:
         groups.setdefault(run.group_key, []).append(run)
     recoveries: list[Recovery] = []
-    rerun: dict[str, list[RunRecord]] = {}
+    rerun: dict[str, list[PipelineRun]] = {}
     for key, runs in groups.items():
         newest = next((run for run in runs if run.is_latest), None)
         if newest is not None:
@@ -296,8 +296,8 @@ async def _search(
 
 def _decide(
     factory: FactoryRef,
-    runs: tuple[RunRecord, ...],
-    latest: RunRecord | None,
+    runs: tuple[PipelineRun, ...],
+    latest: PipelineRun | None,
     statuses: tuple[str, ...],
 ) -> Recovery | Skip:
     if latest is None:

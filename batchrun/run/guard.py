@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from batchrun.arm.client import QueryResponse, RunReader
-from batchrun.arm.reads import CLOCK_SKEW, RunRecord, all_pages, group_query
+from batchrun.arm.reads import CLOCK_SKEW, PipelineRun, all_pages, group_query
 from batchrun.errors import ApiError
 from batchrun.model import RunSpec
 from batchrun.times import Now, utc_now
@@ -35,7 +35,7 @@ async def newer_run_in_group(
         factory=spec.factory,
         run_id=spec.reference_run_id,
     )
-    reference = RunRecord.from_wire(data, where=f"pipelineruns/{spec.reference_run_id} on {where}")
+    reference = PipelineRun.from_wire(data, where=f"pipelineruns/{spec.reference_run_id} on {where}")
     if reference.is_latest:
         return None
     body = group_query(
@@ -55,7 +55,7 @@ async def newer_run_in_group(
     rows = await all_pages(page, body, max_pages=max_pages, where=where)
     newer = [
         run
-        for run in (RunRecord.from_wire(row, where=f"queryPipelineRuns on {where}") for row in rows)
+        for run in (PipelineRun.from_wire(row, where=f"queryPipelineRuns on {where}") for row in rows)
         if run.group_key == reference.group_key and run.run_id != reference.run_id
     ]
     if not newer:
