@@ -245,3 +245,45 @@ async def test_a_paused_subscription_does_not_hold_up_another(tmp_path: Path) ->
         scheduler.stop()
         await work
     assert sorted(ids) == sorted(spec.id for spec in runs if spec.subscription == "sub-1")
+
+
+class GuardReadHeld(SpyTrigger):
+    """The recovery guard's read of the reference run waits until the test lets it answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def get_pipeline_run(self, **_: Any) -> dict[str, Any]:
+        self.reading.set()
+        await self.answer.wait()
+        return {
+            "runId": "ref-1", "pipelineName": "LoadOrders", "status": "Failed",
+            "isLatest": True, "runStart": "2026-11-26T01:00:00Z",
+        }  # fmt: skip
+
+
+async def test_a_stop_during_the_first_attempts_guard_sends_nothing(tmp_path: Path) -> None:
+    # the subscription's pacer must exist before the first send, or stop() could not close it
+    trigger = GuardReadHeld()
+    recovery = RunSpec(
+        id="rerun", subscription="sub-0", resource_group="rg", factory="factory-a",
+        pipeline="LoadOrders", reference_run_id="ref-1", is_recovery=True,
+    )  # fmt: skip
+    report = tmp_path / "report.jsonl"
+    with ReportWriter.open(report, resume=False) as writer:
+        scheduler = Scheduler(
+            trigger=trigger,
+            writer=writer,
+            settings=SchedulerSettings(concurrency=4, retry=FAST_RETRY, reconcile=NO_WAIT),
+            progress=Progress(total=1),
+            queries=trigger,
+        )
+        work = asyncio.ensure_future(scheduler.run([recovery]))
+        await trigger.reading.wait()
+        scheduler.stop()
+        trigger.answer.set()
+        await work
+    assert trigger.calls["rerun"] == 0
+    assert report.read_text() == ""
