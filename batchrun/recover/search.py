@@ -92,13 +92,29 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class RecoverSettings:
+    """What ``batchrun recover`` searches for, and how hard it reads (built by the CLI)."""
+
     window: Window
+    """The incident: runs started in ``[since, until)`` (``--since``, ``--until``; no default
+    for ``since``, ``until`` defaults to now)."""
     statuses: tuple[str, ...] = DEFAULT_STATUSES
-    pipelines: tuple[str, ...] = ()  # glob patterns, case-insensitive; none means every pipeline
+    """Run statuses to recover (``--status``, default Failed and Cancelled); one of
+    ``RECOVERABLE``. Succeeded is there for reruns on purpose, never by default."""
+    pipelines: tuple[str, ...] = ()
+    """Pipeline names or globs, case-insensitive (``--pipeline``); empty (the default) means every
+    pipeline. Plain names narrow ADF's query too; globs are matched here."""
     start: StartPoint = FROM_FAILURE
+    """Where each recovery run starts (default: from the failed activity, ADF's
+    ``startFromFailure``, so work that succeeded is not redone)."""
     concurrency: int = 8
+    """Factories searched at once (``--concurrency``, default 8). Their reads are paced on each
+    subscription's reads budget (250, refilled 25 a second), so more at once mostly wait."""
     retry: RetrySettings = field(default_factory=RetrySettings)
+    """How each read is retried (``--max-attempts``, ``--max-retry-time``)."""
     max_pages: int = MAX_PAGES
+    """Pages of one factory's query at most (default 10,000): a search that needs more would
+    write a manifest too long to review, so that factory's search fails, asking for a narrower
+    window or ``--pipeline``."""
 
     def wants_pipeline(self, name: str) -> bool:
         folded = name.casefold()
