@@ -51,14 +51,14 @@ class RetrySettings:
     before a run is failed."""
     max_seconds: float = 600.0
     """Seconds from the first attempt after which no new attempt starts (default 600); also the
-    cap on a single ``Retry-After`` wait, so a server asking for an hour cannot stall a batch."""
+    cap on a single ``Retry-After`` wait, so one answer asking for an hour cannot park a run."""
     backoff_initial_s: float = 0.5
     """Seconds, the scale of the first backoff wait when the server gave no ``Retry-After``
     (default 0.5); each later wait may double it, with full jitter so retries do not march in
     step."""
     backoff_max_s: float = 30.0
-    """Seconds, the longest backoff wait (default 30): long enough for a failover, short enough
-    to keep the batch moving."""
+    """Seconds, the longest backoff wait (default 30): later retries stay spread out without
+    leaving a run idle for minutes."""
 
 
 def is_transient(exc: BaseException) -> bool:
