@@ -6,8 +6,9 @@ The package, room by room (imports flow downwards only; ``make lint`` checks it)
     The command line: one module per sub-command, the one error → exit-code map. Thin: it
     parses, builds settings, configures logging once, runs, and exits. Nothing imports it.
 ``run``
-    ``batchrun run``: the runner, the scheduler and its request slots, reconciliation of lost
-    answers, the intent journal, progress, the recovery guard.
+    ``batchrun run``: the runner, the scheduler and its request slots, the per-run state,
+    identical-entry ordering, reconciliation of lost answers, the intent journal, progress, the
+    recovery guard, and the numbers they run by (``constants``).
 ``recover``
     ``batchrun recover``: find the runs to recover after an incident, and write the reviewed
     recovery manifest. ``run`` and ``recover`` never import each other.
@@ -19,8 +20,9 @@ The package, room by room (imports flow downwards only; ``make lint`` checks it)
 ``arm``
     Everything that talks to ARM/ADF: the client over one aiohttp session, CloudError parsing,
     transport errors, rate-limit headers, pacing, the retry policy, paged reads, auth, clouds.
-``model``, ``errors``, ``times``, ``log``
-    The shared nouns, the exception tree, UTC timestamps, and structlog's setup.
+``model``, ``errors``, ``times``, ``text``, ``log``
+    The shared nouns, the exception tree, UTC timestamps, text cut to one line, and structlog's
+    setup (with the redaction of secrets).
 ``emulator``
     A local ARM/ADF emulator for demos, tests and benchmarks: an independent oracle that shares
     nothing with the client but the wire format. Only ``cli``, ``demo`` and tests import it.

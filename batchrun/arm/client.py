@@ -45,6 +45,7 @@ from batchrun.arm.transport import Timeouts, build_session, proxy_for, transport
 from batchrun.errors import ApiError
 from batchrun.log import Redactor
 from batchrun.model import RunSpec
+from batchrun.text import shorten
 
 __all__ = [
     "API_VERSION",
@@ -348,7 +349,7 @@ def _snippet(text: str, redactor: Redactor) -> str:
     text = html.unescape(re.sub(r"<[^>]*>", " ", text))
     text = _JSON_ESCAPE.sub(_unescape_json, text)
     text = redactor.text(" ".join(text.split()))
-    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
+    return shorten(text, _SNIPPET_CHARS, cut_to=_SNIPPET_CHARS)
 
 
 # \uXXXX and the escapes of a JSON string, as they appear in a body that is JSON-ish but not

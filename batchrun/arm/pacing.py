@@ -37,12 +37,23 @@ from collections.abc import Awaitable, Callable
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+# the refill rate is fitted over this many seconds of answers: long enough to average out the
+# order in which concurrent answers arrive, short enough to follow a change of rate in seconds
 _RATE_WINDOW_S = 8.0
+# over a shorter span the headers' whole numbers make the slope noise
 _RATE_MIN_SPAN_S = 1.0
+# at most this many answers in the window, so a fast batch bounds the fit's memory and cost
 _RATE_POINTS = 512
+# the fit is the pacer's main cost per request: redo it once every this many answers
 _REFIT_EVERY = 16
+# with the budget empty and nothing refilling (the hourly model), one probe goes after this
+# interval, doubling up to the maximum while the budget stays empty: an empty budget costs one
+# request per interval, not a stream of 429s
 _PROBE_MIN_S = 0.5
 _PROBE_MAX_S = 30.0
+# tokens left unspent: other clients of the subscription and the header's lag make the estimate
+# a little optimistic, and a few spare tokens turn that error into a short wait, not a 429
+_RESERVE = 3
 # in flight before any header came back; any real budget allows this many
 _BEFORE_FIRST_ANSWER = 4
 # waits shorter than this are not worth a timer (and could never advance a float clock)
@@ -56,8 +67,7 @@ class PacerClosed(Exception):
 class RateEstimator:
     """The refill rate of a token bucket, from ``(time, remaining)`` observations."""
 
-    def __init__(self, *, window_s: float = _RATE_WINDOW_S) -> None:
-        self._window_s = window_s
+    def __init__(self) -> None:
         self._points: deque[tuple[float, float]] = deque(maxlen=_RATE_POINTS)
         self._consumed = 0
         self._rate: float | None = None
@@ -68,9 +78,8 @@ class RateEstimator:
         if consumed:
             self._consumed += 1
         self._points.append((now, remaining + self._consumed))
-        while self._points and now - self._points[0][0] > self._window_s:
+        while self._points and now - self._points[0][0] > _RATE_WINDOW_S:
             self._points.popleft()
-        # refit at most every few answers: the fit is the pacer's main cost per request
         self._unfitted += 1
         if self._rate is None or self._unfitted >= _REFIT_EVERY:
             self._stale = True
@@ -101,14 +110,7 @@ class RateEstimator:
 class SubscriptionPacer:
     """Decides when the next write to one subscription may leave."""
 
-    def __init__(
-        self,
-        *,
-        reserve: int = 3,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self._reserve = reserve
+    def __init__(self, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
         self._clock = clock
         self._sleep = sleep
         self._rates = RateEstimator()
@@ -122,11 +124,6 @@ class SubscriptionPacer:
         self._changed = asyncio.Event()
         self._turn = asyncio.Lock()
         self._closed = False
-        self.throttled = 0
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
 
     def available(self, now: float) -> float | None:
         """Estimated tokens left now, or None before any header was seen."""
@@ -146,11 +143,11 @@ class SubscriptionPacer:
         if tokens is None:
             # nothing known yet: a few requests find out what the budget is
             return None if self._in_flight >= _BEFORE_FIRST_ANSWER else 0.0
-        if tokens >= self._reserve + 1:
+        if tokens >= _RESERVE + 1:
             return 0.0
         rate = self._rates.rate()
         if rate:
-            return max(0.0, (self._reserve + 1 - tokens) / rate)
+            return max(0.0, (_RESERVE + 1 - tokens) / rate)
         if self._in_flight:
             return None
         # nothing in flight and no refill seen: probe, backing off while the budget stays empty
@@ -199,7 +196,7 @@ class SubscriptionPacer:
             self._remaining = float(remaining)
             self._seen_at = now
             self._capacity = max(self._capacity, remaining)
-            if remaining > self._reserve:
+            if remaining > _RESERVE:
                 self._probe_s = _PROBE_MIN_S
             elif not self._rates.rate():
                 # a probe found the budget still empty and nothing refilling: back off
@@ -209,7 +206,6 @@ class SubscriptionPacer:
     def throttled_for(self, retry_after: float | None) -> None:
         """A 429: nothing was spent, the bucket is empty, pause until Retry-After."""
         self._in_flight = max(0, self._in_flight - 1)
-        self.throttled += 1
         now = self._clock()
         self._remaining = 0.0
         self._seen_at = now
@@ -236,10 +232,6 @@ class Pacers:
             pacer = SubscriptionPacer(clock=self._clock, sleep=self._sleep)
             self._by_subscription[subscription] = pacer
         return pacer
-
-    @property
-    def throttled(self) -> int:
-        return sum(p.throttled for p in self._by_subscription.values())
 
     def close(self) -> None:
         for pacer in self._by_subscription.values():

@@ -40,8 +40,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class RunRecord:
-    """The fields of a PipelineRun that recovery looks at."""
+class PipelineRun:
+    """A pipeline run as ADF reports it (``queryPipelineRuns``, ``pipelineruns/{runId}``): the
+    fields that recovery and the recovery guard look at."""
 
     run_id: str
     group_id: str
@@ -52,7 +53,7 @@ class RunRecord:
     message: str = ""
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any], *, where: str) -> RunRecord:
+    def from_wire(cls, data: Mapping[str, Any], *, where: str) -> PipelineRun:
         run_id, pipeline, status = data.get("runId"), data.get("pipelineName"), data.get("status")
         start = parse_time(data.get("runStart"), naive_is_utc=True)
         if not (isinstance(run_id, str) and run_id and isinstance(pipeline, str)):
@@ -85,7 +86,7 @@ async def latest_runs(
     before: datetime,
     max_pages: int,
     pipelines: Collection[str] = (),
-) -> dict[str, RunRecord]:
+) -> dict[str, PipelineRun]:
     """The latest run of each group, by lower-cased group id.
 
     ADF takes one value per ``RunGroupId`` filter (a list is a 400: "does not support and array
@@ -98,11 +99,11 @@ async def latest_runs(
     reads. ``pipelines``, when it names one pipeline, narrows the scan to it.
     """
     wanted = {group.lower(): group for group in group_ids}
-    latest: dict[str, RunRecord] = {}
+    latest: dict[str, PipelineRun] = {}
 
     def keep(rows: list[dict[str, Any]]) -> None:
         for row in rows:
-            run = RunRecord.from_wire(row, where=f"queryPipelineRuns on {factory}")
+            run = PipelineRun.from_wire(row, where=f"queryPipelineRuns on {factory}")
             known = latest.get(run.group_key)
             if run.group_key in wanted and (
                 known is None or (run.run_start, run.run_id) > (known.run_start, known.run_id)

@@ -42,10 +42,23 @@ from batchrun.errors import ApiError
 
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
+    """How often, and for how long, one request is retried (``--max-attempts``,
+    ``--max-retry-time``)."""
+
     max_attempts: int = 8
+    """Attempts in all, the first one included (default 8): the default backoff's seven waits
+    add up to about a minute at most (half that on average), enough to ride out a brief outage
+    before a run is failed."""
     max_seconds: float = 600.0
+    """Seconds from the first attempt after which no new attempt starts (default 600); also the
+    cap on a single ``Retry-After`` wait, so one answer asking for an hour cannot park a run."""
     backoff_initial_s: float = 0.5
+    """Seconds, the scale of the first backoff wait when the server gave no ``Retry-After``
+    (default 0.5); each later wait may double it, with full jitter so retries do not march in
+    step."""
     backoff_max_s: float = 30.0
+    """Seconds, the longest backoff wait (default 30): later retries stay spread out without
+    leaving a run idle for minutes."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -65,7 +78,7 @@ class _JitteredBackoff(tenacity.wait_random_exponential):
         return self._rng.uniform(self.min, high)
 
 
-class wait_for(wait_base):  # lower case, like the tenacity waits it composes with
+class wait_retry_after(wait_base):  # lower case, like the tenacity waits it composes with
     """The server's Retry-After when the failed attempt carried one, else ``backoff``."""
 
     def __init__(self, backoff: wait_base, *, cap_s: float) -> None:
@@ -103,7 +116,7 @@ def retrying(
             | tenacity.stop_after_delay(settings.max_seconds)
         ),
         retry=tenacity.retry_if_exception(is_transient),
-        wait=wait_for(backoff, cap_s=settings.max_seconds),
+        wait=wait_retry_after(backoff, cap_s=settings.max_seconds),
         sleep=sleep,
         before_sleep=before_sleep,
         reraise=True,

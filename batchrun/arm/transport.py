@@ -48,7 +48,14 @@ class Timeouts:
     """
 
     connect_s: float = 10.0
+    """Seconds for one TCP connect and TLS handshake (``--connect-timeout``, default 10). Nothing
+    is sent before the connection is up, so a connect that times out is retried at no risk; ten
+    seconds is far beyond a healthy handshake."""
     read_s: float = 60.0
+    """Seconds of silence while waiting for response bytes (``--read-timeout``, default 60), not
+    a bound on the whole answer. A read that times out is a lost answer: the run may exist, so it
+    is reconciled before it is sent again. A minute leaves a slow answer time to come, and still
+    notices a hung connection."""
 
     def client_timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=None, sock_connect=self.connect_s, sock_read=self.read_s)

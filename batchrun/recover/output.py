@@ -19,10 +19,11 @@ import yaml
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-from batchrun.arm.reads import RunRecord
+from batchrun.arm.reads import PipelineRun
 from batchrun.errors import OutputError, UsageError
 from batchrun.model import FactoryRef
 from batchrun.recover.search import Recovery, RecoveryPlan, Skip
+from batchrun.text import shorten
 from batchrun.times import utc_iso
 
 MESSAGE_CHARS: Final = 120
@@ -187,13 +188,11 @@ def yaml_string(value: str) -> str:
 
 
 def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
-    """``text`` on one line of printable characters, at most ``limit`` long."""
-    words = "".join(c if c.isprintable() or c.isspace() else " " for c in text).split()
-    flat = " ".join(words)
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+    """``text`` on one line of printable characters, at most ``limit`` long: a YAML comment."""
+    return shorten(text, limit, tidy=True)
 
 
-def _describe_run(run: RunRecord) -> str:
+def _describe_run(run: PipelineRun) -> str:
     message = one_line(run.message) or "(no message)"
     return f"{utc_iso(run.run_start, timespec='seconds')} {run.status}: {message}"
 

@@ -46,7 +46,7 @@ from batchrun.arm.reads import (
     CLOCK_SKEW,
     RUNNING,
     PagedReads,
-    RunRecord,
+    PipelineRun,
     Sleep,
     latest_runs,
 )
@@ -108,13 +108,29 @@ def retention_warning(window: Window, *, now: datetime) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class RecoverSettings:
+    """What ``batchrun recover`` searches for, and how hard it reads (built by the CLI)."""
+
     window: Window
+    """The incident: runs started in ``[since, until)`` (``--since``, ``--until``; no default
+    for ``since``, ``until`` defaults to now)."""
     statuses: tuple[str, ...] = DEFAULT_STATUSES
-    pipelines: tuple[str, ...] = ()  # glob patterns, case-insensitive; none means every pipeline
+    """Run statuses to recover (``--status``, default Failed and Cancelled); one of
+    ``RECOVERABLE``. Succeeded is there for reruns on purpose, never by default."""
+    pipelines: tuple[str, ...] = ()
+    """Pipeline names or globs, case-insensitive (``--pipeline``); empty (the default) means every
+    pipeline. Plain names narrow ADF's query too; globs are matched here."""
     start: StartPoint = FROM_FAILURE
+    """Where each recovery run starts (default: from the failed activity, ADF's
+    ``startFromFailure``, so work that succeeded is not redone)."""
     concurrency: int = 8
+    """Factories searched at once (``--concurrency``, default 8). Their reads are paced on each
+    subscription's reads budget (250, refilled 25 a second), so more at once mostly wait."""
     retry: RetrySettings = field(default_factory=RetrySettings)
+    """How each read is retried (``--max-attempts``, ``--max-retry-time``)."""
     max_pages: int = MAX_PAGES
+    """Pages of one factory's query at most (default 10,000): a search that needs more would
+    write a manifest too long to review, so that factory's search fails, asking for a narrower
+    window or ``--pipeline``."""
 
     def wants_pipeline(self, name: str) -> bool:
         folded = name.casefold()
@@ -136,8 +152,8 @@ class Recovery:
     """One group to recover: rerun ``reference``, the latest run of the group."""
 
     factory: FactoryRef
-    reference: RunRecord
-    found: tuple[RunRecord, ...]  # the group's runs that matched the window, oldest first
+    reference: PipelineRun
+    found: tuple[PipelineRun, ...]  # the group's runs that matched the window, oldest first
 
     @property
     def id(self) -> str:
@@ -172,12 +188,12 @@ class Skip:
     """A group with runs in the window that is not recovered, and why."""
 
     factory: FactoryRef
-    found: tuple[RunRecord, ...]
-    latest: RunRecord | None
+    found: tuple[PipelineRun, ...]
+    latest: PipelineRun | None
     reason: str
 
     @property
-    def run(self) -> RunRecord:
+    def run(self) -> PipelineRun:
         return self.found[-1]
 
     def sort_key(self) -> tuple[Any, ...]:
@@ -188,7 +204,7 @@ class Skip:
 @dataclass(frozen=True, slots=True)
 class FactorySearch:
     factory: FactoryRef
-    found: tuple[RunRecord, ...] = ()
+    found: tuple[PipelineRun, ...] = ()
     recoveries: tuple[Recovery, ...] = ()
     skipped: tuple[Skip, ...] = ()
     error: ApiError | AuthError | None = None
@@ -264,18 +280,18 @@ async def _search(
         "orderBy": [{"orderBy": "RunStart", "order": "ASC"}],
     }
     rows = await reads.query_all(factory, body, max_pages=settings.max_pages)
-    unique: dict[str, RunRecord] = {}
+    unique: dict[str, PipelineRun] = {}
     for row in rows:
-        run = RunRecord.from_wire(row, where=f"queryPipelineRuns on {factory}")
+        run = PipelineRun.from_wire(row, where=f"queryPipelineRuns on {factory}")
         wanted = run.status in statuses and settings.wants_pipeline(run.pipeline)
         if wanted and window.contains(run.run_start):
             unique.setdefault(run.run_id.lower(), run)
     found = sorted(unique.values(), key=lambda r: (r.run_start, r.run_id))
-    groups: dict[str, list[RunRecord]] = {}
+    groups: dict[str, list[PipelineRun]] = {}
     for run in found:
         groups.setdefault(run.group_key, []).append(run)
     recoveries: list[Recovery] = []
-    rerun: dict[str, list[RunRecord]] = {}
+    rerun: dict[str, list[PipelineRun]] = {}
     for key, runs in groups.items():
         newest = next((run for run in runs if run.is_latest), None)
         if newest is not None:
@@ -313,8 +329,8 @@ async def _search(
 
 def _decide(
     factory: FactoryRef,
-    runs: tuple[RunRecord, ...],
-    latest: RunRecord | None,
+    runs: tuple[PipelineRun, ...],
+    latest: PipelineRun | None,
     statuses: tuple[str, ...],
 ) -> Recovery | Skip:
     if latest is None:

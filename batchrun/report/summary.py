@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from batchrun.errors import ReportError
 from batchrun.report.reader import read_records
+from batchrun.text import shorten
 from batchrun.times import parse_time, utc_iso
 
 Format = Literal["table", "json", "markdown"]
@@ -30,6 +31,8 @@ FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
 STATUSES = ("succeeded", "failed", "skipped")
 _KEPT = ("id", "factory", "pipeline", "status", "reconciled", "duration_ms")
 SLOWEST = 5
+# an example message in the error table: enough to recognise it, short enough for a terminal
+_EXAMPLE_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +282,7 @@ def _sections(summary: Summary) -> list[tuple[str, list[str], list[list[str]]]]:
         (
             "Error codes",
             ["code", "runs", "example message"],
-            [[e.code, str(e.count), _shorten(e.example)] for e in summary.errors],
+            [[e.code, str(e.count), shorten(e.example, _EXAMPLE_CHARS)] for e in summary.errors],
         ),
         (
             "Attempts per run",
@@ -293,11 +296,6 @@ def _sections(summary: Summary) -> list[tuple[str, list[str], list[list[str]]]]:
         ),
     ]
     return [section for section in sections if section[2]]
-
-
-def _shorten(text: str, limit: int = 100) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _headline(summary: Summary) -> list[str]:

@@ -10,15 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from batchrun.arm.client import QueryResponse, RunReader
-from batchrun.arm.reads import CLOCK_SKEW, RunRecord, all_pages, group_query
+from batchrun.arm.reads import CLOCK_SKEW, PipelineRun, all_pages, group_query
 from batchrun.errors import ApiError
 from batchrun.model import RunSpec
+from batchrun.run.constants import GUARD_MAX_PAGES
 from batchrun.times import Now, utc_now
 
 
-async def newer_run_in_group(
-    client: RunReader, spec: RunSpec, *, now: Now = utc_now, max_pages: int = 100
-) -> str | None:
+async def newer_run_in_group(reader: RunReader, spec: RunSpec, *, now: Now = utc_now) -> str | None:
     """The runId of a run newer than ``spec``'s reference run in its recovery group, if any.
 
     None for an entry that is not a recovery (``is_recovery`` with ``reference_run_id``), or
@@ -29,13 +28,15 @@ async def newer_run_in_group(
     if not spec.is_recovery or spec.reference_run_id is None:
         return None
     where = f"{spec.subscription}/{spec.resource_group}/{spec.factory}"
-    data = await client.get_pipeline_run(
+    data = await reader.get_pipeline_run(
         subscription=spec.subscription,
         resource_group=spec.resource_group,
         factory=spec.factory,
         run_id=spec.reference_run_id,
     )
-    reference = RunRecord.from_wire(data, where=f"pipelineruns/{spec.reference_run_id} on {where}")
+    reference = PipelineRun.from_wire(
+        data, where=f"pipelineruns/{spec.reference_run_id} on {where}"
+    )
     if reference.is_latest:
         return None
     body = group_query(
@@ -45,17 +46,18 @@ async def newer_run_in_group(
     )
 
     async def page(parameters: Mapping[str, Any]) -> QueryResponse:
-        return await client.query_pipeline_runs(
+        return await reader.query_pipeline_runs(
             subscription=spec.subscription,
             resource_group=spec.resource_group,
             factory=spec.factory,
             filter_parameters=parameters,
         )
 
-    rows = await all_pages(page, body, max_pages=max_pages, where=where)
+    rows = await all_pages(page, body, max_pages=GUARD_MAX_PAGES, where=where)
+    group = (PipelineRun.from_wire(row, where=f"queryPipelineRuns on {where}") for row in rows)
     newer = [
         run
-        for run in (RunRecord.from_wire(row, where=f"queryPipelineRuns on {where}") for row in rows)
+        for run in group
         if run.group_key == reference.group_key and run.run_id != reference.run_id
     ]
     if not newer:

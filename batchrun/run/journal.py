@@ -41,7 +41,8 @@ class BatchIdentity:
     manifest: str
     shard: str | None
 
-    def record(self) -> dict[str, Any]:
+    def line(self) -> dict[str, Any]:
+        """The journal's first line."""
         return {
             "type": "batch",
             "fingerprint": self.fingerprint,
@@ -52,35 +53,37 @@ class BatchIdentity:
 
 
 def read_intents(path: Path, identity: BatchIdentity) -> dict[str, datetime]:
-    """The earliest intent time of each run id; refuses a journal of another batch."""
+    """The earliest intent time of each manifest entry (by ``RunSpec.id``); refuses a journal
+    of another batch."""
     intents: dict[str, datetime] = {}
-    for record in read_records(path):
-        kind = record.get("type")
+    for line in read_records(path):
+        kind = line.get("type")
         if kind == "batch":
-            if (record.get("fingerprint"), record.get("shard")) != (
+            if (line.get("fingerprint"), line.get("shard")) != (
                 identity.fingerprint,
                 identity.shard,
             ):
                 raise ReportError(
                     f"{path}: this report was written for another manifest "
-                    f"({record.get('manifest')}, shard {record.get('shard')}) or the manifest "
+                    f"({line.get('manifest')}, shard {line.get('shard')}) or the manifest "
                     "has changed since (runs, parameters or environment variables); "
                     "resume it with the same manifest, or start a new report"
                 )
         elif kind == "intent":
-            run_id, at = record.get("id"), record.get("at")
-            if isinstance(run_id, str) and isinstance(at, str) and run_id not in intents:
+            spec_id, at = line.get("id"), line.get("at")
+            if isinstance(spec_id, str) and isinstance(at, str) and spec_id not in intents:
                 moment = parse_time(at)
                 if moment is None:
-                    raise ReportError(f"{path}: intent of {run_id} has no valid time: {at!r}")
-                intents[run_id] = moment
+                    raise ReportError(f"{path}: intent of {spec_id} has no valid time: {at!r}")
+                intents[spec_id] = moment
     return intents
 
 
 class Journal:
+    """The open intent journal of one batch: a line per run, written before its first send."""
+
     def __init__(self, file: AppendOnlyJsonl) -> None:
         self._file = file
-        self.path = file.path
 
     @classmethod
     def open(cls, report: Path, identity: BatchIdentity, *, resume: bool) -> Journal:
@@ -89,12 +92,13 @@ class Journal:
             journal_path(report), resume=resume, what="intent journal", exists_hint=hint
         )
         if file.empty:
-            file.append(identity.record())
+            file.append(identity.line())
         return cls(file)
 
-    def intent(self, run_id: str, request_id: str, at: datetime) -> None:
+    def intent(self, *, spec_id: str, client_request_id: str, at: datetime) -> None:
+        """Written before the first createRun of the manifest entry ``spec_id`` leaves."""
         self._file.append(
-            {"type": "intent", "id": run_id, "request_id": request_id, "at": utc_iso(at)}
+            {"type": "intent", "id": spec_id, "request_id": client_request_id, "at": utc_iso(at)}
         )
 
     def close(self) -> None:

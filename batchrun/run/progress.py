@@ -27,6 +27,16 @@ class Progress:
     reconciled: int = 0
     reads: int = 0
 
+    def count_finished(self, status: str) -> None:
+        """One more run ended, with its report status."""
+        self.done += 1
+        if status == "succeeded":
+            self.succeeded += 1
+        elif status == "failed":
+            self.failed += 1
+        else:
+            self.skipped += 1
+
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 

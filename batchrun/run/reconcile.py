@@ -38,6 +38,7 @@ from batchrun.arm.reads import PagedReads
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError
 from batchrun.model import FactoryRef, RunSpec
+from batchrun.run.constants import RECONCILE_MAX_LOOKS, RECONCILE_MAX_PAGES
 from batchrun.times import parse_time
 
 RECONCILE_FAILED = "ReconcileFailed"
@@ -55,9 +56,18 @@ _MAX_PAGES = 200
 
 @dataclass(frozen=True, slots=True)
 class ReconcileSettings:
+    """How long, and how often, ADF is asked for a run whose createRun answer was lost."""
+
     window_s: float = 30.0
+    """Seconds after an ambiguous attempt (or after a crashed process's intent) during which a
+    run not found yet is looked for again; after it the run is taken not to exist and is posted
+    again (``--reconcile-window``, default 30). ADF's queries are not read-your-writes: a run
+    just created can take seconds to show, and a duplicate costs more than the wait."""
     first_poll_s: float = 1.0
+    """Seconds between the first look and the second (default 1); each later wait doubles."""
     max_poll_s: float = 8.0
+    """Seconds, the longest wait between two looks (default 8): the default window makes about
+    seven looks, a handful of reads per lost answer rather than a stream of them."""
 
 
 def adf_form(value: Any) -> Any:
@@ -114,47 +124,58 @@ class _Reference:
 
 
 class Reconciler:
+    """Finds, for an entry whose createRun answer was lost, the run that request created.
+
+    The claim rules: a runId is claimed once it is known to belong to an entry of this batch
+    (answered to one, found for one, or in the resumed report); a claimed run is never found for
+    another entry, so two identical entries make two runs, never one run reported twice.
+
+    The window: a run not found is looked for again, waits doubling from ``first_poll_s`` up to
+    ``max_poll_s``, until the deadline the scheduler gives (``window_s`` after the ambiguous
+    attempt); only then is it taken not to exist. Reads are paced on the reads budget and
+    retried; one that cannot be made fails the run with ``ReconcileFailed`` rather than posting
+    it again blind.
+    """
+
     def __init__(
         self,
         *,
-        queries: RunReader,
+        reader: RunReader,
         settings: ReconcileSettings,
         retry: RetrySettings,
         pacers: Pacers | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._queries = queries
+        self._reader = reader
         self._settings = settings
         self._retry = retry
-        self._reads = PagedReads(queries, retry, pacers or Pacers(), sleep)
+        self._reads = PagedReads(reader, retry, pacers or Pacers(), sleep)
         self._clock = clock
         self._sleep = sleep
         self._claimed: set[str] = set()
         self._references: dict[str, _Reference] = {}
-        self._lookups = 0
-        self.found = 0
+        self._run_lookups = 0
 
     @property
-    def queries(self) -> int:
+    def read_count(self) -> int:
         """Reads made so far: queries (each page) and run lookups."""
-        return self._reads.count + self._lookups
+        return self._reads.count + self._run_lookups
 
     def claim(self, run_id: str) -> None:
         """A run that belongs to an entry of this batch: never hand it to another entry."""
         self._claimed.add(run_id)
 
-    async def find(self, spec: RunSpec, *, since: datetime, look_until: float) -> str | None:
-        """The unclaimed run of ``spec`` created since ``since``, polling until ``look_until``
-        (a monotonic time); claims and returns its runId, or None."""
+    async def find(self, spec: RunSpec, *, created_since: datetime, deadline: float) -> str | None:
+        """The unclaimed run of ``spec`` created since ``created_since``, looking again until
+        ``deadline`` (a monotonic time); claims and returns its runId, or None."""
         delay = self._settings.first_poll_s
-        for _ in range(1000):
-            run_id = await self._look(spec, since)
+        for _ in range(RECONCILE_MAX_LOOKS):
+            run_id = await self._look_once(spec, created_since)
             if run_id is not None:
                 self.claim(run_id)
-                self.found += 1
                 return run_id
-            left = look_until - self._clock()
+            left = deadline - self._clock()
             if left <= 0:
                 return None
             await self._sleep(min(delay, left))
@@ -166,7 +187,7 @@ class Reconciler:
         offset = self._reads.server_offset
         return None if offset is None else moment + offset
 
-    async def _look(self, spec: RunSpec, since: datetime) -> str | None:
+    async def _look_once(self, spec: RunSpec, since: datetime) -> str | None:
         try:
             reference = await self._reference(spec)
             group = reference.group if reference is not None and spec.is_recovery else None
@@ -243,7 +264,7 @@ class Reconciler:
             "orderBy": [{"orderBy": "RunStart", "order": "ASC"}],
         }
         factory = FactoryRef(spec.subscription, spec.resource_group, spec.factory)
-        return await self._reads.query_all(factory, body, max_pages=_MAX_PAGES)
+        return await self._reads.query_all(factory, body, max_pages=RECONCILE_MAX_PAGES)
 
     async def _reference(self, spec: RunSpec) -> _Reference | None:
         """The run ``spec`` reruns: ADF gives the new run its parameters (the body is ignored)
@@ -252,8 +273,8 @@ class Reconciler:
         if reference is None:
             return None
         if reference not in self._references:
-            run = await self._read_any(
-                lambda: self._queries.get_pipeline_run(
+            run = await self._get_retried(
+                lambda: self._reader.get_pipeline_run(
                     subscription=spec.subscription,
                     resource_group=spec.resource_group,
                     factory=spec.factory,
@@ -266,9 +287,9 @@ class Reconciler:
             )
         return self._references[reference]
 
-    async def _read_any(self, call: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    async def _get_retried(self, call: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         async for attempt in retrying(self._retry, sleep=self._sleep):
             with attempt:
-                self._lookups += 1
+                self._run_lookups += 1
                 return await call()
         raise AssertionError("retrying() reraises")  # pragma: no cover

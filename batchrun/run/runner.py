@@ -155,7 +155,7 @@ async def run_batch(
                     reconcile=settings.reconcile,
                 ),
                 progress=progress,
-                queries=client,
+                reader=client,
                 journal=journal,
                 intents=resumed.intents,
                 claimed=resumed.claimed,

@@ -1,26 +1,11 @@
-"""Bounded fan-out of createRun calls, one result line per run, graceful drain.
-
-Each subscription gets its own dispatcher, fed from its own queue in manifest order, so a
-throttled subscription never holds up another (no head-of-line blocking however the manifest is
-sorted). A dispatcher waits for a task slot *before* creating a run's task, so at most
-``concurrency`` tasks per subscription exist; the requests themselves share one global limit of
-``concurrency`` in flight. A run's task holds that global slot only while a request is on the wire,
-never while it sleeps between attempts.
-
-Stopping: ``halt()`` (a 401: the token is bad for every run) and ``stop()`` (SIGTERM/SIGINT) both
-stop dispatching and stop new attempts; a run stopped that way gets no line, so ``--resume`` picks
-it up. Requests already on the wire finish and are written.
-"""
+"""The scheduler: a batch's createRun calls, bounded, paced and retried; a line for each run."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -28,20 +13,22 @@ from typing import Protocol
 from tenacity import RetryCallState
 
 from batchrun.arm.client import CreateRunResponse, RunReader
-from batchrun.arm.pacing import PacerClosed, Pacers
+from batchrun.arm.pacing import PacerClosed, Pacers, SubscriptionPacer
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError
 from batchrun.log import get_logger
 from batchrun.model import RunSpec
 from batchrun.report.writer import ReportWriter, RunResult
+from batchrun.run.constants import TASKS_PER_SLOT
 from batchrun.run.guard import newer_run_in_group
+from batchrun.run.identical import IdenticalRuns
 from batchrun.run.journal import Journal
+from batchrun.run.pending import PendingRun
 from batchrun.run.progress import Progress
 from batchrun.run.reconcile import Reconciler, ReconcileSettings
 from batchrun.run.slots import FairSlots
 
 _log = get_logger("batchrun.run.scheduler")
-_TASKS_PER_SLOT = 4
 
 
 class Trigger(Protocol):
@@ -50,106 +37,51 @@ class Trigger(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
+    """How hard a batch pushes, and how it rides out failures (built by the CLI's ``run``)."""
+
     concurrency: int = 16
+    """createRun requests in flight at most, all subscriptions together (``--concurrency``,
+    default 16). ARM refills a subscription's writes at 10 a second: at createRun's usual latency
+    16 requests keep up with that with room to spare, while more would only queue at a throttled
+    subscription (the pacer, not this number, sets the write rate)."""
     retry: RetrySettings = field(default_factory=RetrySettings)
+    """How each run's createRun is retried, and each read that reconciliation makes."""
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    """How long, and how often, ADF is asked for a run whose createRun answer was lost."""
 
 
 class _Stopped(Exception):
     """A run that must not start another attempt: the batch is stopping."""
 
 
-@dataclass(slots=True)
-class _Run:
-    """One run's progress through its attempts."""
-
-    spec: RunSpec
-    started: datetime
-    request_id: str
-    # wall-clock time of the first intent (this process's or a crashed one's)
-    since: datetime | None
-    # while set, an attempt may have created the run: ask ADF (until this monotonic time) first
-    look_until: float | None = None
-    attempts: int = 0
-
-    @classmethod
-    def start(cls, spec: RunSpec, since: datetime | None) -> _Run:
-        return cls(spec=spec, started=datetime.now(UTC), request_id=str(uuid.uuid4()), since=since)
-
-    def succeeded(
-        self, run_id: str, *, response: CreateRunResponse | None = None, reconciled: bool = False
-    ) -> RunResult:
-        return RunResult(
-            spec=self.spec,
-            status="succeeded",
-            started_at=self.started,
-            finished_at=datetime.now(UTC),
-            attempts=self.attempts,
-            run_id=run_id,
-            http_status=response.http_status if response else None,
-            request_id=response.request_id if response else None,
-            correlation_id=response.correlation_id if response else None,
-            reconciled=reconciled,
-        )
-
-    def skipped(self, reason: str) -> RunResult:
-        return RunResult(
-            spec=self.spec,
-            status="skipped",
-            started_at=self.started,
-            finished_at=datetime.now(UTC),
-            attempts=self.attempts,
-            reason=reason,
-        )
-
-    def failed(self, error: ApiError) -> RunResult:
-        return RunResult(
-            spec=self.spec,
-            status="failed",
-            started_at=self.started,
-            finished_at=datetime.now(UTC),
-            attempts=self.attempts,
-            http_status=error.status,
-            error=error.as_report(),
-            request_id=error.request_id,
-            correlation_id=error.correlation_id,
-        )
-
-
-class _IdenticalRuns:
-    """One lock per distinct createRun request, held while a run with that request is going."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @staticmethod
-    def key(spec: RunSpec) -> str:
-        # ARM names are case-insensitive: "LoadOrders" and "loadorders" are one request
-        names = (spec.subscription, spec.resource_group, spec.factory, spec.pipeline)
-        return json.dumps(
-            [*(name.casefold() for name in names), spec.parameters, spec.recovery_query()],
-            sort_keys=True, default=str,
-        )  # fmt: skip
-
-    @asynccontextmanager
-    async def hold(self, spec: RunSpec) -> AsyncIterator[None]:
-        key = self.key(spec)
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class Scheduler:
+    """Triggers a batch of runs, and writes one report line for each run that ends.
+
+    It owns, for one batch: a dispatcher per subscription, fed in manifest order from its own
+    queue (a throttled subscription never holds up another); the request slots all subscriptions
+    share (:class:`~batchrun.run.slots.FairSlots`, handed out in turn); a write pacer per
+    subscription (:mod:`batchrun.arm.pacing`) and read pacers for reconciliation; the
+    :class:`~batchrun.run.reconcile.Reconciler`; and the stop event.
+
+    The flow of a run: wait, while identical entries go (:mod:`batchrun.run.identical`); then
+    attempts, as the retry policy allows, each one in this order: stop if the batch is stopping;
+    if an earlier attempt may have created the run, ask ADF for it (found: succeeded); on the
+    first attempt, skip a recovery whose group was rerun since (the recovery guard); wait for the
+    subscription's pacer; write the intent (once); send on a request slot. When the retries run
+    out, an ambiguous last attempt is looked for once more before the run is failed; a 401 stops
+    the batch (the token is bad for every run).
+
+    Invariants:
+
+    - at most ``concurrency`` requests are in flight; a run holds a slot only while its request
+      is on the wire, never while it waits between attempts;
+    - at most ``concurrency * TASKS_PER_SLOT`` runs per subscription are under way: a dispatcher
+      waits for room *before* it creates a run's task;
+    - a run's intent is in the journal before its first request leaves;
+    - a run that ends gets exactly one line; a run stopped by ``stop()`` or a 401 before it ended
+      gets none, so ``--resume`` picks it up. Requests already on the wire finish and are written.
+    """
+
     def __init__(
         self,
         *,
@@ -157,7 +89,7 @@ class Scheduler:
         writer: ReportWriter,
         settings: SchedulerSettings,
         progress: Progress,
-        queries: RunReader,
+        reader: RunReader,
         journal: Journal | None = None,
         intents: Mapping[str, datetime] | None = None,
         claimed: Iterable[str] = (),
@@ -168,36 +100,32 @@ class Scheduler:
         self._writer = writer
         self._settings = settings
         self._progress = progress
-        self._queries = queries
+        self._reader = reader
         self._read_pacers = Pacers()
         self._reconciler = Reconciler(
-            queries=queries,
+            reader=reader,
             pacers=self._read_pacers,
             settings=settings.reconcile,
             retry=settings.retry,
             clock=clock,
-            sleep=self.sleep_or_stop,
+            sleep=self._sleep_or_raise_stopped,
         )
         for run_id in claimed:
             self._reconciler.claim(run_id)
         self._journal = journal
         self._intents = intents or {}
-        self._pacers = pacers or Pacers()
+        self._write_pacers = pacers or Pacers()
         self._clock = clock
         self._slots = FairSlots(settings.concurrency)
         self._stopping = asyncio.Event()
-        self._identical = _IdenticalRuns()
+        self._identical = IdenticalRuns()
         self.auth_failed: ApiError | None = None
 
     def stop(self) -> None:
         """Stop dispatching and starting attempts; what is on the wire finishes."""
         self._stopping.set()
-        self._pacers.close()
+        self._write_pacers.close()
         self._read_pacers.close()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
     async def run(self, specs: Iterable[RunSpec]) -> None:
         queues: dict[str, deque[RunSpec]] = defaultdict(deque)
@@ -208,9 +136,7 @@ class Scheduler:
                 group.create_task(self._dispatch(queue))
 
     async def _dispatch(self, queue: deque[RunSpec]) -> None:
-        # runs waiting out a backoff or a reconciliation hold a task but no request slot, so
-        # allow more tasks than requests; still bounded, however long the manifest
-        tasks = asyncio.Semaphore(self._settings.concurrency * _TASKS_PER_SLOT)
+        tasks = asyncio.Semaphore(self._settings.concurrency * TASKS_PER_SLOT)
         running: set[asyncio.Task[None]] = set()
         while queue and not self._stopping.is_set():
             await tasks.acquire()
@@ -225,115 +151,143 @@ class Scheduler:
             await asyncio.gather(*running)
 
     async def _execute(self, spec: RunSpec) -> None:
-        # identical entries go one after another, so a lost response's run is never mistaken
-        # for the run of a twin whose answer is still on its way
-        async with self._identical.hold(spec):
-            result = await self._trigger_run(_Run.start(spec, self._intents.get(spec.id)))
+        async with self._identical.one_at_a_time(spec):
+            run = PendingRun.begin(spec, first_intent_at=self._intents.get(spec.id))
+            result = await self._trigger_run(run)
         if result is not None:
             self._finish(result)
 
-    def _look_until(self, since: datetime) -> float:
-        """The monotonic time until which a run created at ``since`` may still be invisible."""
-        age = (datetime.now(UTC) - since).total_seconds()
-        return self._clock() + max(0.0, self._settings.reconcile.window_s - age)
-
-    async def _trigger_run(self, run: _Run) -> RunResult | None:
-        spec = run.spec
-        pacer = self._pacers[spec.subscription]
-        if run.since is not None:
-            run.look_until = self._look_until(run.since)
+    async def _trigger_run(self, run: PendingRun) -> RunResult | None:
+        """Attempts until one ends the run, or the retries run out; None when the batch stops
+        first (the run gets no line)."""
+        # made now, not at its first send, so that a stop() meanwhile closes it
+        pacer = self._write_pacers[run.spec.subscription]
+        if run.first_intent_at is not None:
+            # a crashed process's intent: its attempt may have created the run
+            run.reconcile_deadline = self._reconcile_deadline(run.first_intent_at)
         policy = retrying(
-            self._settings.retry, sleep=self._sleep_unless_stopped, before_sleep=self._before_retry
+            self._settings.retry, sleep=self._sleep_ending_on_stop, before_sleep=self._before_retry
         )
         try:
             async for attempt in policy:
                 with attempt:
-                    self._check_stopping()
-                    found = await self._reconcile(run)
-                    if found is not None:
-                        return run.succeeded(found, reconciled=True)
-                    if run.attempts == 0:
-                        # a recovery entry whose group was rerun since must not be rerun again
-                        newer = await newer_run_in_group(self._queries, spec)
-                        if newer is not None:
-                            return run.skipped(f"a newer run {newer} exists in the group")
-                    await pacer.acquire()
-                    if run.since is None:
-                        run.since = datetime.now(UTC)
-                        if self._journal is not None:
-                            self._journal.intent(spec.id, run.request_id, run.since)
-                    run.attempts += 1
-                    try:
-                        response = await self._send(spec, run.request_id)
-                    except ApiError as exc:
-                        if exc.sent and exc.transient:
-                            run.look_until = self._clock() + self._settings.reconcile.window_s
-                        raise
-                    self._reconciler.claim(response.run_id)
-                    return run.succeeded(response.run_id, response=response)
+                    return await self._attempt(run, pacer)
         except (_Stopped, PacerClosed):
             return None
         except ApiError as exc:
-            error = exc
-            if exc.status == 401 and self.auth_failed is None:
-                self.auth_failed = exc
-                self.stop()
-            try:
-                # retries ran out after an ambiguous attempt: look once more before saying failed
-                found = await self._reconcile(run)
-            except (_Stopped, PacerClosed):
-                return None
-            except ApiError as reconcile_error:
-                found, error = None, reconcile_error
-            if found is not None:
-                return run.succeeded(found, reconciled=True)
-            return run.failed(error)
+            return await self._gave_up(run, exc)
         raise AssertionError("retrying() returns or raises")  # pragma: no cover
 
-    async def _reconcile(self, run: _Run) -> str | None:
-        """When an earlier attempt may have created the run: its runId, if ADF has it."""
-        if run.look_until is None or run.since is None:
-            return None
-        look_until, run.look_until = run.look_until, None
+    async def _attempt(self, run: PendingRun, pacer: SubscriptionPacer) -> RunResult:
+        """One attempt, top to bottom: stopping? → an earlier attempt's run in ADF? → the
+        recovery guard (first attempt only) → pace → intent → send. Returns the run's result, or
+        raises the ApiError for the retry policy to judge."""
+        self._raise_if_stopping()
+        found = await self._reconcile_if_ambiguous(run)
+        if found is not None:
+            return run.succeeded(found, reconciled=True)
+        if run.attempts == 0:
+            # a recovery entry whose group was rerun since must not be rerun again
+            newer = await newer_run_in_group(self._reader, run.spec)
+            if newer is not None:
+                return run.skipped(f"a newer run {newer} exists in the group")
+        await pacer.acquire()
+        self._write_intent_once(run)
+        run.attempts += 1
         try:
-            found = await self._reconciler.find(run.spec, since=run.since, look_until=look_until)
+            response = await self._send(run, pacer)
+        except ApiError as exc:
+            if exc.sent and exc.transient:
+                # the answer was lost, maybe not the request: look before posting again
+                run.reconcile_deadline = self._clock() + self._settings.reconcile.window_s
+            raise
+        self._reconciler.claim(response.run_id)
+        return run.succeeded(response.run_id, response=response)
+
+    async def _gave_up(self, run: PendingRun, error: ApiError) -> RunResult | None:
+        """The retry policy gave up on ``error``: the run's line, or None when stopping."""
+        if error.status == 401 and self.auth_failed is None:
+            # the token is bad for every run: stop sending
+            self.auth_failed = error
+            self.stop()
+        try:
+            # the last attempt may have been ambiguous: look once more before saying failed
+            found = await self._reconcile_if_ambiguous(run)
+        except (_Stopped, PacerClosed):
+            return None
+        except ApiError as reconcile_error:
+            return run.failed(reconcile_error)
+        if found is not None:
+            return run.succeeded(found, reconciled=True)
+        return run.failed(error)
+
+    def _write_intent_once(self, run: PendingRun) -> None:
+        if run.first_intent_at is None:
+            run.first_intent_at = datetime.now(UTC)
+            if self._journal is not None:
+                self._journal.intent(
+                    spec_id=run.spec.id,
+                    client_request_id=run.client_request_id,
+                    at=run.first_intent_at,
+                )
+
+    def _reconcile_deadline(self, since: datetime) -> float:
+        """The monotonic time until which a run created at ``since`` may still be invisible."""
+        age = (datetime.now(UTC) - since).total_seconds()
+        return self._clock() + max(0.0, self._settings.reconcile.window_s - age)
+
+    async def _reconcile_if_ambiguous(self, run: PendingRun) -> str | None:
+        """When an earlier attempt may have created the run: its runId, if ADF has it."""
+        if run.reconcile_deadline is None or run.first_intent_at is None:
+            return None
+        deadline, run.reconcile_deadline = run.reconcile_deadline, None
+        try:
+            found = await self._reconciler.find(
+                run.spec, created_since=run.first_intent_at, deadline=deadline
+            )
         finally:
-            self._progress.reads = self._reconciler.queries
+            self._progress.reads = self._reconciler.read_count
         if found is not None:
             self._progress.reconciled += 1
         return found
 
-    def _check_stopping(self) -> None:
-        if self._stopping.is_set():
-            raise _Stopped
-
-    async def _send(self, spec: RunSpec, client_request_id: str) -> CreateRunResponse:
-        pacer = self._pacers[spec.subscription]
-        progress = self._progress
+    async def _send(self, run: PendingRun, pacer: SubscriptionPacer) -> CreateRunResponse:
+        """createRun on a request slot; the subscription's pacer hears how it went."""
+        spec, progress = run.spec, self._progress
         async with self._slots.hold(spec.subscription):
             progress.in_flight += 1
             try:
-                response = await self._trigger.create_run(spec, client_request_id=client_request_id)
+                response = await self._trigger.create_run(
+                    spec, client_request_id=run.client_request_id
+                )
             except ApiError as exc:
-                if exc.status == 429:
-                    progress.throttled += 1
-                    pacer.throttled_for(exc.retry_after)
-                elif exc.status is None:
-                    pacer.abandoned()
-                else:
-                    pacer.completed(exc.remaining_writes)
+                self._tell_pacer_failed(pacer, exc)
                 raise
             finally:
                 progress.in_flight -= 1
         pacer.completed(response.limits.remaining_writes)
         return response
 
-    async def sleep_or_stop(self, seconds: float) -> None:
-        """Sleep, but raise ``_Stopped`` should the batch be stopped meanwhile."""
-        await self._sleep_unless_stopped(seconds)
-        self._check_stopping()
+    def _tell_pacer_failed(self, pacer: SubscriptionPacer, error: ApiError) -> None:
+        if error.status == 429:
+            self._progress.throttled += 1
+            pacer.throttled_for(error.retry_after)
+        elif error.status is None:
+            pacer.abandoned()
+        else:
+            pacer.completed(error.remaining_writes)
 
-    async def _sleep_unless_stopped(self, seconds: float) -> None:
+    def _raise_if_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise _Stopped
+
+    async def _sleep_or_raise_stopped(self, seconds: float) -> None:
+        """Sleep, but raise ``_Stopped`` should the batch stop meanwhile."""
+        await self._sleep_ending_on_stop(seconds)
+        self._raise_if_stopping()
+
+    async def _sleep_ending_on_stop(self, seconds: float) -> None:
+        """Sleep, but no longer than until the batch stops; never raises."""
         # a run waiting out a long Retry-After must not hold up a graceful stop
         try:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
@@ -354,14 +308,7 @@ class Scheduler:
 
     def _finish(self, result: RunResult) -> None:
         self._writer.write(result)
-        progress = self._progress
-        progress.done += 1
-        if result.status == "succeeded":
-            progress.succeeded += 1
-        elif result.status == "failed":
-            progress.failed += 1
-        else:
-            progress.skipped += 1
+        self._progress.count_finished(result.status)
         _log.info(
             "run.finished",
             id=result.spec.id,

@@ -92,7 +92,6 @@ def test_429_pauses_for_retry_after() -> None:
     pacer._in_flight = 1
     pacer.throttled_for(7.0)
     assert pacer.delay(time.monotonic()) == pytest.approx(7.0)
-    assert pacer.throttled == 1
     time.advance(7.0)
     # after the pause a probe may go: the estimate is empty but nothing is in flight
     assert pacer.delay(time.monotonic()) is not None
@@ -105,7 +104,6 @@ def test_429_pauses_only_its_own_subscription() -> None:
     pacers["a"].throttled_for(30.0)
     assert pacers["a"].delay(time.monotonic()) == pytest.approx(30.0)
     assert pacers["b"].delay(time.monotonic()) == 0.0
-    assert pacers.throttled == 1
 
 
 async def test_spends_the_burst_then_settles_at_the_refill_rate() -> None:

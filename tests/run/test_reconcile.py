@@ -16,10 +16,10 @@ from batchrun.arm.client import CreateRunResponse, QueryResponse, RateLimits
 from batchrun.arm.retry import RetrySettings
 from batchrun.errors import ApiError, TransportError
 from batchrun.model import RunSpec
-from batchrun.report.writer import ReportWriter
 from batchrun.run.progress import Progress
 from batchrun.run.reconcile import ReconcileSettings, parameters_match
-from batchrun.run.scheduler import Scheduler, SchedulerSettings
+from batchrun.run.scheduler import SchedulerSettings
+from tests.helpers.scheduling import report_lines, scheduler_writing
 
 FAST_RETRY = RetrySettings(max_attempts=5, backoff_initial_s=0.001, backoff_max_s=0.002)
 QUICK_LOOK = ReconcileSettings(window_s=2.0, first_poll_s=0.001, max_poll_s=0.005)
@@ -153,16 +153,11 @@ async def run_batch(
     tmp_path: Path, adf: FakeAdf, runs: list[RunSpec], *, look: ReconcileSettings = QUICK_LOOK
 ) -> list[dict[str, Any]]:
     report = tmp_path / "report.jsonl"
-    with ReportWriter.open(report, resume=False) as writer:
-        scheduler = Scheduler(
-            trigger=adf,
-            writer=writer,
-            settings=SchedulerSettings(concurrency=4, retry=FAST_RETRY, reconcile=look),
-            progress=Progress(total=len(runs)),
-            queries=adf,
-        )
+    settings = SchedulerSettings(concurrency=4, retry=FAST_RETRY, reconcile=look)
+    progress = Progress(total=len(runs))
+    with scheduler_writing(report, adf, settings=settings, progress=progress) as scheduler:
         await scheduler.run(runs)
-    return [json.loads(line) for line in report.read_text().splitlines()]
+    return report_lines(report)
 
 
 async def test_a_dropped_response_is_found_and_not_posted_again(tmp_path: Path) -> None:
@@ -236,16 +231,10 @@ async def test_retries_exhausted_after_a_drop_still_finds_the_run(tmp_path: Path
     adf = FakeAdf(faults=["drop"])
     retry = RetrySettings(max_attempts=1)
     report = tmp_path / "r.jsonl"
-    with ReportWriter.open(report, resume=False) as writer:
-        scheduler = Scheduler(
-            trigger=adf,
-            writer=writer,
-            settings=SchedulerSettings(concurrency=1, retry=retry, reconcile=QUICK_LOOK),
-            progress=Progress(total=1),
-            queries=adf,
-        )
+    settings = SchedulerSettings(concurrency=1, retry=retry, reconcile=QUICK_LOOK)
+    with scheduler_writing(report, adf, settings=settings, progress=Progress(total=1)) as scheduler:
         await scheduler.run([spec("a")])
-    (line,) = [json.loads(text) for text in report.read_text().splitlines()]
+    (line,) = report_lines(report)
     assert line["status"] == "succeeded"
     assert line["reconciled"] is True
     assert len(adf.runs) == 1

@@ -14,13 +14,14 @@ from batchrun.arm.client import CreateRunResponse, QueryResponse, RateLimits
 from batchrun.arm.retry import RetrySettings
 from batchrun.errors import ApiError, TransportError
 from batchrun.model import RunSpec
-from batchrun.report.writer import ReportWriter
 from batchrun.run.progress import Progress
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
+from tests.helpers.scheduling import report_lines, scheduler_writing
 
 FAST_RETRY = RetrySettings(max_attempts=4, backoff_initial_s=0.001, backoff_max_s=0.002)
 NO_WAIT = ReconcileSettings(window_s=0.0)
+QUICK_STOP = SchedulerSettings(concurrency=4, retry=FAST_RETRY, reconcile=NO_WAIT)
 
 
 def specs(count: int, *, subscriptions: int = 1) -> list[RunSpec]:
@@ -106,19 +107,10 @@ async def run_scheduler(
 ) -> tuple[Scheduler, list[dict[str, Any]], Progress]:
     report = tmp_path / "report.jsonl"
     progress = Progress(total=len(runs))
-    with ReportWriter.open(report, resume=False) as writer:
-        scheduler = Scheduler(
-            trigger=trigger,
-            writer=writer,
-            settings=SchedulerSettings(
-                concurrency=concurrency, retry=FAST_RETRY, reconcile=NO_WAIT
-            ),
-            progress=progress,
-            queries=trigger,
-        )
+    settings = SchedulerSettings(concurrency=concurrency, retry=FAST_RETRY, reconcile=NO_WAIT)
+    with scheduler_writing(report, trigger, settings=settings, progress=progress) as scheduler:
         await scheduler.run(runs)
-    lines = [json.loads(line) for line in report.read_text().splitlines()]
-    return scheduler, lines, progress
+    return scheduler, report_lines(report), progress
 
 
 @pytest.mark.parametrize("concurrency", [1, 3, 16])
@@ -200,14 +192,9 @@ async def test_stop_lets_in_flight_requests_finish_and_dispatches_no_more(tmp_pa
     trigger.release.clear()
     report = tmp_path / "report.jsonl"
     runs = specs(100)
-    with ReportWriter.open(report, resume=False) as writer:
-        scheduler = Scheduler(
-            trigger=trigger,
-            writer=writer,
-            settings=SchedulerSettings(concurrency=4, retry=FAST_RETRY, reconcile=NO_WAIT),
-            progress=Progress(total=len(runs)),
-            queries=trigger,
-        )
+    with scheduler_writing(
+        report, trigger, settings=QUICK_STOP, progress=Progress(total=len(runs))
+    ) as scheduler:
         work = asyncio.ensure_future(scheduler.run(runs))
         for _ in range(4):
             await trigger.entered.acquire()
@@ -228,14 +215,9 @@ async def test_a_paused_subscription_does_not_hold_up_another(tmp_path: Path) ->
     runs = specs(40, subscriptions=2)
     trigger = SpyTrigger({spec.id: [long_429] for spec in runs if spec.subscription == "sub-0"})
     report = tmp_path / "report.jsonl"
-    with ReportWriter.open(report, resume=False) as writer:
-        scheduler = Scheduler(
-            trigger=trigger,
-            writer=writer,
-            settings=SchedulerSettings(concurrency=4, retry=FAST_RETRY, reconcile=NO_WAIT),
-            progress=Progress(total=len(runs)),
-            queries=trigger,
-        )
+    with scheduler_writing(
+        report, trigger, settings=QUICK_STOP, progress=Progress(total=len(runs))
+    ) as scheduler:
         work = asyncio.ensure_future(scheduler.run(runs))
         for _ in range(10_000):
             ids = [json.loads(line)["id"] for line in report.read_text().splitlines()]
@@ -245,3 +227,40 @@ async def test_a_paused_subscription_does_not_hold_up_another(tmp_path: Path) ->
         scheduler.stop()
         await work
     assert sorted(ids) == sorted(spec.id for spec in runs if spec.subscription == "sub-1")
+
+
+class GuardReadHeld(SpyTrigger):
+    """The recovery guard's read of the reference run waits until the test lets it answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def get_pipeline_run(self, **_: Any) -> dict[str, Any]:
+        self.reading.set()
+        await self.answer.wait()
+        return {
+            "runId": "ref-1", "pipelineName": "LoadOrders", "status": "Failed",
+            "isLatest": True, "runStart": "2026-11-26T01:00:00Z",
+        }  # fmt: skip
+
+
+async def test_a_stop_during_the_first_attempts_guard_sends_nothing(tmp_path: Path) -> None:
+    # the subscription's pacer must exist before the first send, or stop() could not close it
+    trigger = GuardReadHeld()
+    recovery = RunSpec(
+        id="rerun", subscription="sub-0", resource_group="rg", factory="factory-a",
+        pipeline="LoadOrders", reference_run_id="ref-1", is_recovery=True,
+    )  # fmt: skip
+    report = tmp_path / "report.jsonl"
+    with scheduler_writing(
+        report, trigger, settings=QUICK_STOP, progress=Progress(total=1)
+    ) as scheduler:
+        work = asyncio.ensure_future(scheduler.run([recovery]))
+        await trigger.reading.wait()
+        scheduler.stop()
+        trigger.answer.set()
+        await work
+    assert trigger.calls["rerun"] == 0
+    assert report.read_text() == ""

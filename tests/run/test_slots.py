@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from batchrun.run.slots import FairSlots
+from tests.helpers.scheduling import peak_inside
 
 
 async def test_freed_slots_go_round_robin_between_keys() -> None:
@@ -29,22 +30,7 @@ async def test_freed_slots_go_round_robin_between_keys() -> None:
 
 
 async def test_never_more_holders_than_the_limit() -> None:
-    slots = FairSlots(3)
-    holding = 0
-    peak = 0
-
-    async def use(key: str) -> None:
-        nonlocal holding, peak
-        async with slots.hold(key):
-            holding += 1
-            peak = max(peak, holding)
-            for _ in range(5):
-                await asyncio.sleep(0)
-            holding -= 1
-
-    await asyncio.gather(*(use(f"k{n % 4}") for n in range(40)))
-    assert peak == 3
-    assert holding == 0
+    assert await peak_inside(FairSlots(3).hold, (f"k{n % 4}" for n in range(40))) == 3
 
 
 async def test_a_cancelled_waiter_does_not_lose_a_slot() -> None:

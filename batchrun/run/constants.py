@@ -1,0 +1,31 @@
+"""The scheduler's, reconciliation's and the recovery guard's fixed numbers, each with its reason.
+
+The numbers a user may change are settings (:class:`~batchrun.run.scheduler.SchedulerSettings`,
+:class:`~batchrun.run.reconcile.ReconcileSettings`); the pacer's are in
+:mod:`batchrun.arm.pacing`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+# runs waiting out a backoff or a reconciliation hold a task but no request slot, so a
+# subscription may have more runs under way than requests in flight: this many per slot keeps
+# the slots busy, and still bounds the tasks (and their memory) however long the manifest
+TASKS_PER_SLOT: Final = 4
+
+# ADF stamps runStart with its own clock: a run our attempt created may seem to start a little
+# before our intent. Wider would let an older manual run with the same parameters pass for ours
+# (the clock-skew margin of reads that must find every rerun is wider: arm.reads.CLOCK_SKEW)
+RECONCILE_CLOCK_SKEW: Final = timedelta(minutes=5)
+
+# pages of one pipeline's runs since the first attempt: far more than a reconcile window holds,
+# and a service that kept paging cannot hold a run forever
+RECONCILE_MAX_PAGES: Final = 200
+
+# the deadline ends the looking; this bound only matters should the clock never move
+RECONCILE_MAX_LOOKS: Final = 1000
+
+# pages of one recovery group's runs: a group holds the run and its few reruns
+GUARD_MAX_PAGES: Final = 100
