@@ -45,6 +45,10 @@ class ManifestError(BatchrunError):
         super().__init__("\n".join(str(issue) for issue in issues))
 
 
+class ScopeError(ManifestError):
+    """The scope file of ``batchrun recover`` is invalid; carries every problem found (exit 2)."""
+
+
 class UsageError(BatchrunError):
     """A flag, path or environment value that cannot be used as given."""
 

@@ -35,16 +35,23 @@ from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
 from batchrun.errors import ManifestIssue
+from batchrun.manifest.limits import MAX_NESTING, MAX_YAML_NESTING
+from batchrun.manifest.scalars import SUSPECT_START, misread_text
 
 try:
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # PyYAML built without libyaml
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-STR, INT, FLOAT, BOOL, NULL, TIMESTAMP, MERGE, SEQ, MAP = (
+STR, INT, FLOAT, BOOL, NULL, TIMESTAMP, MERGE, SEQ, MAP, BINARY = (
     f"tag:yaml.org,2002:{name}"
-    for name in ("str", "int", "float", "bool", "null", "timestamp", "merge", "seq", "map")
-)
+    for name in (
+        "str", "int", "float", "bool", "null", "timestamp", "merge", "seq", "map", "binary"
+    )
+)  # fmt: skip
+# The tags a manifest may spell out: the ones the readers can describe. Others (!!set, !!omap,
+# !!python/..., local !tags) mean a type that JSON and batchrun do not have.
+_SUPPORTED: Final = frozenset((STR, INT, FLOAT, BOOL, NULL, TIMESTAMP, MERGE, SEQ, MAP, BINARY))
 _KINDS: Final = {STR: "the string", INT: "the integer", FLOAT: "the number"}
 _KINDS.update({BOOL: "the boolean", TIMESTAMP: "the date"})
 INVALID: Final[Any] = object()  # a value that was present but wrong, and has been reported
@@ -77,12 +84,24 @@ def _resolve_claimed(value: str | None, implicit: Any) -> str:
     return tag
 
 
+class UnsupportedTag(ComposerError):
+    """A node tagged with a type batchrun does not read (``!!set``, ``!!python/tuple``)."""
+
+    def __init__(self, tag: str, mark: Mark) -> None:
+        problem = (
+            f"unsupported tag {short_tag(tag)}: a manifest holds text, numbers, true/false, null,"
+            " lists and mappings; remove the tag"
+        )
+        super().__init__(None, None, problem, mark)
+
+
 class Loader(_BaseLoader):
     """The safe loader's parser, composed here: PyYAML's composer, plus streaming of one list."""
 
     def __init__(self, stream: bytes) -> None:
         super().__init__(stream)
         self.anchors: dict[str, Node] = {}
+        self.depth = 0  # lists and mappings open around the node being composed
 
     def document(self, streams: Streams) -> Node | None:
         """Compose the stream's single document; ``streams`` may take a root sequence's items."""
@@ -110,6 +129,7 @@ class Loader(_BaseLoader):
         start: Any = self.get_event()
         node = MappingNode(_tag(start, MAP), [], start.start_mark, None, start.flow_style)
         pairs: list[Pair] = node.value
+        self.depth = 1
         while not self.check_event(MappingEndEvent):
             key = self.compose()
             event: Any = self.peek_event()
@@ -121,8 +141,10 @@ class Loader(_BaseLoader):
                 continue
             self.get_event()
             items = SequenceNode(_tag(event, SEQ), [], event.start_mark, None, event.flow_style)
+            self.depth = 2
             while not self.check_event(SequenceEndEvent):
                 sink(self.compose())
+            self.depth = 1
             items.end_mark = self._end_mark()
             pairs.append((key, items))  # without its items, which the sink has taken
         node.end_mark = self._end_mark()
@@ -157,6 +179,15 @@ class Loader(_BaseLoader):
             # The loops below are the hot path: a scalar without an anchor is built inline.
             get, compose = self.get_event, self._node
             start, end = event.start_mark, event.end_mark
+            self.depth += 1
+            if self.depth > MAX_YAML_NESTING:
+                raise ComposerError(
+                    None,
+                    None,
+                    f"lists and mappings nested more than {MAX_YAML_NESTING} deep: batchrun reads"
+                    f" at most {MAX_YAML_NESTING} levels (parameters at most {MAX_NESTING})",
+                    start,
+                )
             if kind is SequenceStartEvent:
                 node = SequenceNode(_tag(event, SEQ), [], start, end, event.flow_style)
                 if anchor is not None:
@@ -177,6 +208,7 @@ class Loader(_BaseLoader):
                     plain = type(event) is ScalarEvent and event.anchor is None
                     pairs.append((key, _scalar(event) if plain else compose(event)))
             node.end_mark = event.end_mark
+            self.depth -= 1
         if anchor is not None:
             anchors[anchor] = node
         return node
@@ -188,12 +220,18 @@ def _scalar(event: Any) -> ScalarNode:
         implicit = event.implicit
         plain_text = not implicit[0] or (value and value[0] not in _CLAIMED)
         tag = STR if plain_text else resolve(ScalarNode, value, implicit)
+    elif tag not in _SUPPORTED:
+        raise UnsupportedTag(tag, event.start_mark)
     return ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
 
 
 def _tag(event: Any, implicit: str) -> str:
     tag: str | None = event.tag
-    return implicit if tag is None or tag == "!" else tag
+    if tag is None or tag == "!":
+        return implicit
+    if tag not in _SUPPORTED:
+        raise UnsupportedTag(tag, event.start_mark)
+    return tag
 
 
 @contextmanager
@@ -225,6 +263,19 @@ class NodeReader:
 
     def issue(self, into: list[ManifestIssue], mark: Mark, path: str, message: str) -> None:
         into.append(ManifestIssue(self.file, mark.line + 1, mark.column + 1, path, message))
+
+    def text(self, node: Node, path: str, expected: str) -> Any:
+        """The text of a string scalar, before substitution; INVALID after reporting a value of
+        another type, or plain text that YAML 1.2 tools would read as something else."""
+        if not isinstance(node, ScalarNode) or node.tag != STR:
+            hint = ""
+            if isinstance(node, ScalarNode) and node.tag != NULL:
+                hint = f"; quote it ('{node.value}') if it is meant as text"
+            return self.error(node, path, f"expected {expected}, got {describe_node(node)}{hint}")
+        text: str = node.value
+        if not node.style and text[:1] in SUSPECT_START and (problem := misread_text(text)):
+            return self.error(node, path, problem)
+        return text
 
     def pairs(self, node: Node, where: str, allowed: frozenset[str] | None) -> dict[str, Pair]:
         """The mapping's pairs by key, after ``<<`` merges; duplicate and unknown keys reported."""
@@ -264,7 +315,9 @@ class NodeReader:
         else:
             close = difflib.get_close_matches(key, allowed or (), n=1)
             hint = (
-                f"did you mean {close[0]!r}?" if close else f"expected {', '.join(allowed or ())}"
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"expected {', '.join(sorted(allowed or ()))}"
             )
             self.error(node, join(where, key), f"unknown key {key!r}: {hint}")
 
@@ -276,6 +329,9 @@ class NodeReader:
                 self.error(source, where, f"'<<' merges mappings, got {describe_node(source)}")
             elif id(source) in self.active:
                 self.error(source, where, "this mapping merges itself (through an alias)")
+            elif len(self.active) >= MAX_NESTING:
+                message = f"'<<' merges nested more than {MAX_NESTING} deep (through aliases)"
+                self.error(source, where, message)
             else:
                 self.active.add(id(source))
                 yield self.pairs(source, where, allowed)
@@ -289,7 +345,9 @@ class NodeReader:
                 context = exc.context_mark
                 parts[0] += f" at line {context.line + 1}, column {context.column + 1}"
             mark = exc.problem_mark
-            message = "invalid YAML: " + ", ".join(part for part in parts if part)
+            message = ", ".join(part for part in parts if part)
+            if not isinstance(exc, UnsupportedTag):
+                message = "invalid YAML: " + message
             text = [*data.split(b"\n"), b""][mark.line]
             if text[mark.column : mark.column + 1] == b"\t":
                 message += " (a tab: YAML is indented with spaces)"
@@ -325,8 +383,13 @@ def describe_node(node: Node) -> str:
         return "an empty value (null)"
     kind = _KINDS.get(node.tag)
     if kind is None:
-        return f"a value tagged {node.tag.replace('tag:yaml.org,2002:', '!!')}"
+        return f"a value tagged {short_tag(node.tag)}"
     return f"{kind} {node.value!r}" if node.tag == STR else f"{kind} {node.value}"
+
+
+def short_tag(tag: str) -> str:
+    """A tag as YAML spells it: ``!!set``, ``!!python/tuple``, ``!local``."""
+    return tag.replace("tag:yaml.org,2002:", "!!")
 
 
 def join(where: str, key: str | int) -> str:
