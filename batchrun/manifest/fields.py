@@ -120,7 +120,7 @@ class FieldReader(NodeReader):
         return INVALID if INVALID in names else tuple(names)
 
     def _subscription(self, node: Node, where: str, key: str) -> Any:
-        text = self._text(node, where, key)
+        text = self._string(node, where, key)
         if text is INVALID or text in self._subscriptions:
             return self._subscriptions.get(text, text)
         if (problem := subscription_problem(text)) is not None:

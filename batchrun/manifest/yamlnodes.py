@@ -84,15 +84,19 @@ def _resolve_claimed(value: str | None, implicit: Any) -> str:
     return tag
 
 
-class UnsupportedTag(ComposerError):
-    """A node tagged with a type batchrun does not read (``!!set``, ``!!python/tuple``)."""
+class NotSupported(ComposerError):
+    """Valid YAML that batchrun does not read: a tag it has no type for, or nesting too deep."""
 
-    def __init__(self, tag: str, mark: Mark) -> None:
-        problem = (
-            f"unsupported tag {short_tag(tag)}: a manifest holds text, numbers, true/false, null,"
-            " lists and mappings; remove the tag"
-        )
+    def __init__(self, problem: str, mark: Mark) -> None:
         super().__init__(None, None, problem, mark)
+
+
+def _unsupported_tag(tag: str, mark: Mark) -> NotSupported:
+    problem = (
+        f"unsupported tag {short_tag(tag)}: a manifest holds text, numbers, true/false, null,"
+        " lists and mappings; remove the tag"
+    )
+    return NotSupported(problem, mark)
 
 
 class Loader(_BaseLoader):
@@ -181,9 +185,7 @@ class Loader(_BaseLoader):
             start, end = event.start_mark, event.end_mark
             self.depth += 1
             if self.depth > MAX_YAML_NESTING:
-                raise ComposerError(
-                    None,
-                    None,
+                raise NotSupported(
                     f"lists and mappings nested more than {MAX_YAML_NESTING} deep: batchrun reads"
                     f" at most {MAX_YAML_NESTING} levels (parameters at most {MAX_NESTING})",
                     start,
@@ -221,7 +223,7 @@ def _scalar(event: Any) -> ScalarNode:
         plain_text = not implicit[0] or (value and value[0] not in _CLAIMED)
         tag = STR if plain_text else resolve(ScalarNode, value, implicit)
     elif tag not in _SUPPORTED:
-        raise UnsupportedTag(tag, event.start_mark)
+        raise _unsupported_tag(tag, event.start_mark)
     return ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
 
 
@@ -230,7 +232,7 @@ def _tag(event: Any, implicit: str) -> str:
     if tag is None or tag == "!":
         return implicit
     if tag not in _SUPPORTED:
-        raise UnsupportedTag(tag, event.start_mark)
+        raise _unsupported_tag(tag, event.start_mark)
     return tag
 
 
@@ -346,7 +348,7 @@ class NodeReader:
                 parts[0] += f" at line {context.line + 1}, column {context.column + 1}"
             mark = exc.problem_mark
             message = ", ".join(part for part in parts if part)
-            if not isinstance(exc, UnsupportedTag):
+            if not isinstance(exc, NotSupported):
                 message = "invalid YAML: " + message
             text = [*data.split(b"\n"), b""][mark.line]
             if text[mark.column : mark.column + 1] == b"\t":
