@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from batchrun.manifest.envsubst import SubstitutionError, substitute
 from batchrun.manifest.limits import MAX_NESTING, MAX_PARAMETER_VALUES
+from batchrun.manifest.nodereader import INVALID, NodeReader, describe_node, join, offset_mark
 from batchrun.manifest.rules import (
     FIELDS,
     GUID,
@@ -28,22 +29,7 @@ from batchrun.manifest.rules import (
     text_problem,
 )
 from batchrun.manifest.scalars import SUSPECT_START, integer_problem, misread, misread_text
-from batchrun.manifest.yamlnodes import (
-    BOOL,
-    FLOAT,
-    INT,
-    INVALID,
-    MAP,
-    NULL,
-    SEQ,
-    STR,
-    TIMESTAMP,
-    NodeReader,
-    Pair,
-    describe_node,
-    join,
-    offset_mark,
-)
+from batchrun.manifest.yamlnodes import BOOL, FLOAT, INT, MAP, NULL, SEQ, STR, TIMESTAMP, Pair
 
 __all__ = ["FIELD_SET", "FieldReader"]
 

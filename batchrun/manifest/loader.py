@@ -20,11 +20,11 @@ b.Q. ``defaults`` may hold any field but ``id`` (a list there expands every run)
 ``parameters`` are merged key by key over the default ones, every other field replaces the
 default. Anchors, aliases and ``<<`` merge keys work as in any YAML loader.
 
-Values are taken as YAML types them: ``factory: 123`` is an error that says to quote it, and
-null never means "unset". Parameters must be JSON values, so a YAML date, ``.nan`` or
-``!!binary`` is an error. ``${...}`` is substituted in values, not keys, and always yields text.
-A subscription that is not a GUID gives one warning per distinct value. ``start_from_failure:
-false`` is accepted on any run, as it is the API's default.
+How each field's value is read (YAML types, plain scalars that must mean what they look like,
+JSON parameters, names, ``${VAR}``) is :mod:`batchrun.manifest.fields`; the bounds on nesting,
+values and integers are :mod:`batchrun.manifest.limits`. A subscription that is not a GUID
+gives one warning per distinct value. ``start_from_failure: false`` is accepted on any run, as
+it is the API's default.
 """
 
 from __future__ import annotations
@@ -46,18 +46,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from batchrun.errors import ManifestError, ManifestIssue
 from batchrun.manifest.fields import FIELD_SET, FieldReader
+from batchrun.manifest.nodereader import INVALID, describe_node
 from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
-from batchrun.manifest.yamlnodes import (
-    INT,
-    INVALID,
-    STR,
-    ItemSink,
-    Loader,
-    Pair,
-    describe_node,
-    gc_paused,
-)
+from batchrun.manifest.yamlnodes import INT, STR, ItemSink, Loader, Pair, gc_paused
 from batchrun.model import RunSpec
 
 # The fingerprint is the sha256 of this JSON text, hashed as the runs are built:

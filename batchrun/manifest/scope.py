@@ -35,8 +35,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from batchrun.errors import ManifestIssue, ScopeError
 from batchrun.manifest.envsubst import SubstitutionError, substitute
 from batchrun.manifest.loader import load_manifest
+from batchrun.manifest.nodereader import INVALID, NodeReader, describe_node
 from batchrun.manifest.rules import GUID, name_problem, subscription_problem
-from batchrun.manifest.yamlnodes import INT, INVALID, NULL, Loader, NodeReader, describe_node
+from batchrun.manifest.yamlnodes import INT, NULL, Loader
 from batchrun.model import FactoryRef
 
 _TOP: Final = frozenset(("version", "defaults", "factories"))
