@@ -53,9 +53,9 @@ def test_a_scope_file_refuses_the_same_names(tmp_path: Path, field: str, value: 
     assert (issue.line, issue.path) == (3, f"factories[0].{field}")
     manifest = tmp_path / "m.yaml"
     manifest.write_text(f"version: 1\nruns:\n  - {entry(field, value)}\n")
-    with pytest.raises(ManifestError) as caught:
+    with pytest.raises(ManifestError) as by_manifest:
         load_manifest(manifest, environ={})
-    assert [i.message for i in caught.value.issues] == [issue.message]
+    assert [i.message for i in by_manifest.value.issues] == [issue.message]
 
 
 @pytest.mark.parametrize("value", ["sub", SUB, "a.b", "..a", "a..", "...x"])

@@ -9,16 +9,14 @@ import pytest
 from batchrun.errors import ManifestError, ScopeError
 from batchrun.manifest.scope import load_scope
 from batchrun.model import FactoryRef
+from tests.manifest.conftest import Issues, IssuesOf
 
 SUB = "11111111-1111-1111-1111-111111111111"
 
 
-def scope_issues(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "scope.yaml"
-    path.write_text(text)
-    with pytest.raises(ScopeError) as caught:
-        load_scope(path, environ={})
-    return [str(issue).removeprefix(f"{path}:") for issue in caught.value.issues]
+@pytest.fixture
+def scope_issues(issues_of: IssuesOf) -> Issues:
+    return lambda text: issues_of(text, read=load_scope, error=ScopeError, name="scope.yaml")
 
 
 def test_a_scope_error_is_still_a_manifest_error_for_callers_that_catch_those() -> None:
@@ -48,9 +46,8 @@ def test_merge_keys_work_in_scope_files_as_in_manifests(tmp_path: Path) -> None:
     assert scope.factories == (FactoryRef(SUB, "rg", "one"), FactoryRef(SUB, "rg", "two"))
 
 
-def test_duplicate_keys_name_the_first_position(tmp_path: Path) -> None:
+def test_duplicate_keys_name_the_first_position(tmp_path: Path, scope_issues: Issues) -> None:
     found = scope_issues(
-        tmp_path,
         f"version: 1\nfactories:\n  - {{subscription: {SUB}, subscription: x,"
         " resource_group: rg, factory: fac}\n",
     )
@@ -71,16 +68,18 @@ def test_duplicate_keys_name_the_first_position(tmp_path: Path) -> None:
     ],
 )
 def test_a_scope_file_takes_values_by_the_manifest_rules(
-    tmp_path: Path, value: str, expected: str
+    scope_issues: Issues, value: str, expected: str
 ) -> None:
     text = f"version: 1\nfactories:\n  - {{subscription: {SUB}, resource_group: rg, factory: "
-    [issue] = scope_issues(tmp_path, text + value + "}\n")
+    [issue] = scope_issues(text + value + "}\n")
     assert expected in issue
 
 
-def test_a_substitution_error_in_a_scope_file_is_at_the_value(tmp_path: Path) -> None:
+def test_a_substitution_error_in_a_scope_file_is_at_the_value(
+    scope_issues: Issues,
+) -> None:
     text = f"version: 1\nfactories:\n  - {{subscription: {SUB}, resource_group: rg, factory: "
-    [issue] = scope_issues(tmp_path, text + "'${A:-${B}}'}\n")
+    [issue] = scope_issues(text + "'${A:-${B}}'}\n")
     assert issue == (
         "3:87: factories[0].factory: nested ${...} in a default is not supported: set A, or"
         " give a literal default (${A:-text})"
