@@ -3,6 +3,10 @@
 Like the shell, ``${VAR:-default}`` uses the default when ``VAR`` is unset *or* empty. A ``$``
 followed by anything else is kept as it is, so ``^sales$`` needs no escaping. The result is
 always a string: substitution never turns text into a number or a boolean.
+
+A default is literal text up to the first ``}``: ``${A:-x}}`` is ``x}`` (as in the shell, so
+``{"n": ${N:-1}}`` works). A default cannot hold a reference: ``${A:-${B}}`` is an error at the
+inner ``${``, where a reader that does not nest would silently yield ``${B}``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ def substitute(text: str, environ: Mapping[str, str]) -> str:
             )
         value = environ.get(name)
         default = match["default"]
+        if default is not None and "${" in default:
+            raise SubstitutionError(
+                f"nested ${{...}} in a default is not supported: set {name}, or give a literal"
+                f" default (${{{name}:-text}})",
+                match.start("default") + default.index("${"),
+            )
         if default is not None:
             return value or default
         if value is None:

@@ -20,11 +20,11 @@ b.Q. ``defaults`` may hold any field but ``id`` (a list there expands every run)
 ``parameters`` are merged key by key over the default ones, every other field replaces the
 default. Anchors, aliases and ``<<`` merge keys work as in any YAML loader.
 
-Values are taken as YAML types them: ``factory: 123`` is an error that says to quote it, and
-null never means "unset". Parameters must be JSON values, so a YAML date, ``.nan`` or
-``!!binary`` is an error. ``${...}`` is substituted in values, not keys, and always yields text.
-A subscription that is not a GUID gives one warning per distinct value. ``start_from_failure:
-false`` is accepted on any run, as it is the API's default.
+How each field's value is read (YAML types, plain scalars that must mean what they look like,
+JSON parameters, names, ``${VAR}``) is :mod:`batchrun.manifest.fields`; the bounds on nesting,
+values and integers are :mod:`batchrun.manifest.limits`. A subscription that is not a GUID
+gives one warning per distinct value. ``start_from_failure: false`` is accepted on any run, as
+it is the API's default.
 """
 
 from __future__ import annotations
@@ -32,47 +32,26 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import os
-import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from yaml.constructor import SafeConstructor
 from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from batchrun.errors import ManifestError, ManifestIssue
-from batchrun.manifest.envsubst import SubstitutionError, substitute
-from batchrun.manifest.rules import FIELDS, GUID, NAME_RULES, PATH_UNSAFE, REQUIRED
-from batchrun.manifest.yamlnodes import (
-    BOOL,
-    FLOAT,
-    INT,
-    INVALID,
-    MAP,
-    NULL,
-    SEQ,
-    STR,
-    TIMESTAMP,
-    ItemSink,
-    Loader,
-    NodeReader,
-    Pair,
-    describe_node,
-    gc_paused,
-    join,
-    offset_mark,
-)
+from batchrun.manifest.fields import FIELD_SET, FieldReader
+from batchrun.manifest.nodereader import INVALID, describe_node
+from batchrun.manifest.rules import FIELDS, REQUIRED
+from batchrun.manifest.scalars import misread
+from batchrun.manifest.yamlnodes import INT, STR, ItemSink, Loader, Pair, gc_paused
 from batchrun.model import RunSpec
 
-_FIELD_SET: Final = frozenset(FIELDS)
-_SCALARS: Final = SafeConstructor()
 # The fingerprint is the sha256 of this JSON text, hashed as the runs are built:
 # {"fields": FIELDS, "runs": [[the fields of each run], ...]} with sorted keys.
 _CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)
@@ -133,14 +112,11 @@ def describe(manifests: Sequence[Manifest]) -> str:
     return "\n".join(lines)
 
 
-class _Reader(NodeReader):
+class _Reader(FieldReader):
     """Walks one manifest's nodes, collecting runs, errors and warnings."""
 
     def __init__(self, file: str, environ: Mapping[str, str]) -> None:
-        super().__init__(file)
-        self.environ = environ
-        self._subscriptions: dict[str, str] = {}  # checked already; each kept once
-        self._valid: dict[str, dict[str, str]] = {rule: {} for rule in NAME_RULES}  # as well
+        super().__init__(file, environ)
         self._defaults: MappingNode | None = None
         self._mentions_defaults = True
         self._streamed: tuple[dict[str, Any] | None] | None = None  # what _version_and_defaults
@@ -235,7 +211,9 @@ class _Reader(NodeReader):
             self.error(at, "", "missing 'version: 1' (the manifest format version)")
         elif not isinstance(version, ScalarNode) or version.tag != INT:
             self.error(version, "version", f"expected 1, got {describe_node(version)}")
-        elif _SCALARS.construct_yaml_int(version) != 1:
+        elif version.value != "1" and misread(version) is not None:
+            self.error(version, "version", f"expected 1, got {version.value}: write 1")
+        elif version.value != "1":
             message = f"unsupported version {version.value}: this batchrun reads version 1"
             self.error(version, "version", message)
             return None
@@ -243,7 +221,7 @@ class _Reader(NodeReader):
         node = top.get("defaults")
         if isinstance(node, MappingNode):
             self._defaults = node
-            defaults, pairs = self._fields(node, "defaults")
+            defaults, pairs = self.fields(node, "defaults")
             if "id" in defaults:
                 message = "ids name one run each, so 'id' cannot be a default"
                 self.error(pairs["id"][1], "defaults.id", message)
@@ -257,7 +235,7 @@ class _Reader(NodeReader):
         if not isinstance(node, MappingNode):
             self.error(node, where, f"expected a mapping of run fields, got {describe_node(node)}")
             return
-        own, pairs = self._fields(node, where)
+        own, pairs = self.fields(node, where)
         value = {**defaults, **own}
         if "parameters" in own and "parameters" in defaults:
             base, params = defaults["parameters"], own["parameters"]
@@ -351,160 +329,15 @@ class _Reader(NodeReader):
             message = f"id {run_id!r} is already used by {first_path} ({where})"
             self.issue(self.errors, mark, path, message)
 
-    # -- fields: each parser returns the value, or INVALID after reporting why -----------------
-
-    def _fields(self, node: MappingNode, where: str) -> tuple[dict[str, Any], dict[str, Pair]]:
-        pairs, values = self.pairs(node, where, _FIELD_SET), {}
-        for key, (_, value) in pairs.items():
-            values[key] = _PARSERS[key](self, value, where, key)
-        return values, pairs
-
-    def _string(self, node: Node, where: str, key: str | int, expected: str = "a string") -> Any:
-        if not isinstance(node, ScalarNode) or node.tag != STR:
-            hint = ""
-            if isinstance(node, ScalarNode) and node.tag != NULL:
-                hint = f"; quote it ('{node.value}') if it is meant as text"
-            return self.error(
-                node, join(where, key), f"expected {expected}, got {describe_node(node)}{hint}"
-            )
-        return self._substitute(node, join(where, key)) if "$" in node.value else node.value
-
-    def _text(self, node: Node, where: str, key: str) -> Any:
-        text = self._string(node, where, key)
-        return self.error(node, join(where, key), "must not be empty") if text == "" else text
-
-    def _name(self, node: Node, where: str, key: str | int, rule: str = "") -> Any:
-        rule = rule or str(key)
-        valid = self._valid[rule]
-        if isinstance(node, ScalarNode) and node.value in valid and node.tag == STR:
-            return valid[node.value]  # checked before, and without a '$' to substitute
-        label = rule.replace("_", " ")
-        name = self._string(node, where, key, f"a {label} name")
-        if name is INVALID:
-            return name
-        pattern, lengths, explanation = NAME_RULES[rule]
-        if not (len(name) in lengths and pattern.fullmatch(name)):
-            message = f"{name!r} is not a valid {label} name: {explanation}"
-            return self.error(node, join(where, key), message)
-        if name == node.value and "$" not in name:
-            return valid.setdefault(name, name)
-        return sys.intern(name)  # every run shares one copy of each name
-
-    def _matrix(self, node: Node, where: str, key: str) -> Any:
-        valid = self._valid[key]
-        if isinstance(node, ScalarNode) and node.value in valid and node.tag == STR:
-            return valid[node.value]  # the common case, checked as in _name
-        if not isinstance(node, SequenceNode):
-            return self._name(node, where, key)
-        path = f"{where}.{key}"
-        if not node.value:
-            return self.error(
-                node, path, f"an empty list expands to no runs: list at least one {key}"
-            )
-        names: list[Any] = []
-        for index, item in enumerate(node.value):
-            name = self._name(item, path, index, key)
-            if name is not INVALID and name in names:
-                self.error(item, f"{path}[{index}]", f"{name!r} is listed twice")
-            names.append(name)
-        return INVALID if INVALID in names else tuple(names)
-
-    def _subscription(self, node: Node, where: str, key: str) -> Any:
-        text = self._text(node, where, key)
-        if text is INVALID or text in self._subscriptions:
-            return self._subscriptions.get(text, text)
-        if PATH_UNSAFE.search(text):
-            explanation = "it cannot contain '/', '?', '#', '%' or spaces"
-            return self.error(
-                node, f"{where}.{key}", f"{text!r} is not a subscription id: {explanation}"
-            )
-        self._subscriptions[text] = text
-        if not GUID.fullmatch(text):
-            message = f"{text!r} does not look like a subscription id, which is a GUID"
-            self.issue(self.warnings, node.start_mark, f"{where}.{key}", message)
-        return text
-
-    def _boolean(self, node: Node, where: str, key: str) -> Any:
-        if isinstance(node, ScalarNode) and node.tag == BOOL:
-            return _SCALARS.construct_yaml_bool(node)
-        return self.error(
-            node, f"{where}.{key}", f"expected true or false, got {describe_node(node)}"
-        )
-
-    def _parameters(self, node: Node, where: str, key: str) -> Any:
-        if isinstance(node, MappingNode):  # as in _json, unrolled: plain text needs no call
-            path, active, parameters = f"{where}.{key}", self.active, {}
-            active.add(id(node))
-            for name, (_, value) in self.pairs(node, path, None).items():
-                text = value.value
-                if value.tag == STR and isinstance(value, ScalarNode) and "$" not in text:
-                    parameters[name] = text
-                else:
-                    parameters[name] = self._json(value, path, name)
-            active.discard(id(node))
-            return parameters
-        message = f"expected a mapping of parameter names to values, got {describe_node(node)}"
-        return self.error(node, f"{where}.{key}", message)
-
-    def _json(self, node: Node, where: str, key: str | int) -> Any:
-        tag = node.tag
-        if isinstance(node, ScalarNode):
-            text = node.value
-            if tag == STR:
-                return self._substitute(node, join(where, key)) if "$" in text else text
-            if tag == INT:
-                simple = text.isdecimal() and (text[0] != "0" or text == "0")
-                return int(text) if simple else _SCALARS.construct_yaml_int(node)
-            if tag == BOOL:
-                return _SCALARS.construct_yaml_bool(node)
-            if tag == NULL:
-                return None
-            if tag == FLOAT and math.isfinite(number := _SCALARS.construct_yaml_float(node)):
-                return number
-            if tag in (FLOAT, TIMESTAMP):
-                problem = f"YAML reads {text} as {'a date' if tag == TIMESTAMP else 'a number'}"
-                message = f"{problem} that JSON cannot hold: quote it ('{text}') to pass text"
-                return self.error(node, join(where, key), message)
-        path = join(where, key)
-        if tag not in (SEQ, MAP):
-            kinds = "text, a number, true/false, null, a list or a mapping"
-            message = f"{describe_node(node)} is not a JSON value: use {kinds}"
-            return self.error(node, path, message)
-        if id(node) in self.active:
-            return self.error(node, path, "this value contains itself (through an alias)")
-        self.active.add(id(node))
-        try:
-            if isinstance(node, SequenceNode):
-                return [self._json(item, path, index) for index, item in enumerate(node.value)]
-            pairs = self.pairs(node, path, None)
-            return {name: self._json(value, path, name) for name, (_, value) in pairs.items()}
-        finally:
-            self.active.discard(id(node))
-
-    def _substitute(self, node: ScalarNode, path: str) -> Any:
-        try:
-            return substitute(node.value, self.environ)
-        except SubstitutionError as exc:
-            self.issue(self.errors, offset_mark(node, exc.offset), path, exc.message)
-            return INVALID
-
 
 _TOP_KEYS: Final = frozenset(("version", "defaults", "runs"))
-_PARSERS: Final[dict[str, Callable[[_Reader, Node, str, str], Any]]] = dict.fromkeys(
-    ("id", "reference_run_id", "start_activity_name"), _Reader._text
-)
-_PARSERS.update(dict.fromkeys(("is_recovery", "start_from_failure"), _Reader._boolean))
-_PARSERS.update(dict.fromkeys(("factory", "pipeline"), _Reader._matrix))
-_PARSERS.update(
-    subscription=_Reader._subscription, resource_group=_Reader._name, parameters=_Reader._parameters
-)
 
 
 def _misspelt(mapping: MappingNode | None, field: str) -> bool:
     """Whether the mapping has an unknown key reported with "did you mean ``field``?"."""
     keys = [key.value for key, _ in mapping.value if isinstance(key, ScalarNode)] if mapping else []
-    unknown = (key for key in keys if key not in _FIELD_SET)
-    return any(difflib.get_close_matches(key, _FIELD_SET, n=1) == [field] for key in unknown)
+    unknown = (key for key in keys if key not in FIELD_SET)
+    return any(difflib.get_close_matches(key, FIELD_SET, n=1) == [field] for key in unknown)
 
 
 def _position(issue: ManifestIssue) -> tuple[int, int]:

@@ -8,12 +8,14 @@ says what a schema can say about one document; the loader also checks what needs
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchrun.manifest.rules import FIELDS, NAME_RULES, PATH_UNSAFE, REQUIRED
+from batchrun.manifest.rules import CONTROL, DOT_SEGMENTS, FIELDS, NAME_RULES, PATH_UNSAFE, REQUIRED
 
 SCHEMA_ID = "https://github.com/batchrun/batchrun/schema/manifest-v1.json"
 PACKAGED = Path(__file__).parents[1] / "schema" / "manifest-v1.json"
@@ -40,12 +42,14 @@ def _one_or_many(field: str) -> dict[str, Any]:
 
 def _fields() -> dict[str, Any]:
     string = {"type": "string", "minLength": 1}
+    name = {**string, "pattern": f"^[^{CONTROL.pattern[1:-1]}]+$"}
     properties: dict[str, Any] = {
         "id": {**string, "description": "unique run id (derived from factory.pipeline if absent)"},
         "subscription": {
             "type": "string",
             "minLength": 1,
-            "pattern": f"^[^{PATH_UNSAFE.pattern.strip('[]')}]+$",
+            "pattern": f"^[^{PATH_UNSAFE.pattern[1:-1]}]+$",
+            "not": {"enum": sorted(DOT_SEGMENTS)},
             "description": "subscription id (a GUID)",
         },
         "resource_group": {"$ref": "#/$defs/resource_group"},
@@ -55,32 +59,93 @@ def _fields() -> dict[str, Any]:
             "type": "object",
             "description": "pipeline parameters: JSON values (quote dates)",
         },
-        "reference_run_id": {**string, "description": "the run to rerun"},
+        "reference_run_id": {**name, "description": "the run to rerun"},
         "is_recovery": {"type": "boolean", "description": "join the reference run's group"},
         "start_from_failure": {"type": "boolean", "description": "rerun from failed activities"},
-        "start_activity_name": {**string, "description": "rerun from this activity"},
+        "start_activity_name": {**name, "description": "rerun from this activity"},
     }
     assert set(properties) == set(FIELDS), "the schema must name exactly the loader's fields"
     return properties
 
 
+Schema = dict[str, Any] | bool
+
+
+def _present(field: str, value: Any = None) -> dict[str, Any]:
+    """The object has ``field`` (set to ``value``, when given)."""
+    if value is None:
+        return {"required": [field]}
+    return {"required": [field], "properties": {field: {"const": value}}}
+
+
+def _effective(field: str, *, from_defaults: bool) -> Schema:
+    """A run's own ``field: true``, or true from defaults and not set false by the run."""
+    if field in ("start_activity_name", "reference_run_id"):
+        return True if from_defaults else _present(field)
+    return {"not": _present(field, False)} if from_defaults else _present(field, True)
+
+
+def _implies(condition: Schema, then: Schema) -> Schema:
+    if condition is False or then is True:
+        return True
+    return then if condition is True else {"if": condition, "then": then}
+
+
+def _any(*schemas: Schema) -> Schema:
+    if True in schemas:
+        return True
+    rest = [schema for schema in schemas if schema is not False]
+    return {"anyOf": rest} if len(rest) > 1 else rest[0] if rest else False
+
+
+def _all(*schemas: Schema) -> Schema:
+    if False in schemas:
+        return False
+    rest = [schema for schema in schemas if schema is not True]
+    return {"allOf": rest} if len(rest) > 1 else rest[0] if rest else True
+
+
+def _recovery_rules() -> list[dict[str, Any]]:
+    """The loader's recovery rules, on each run's fields merged over the defaults.
+
+    A rule over defaults and runs at once: for each way the defaults can set the fields it
+    reads, what every run must then hold.
+    """
+    rules: list[tuple[tuple[str, ...], Callable[..., Schema]]] = [
+        (
+            ("start_from_failure", "start_activity_name", "is_recovery"),
+            lambda s, a, r: _implies(_any(s, a), r),
+        ),
+        (("is_recovery", "reference_run_id"), lambda r, f: _implies(r, f)),
+        (
+            ("start_activity_name", "start_from_failure"),
+            lambda a, s: _implies(_all(a, s), False),
+        ),
+    ]
+    branches: list[dict[str, Any]] = []
+    for fields, rule in rules:
+        for in_defaults in itertools.product((False, True), repeat=len(fields)):
+            per_run = rule(
+                *(_effective(f, from_defaults=d) for f, d in zip(fields, in_defaults, strict=True))
+            )
+            if per_run is True:
+                continue
+            conditions = []
+            for field, set_there in zip(fields, in_defaults, strict=True):
+                value = None if field in ("start_activity_name", "reference_run_id") else True
+                has = {"required": ["defaults"], "properties": {"defaults": _present(field, value)}}
+                conditions.append(has if set_there else {"not": has})
+            branches.append(
+                {
+                    "if": {"allOf": conditions},
+                    "then": {"properties": {"runs": {"items": per_run}}},
+                }
+            )
+    return branches
+
+
 def manifest_schema() -> dict[str, Any]:
     fields = _fields()
-    recovery_rules = [
-        {
-            "if": {"required": ["start_activity_name"]},
-            "then": {
-                "not": {
-                    "properties": {"start_from_failure": {"const": True}},
-                    "required": ["start_from_failure"],
-                }
-            },
-        },
-        {
-            "if": {"properties": {"is_recovery": {"const": True}}, "required": ["is_recovery"]},
-            "then": {"required": ["reference_run_id"]},
-        },
-    ]
     # a required field missing from defaults must be in every run
     required_somewhere = [
         {
@@ -108,7 +173,7 @@ def manifest_schema() -> dict[str, Any]:
             },
             "runs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/run"}},
         },
-        "allOf": required_somewhere,
+        "allOf": required_somewhere + _recovery_rules(),
         "$defs": {
             "factory": _name("factory"),
             "pipeline": _name("pipeline"),
@@ -117,7 +182,6 @@ def manifest_schema() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": False,
                 "properties": fields,
-                "allOf": recovery_rules,
             },
         },
     }

@@ -22,7 +22,6 @@ reported at once with its file:line:column. A file with ``runs:`` is read as a m
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,19 +29,20 @@ from pathlib import Path
 from typing import Final
 
 import yaml
+from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from batchrun.errors import ManifestError, ManifestIssue
+from batchrun.errors import ManifestIssue, ScopeError
 from batchrun.manifest.envsubst import SubstitutionError, substitute
 from batchrun.manifest.loader import load_manifest
-from batchrun.manifest.rules import GUID, NAME_RULES, PATH_UNSAFE
+from batchrun.manifest.nodereader import INVALID, NodeReader, describe_node
+from batchrun.manifest.rules import GUID, name_problem, subscription_problem
+from batchrun.manifest.yamlnodes import INT, NULL, Loader
 from batchrun.model import FactoryRef
 
-_STR: Final = "tag:yaml.org,2002:str"
-_INT: Final = "tag:yaml.org,2002:int"
-_TOP: Final = ("version", "defaults", "factories")
-_DEFAULTS: Final = ("subscription", "resource_group")
-_ENTRY: Final = ("subscription", "resource_group", "factory")
+_TOP: Final = frozenset(("version", "defaults", "factories"))
+_DEFAULTS: Final = frozenset(("subscription", "resource_group"))
+_ENTRY: Final = frozenset(("subscription", "resource_group", "factory"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,23 +57,30 @@ class Scope:
 
 
 def load_scope(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> Scope:
-    """The factories a scope file (or a manifest) names; :class:`ManifestError` lists problems."""
+    """The factories a scope file (or a manifest) names.
+
+    Raises :class:`ScopeError` listing every problem of a scope file, or
+    :class:`~batchrun.errors.ManifestError` for a manifest used as the scope.
+    """
     name = os.fspath(path)
     try:
         data = Path(name).read_bytes()
     except OSError as exc:
         message = f"cannot read the scope file: {exc.strerror or exc}"
-        raise ManifestError([ManifestIssue(name, 0, 0, "", message)]) from exc
+        raise ScopeError([ManifestIssue(name, 0, 0, "", message)]) from exc
+    reader = _ScopeReader(name, environ)
+    loader = Loader(data)
     try:
-        root = yaml.compose(data, Loader=yaml.SafeLoader)
+        root = loader.document(lambda pairs, key: None)
     except yaml.YAMLError as exc:
-        raise ManifestError([_yaml_issue(name, exc)]) from exc
+        raise ScopeError([reader.yaml_issue(exc, data)]) from exc
+    finally:
+        loader.dispose()
     if isinstance(root, MappingNode) and _has_key(root, "runs") and not _has_key(root, "factories"):
         return _from_manifest(name, environ)
-    reader = _ScopeReader(name, environ)
     factories = reader.read(root)
     if reader.errors:
-        raise ManifestError(sorted(reader.errors, key=lambda i: (i.line, i.column)))
+        raise ScopeError(sorted(reader.errors, key=lambda i: (i.line, i.column)))
     return Scope(name, tuple(factories), tuple(reader.warnings))
 
 
@@ -90,82 +97,84 @@ def _has_key(node: MappingNode, key: str) -> bool:
     return any(isinstance(k, ScalarNode) and k.value == key for k, _ in node.value)
 
 
-class _ScopeReader:
+class _ScopeReader(NodeReader):
     def __init__(self, file: str, environ: Mapping[str, str]) -> None:
-        self.file = file
+        super().__init__(file)
         self.environ = environ
-        self.errors: list[ManifestIssue] = []
-        self.warnings: list[ManifestIssue] = []
         self._warned: set[str] = set()
 
     def read(self, root: Node | None) -> list[FactoryRef]:
-        if not isinstance(root, MappingNode):
-            got = "an empty file" if root is None else _describe(root)
-            self._error(
-                root, "", f"expected a mapping with 'version: 1' and 'factories', got {got}"
-            )
+        expected = "expected a mapping with 'version: 1' and 'factories'"
+        if root is None:
+            start = Mark(self.file, 0, 0, 0, None, 0)
+            self.issue(self.errors, start, "", f"{expected}, got an empty file")
             return []
-        top = self._pairs(root, "", _TOP)
+        if not isinstance(root, MappingNode):
+            self.error(root, "", f"{expected}, got {describe_node(root)}")
+            return []
+        top = {key: value for key, (_, value) in self.pairs(root, "", _TOP).items()}
         version = top.get("version")
         if version is None:
-            self._error(root, "", "missing 'version: 1' (the scope file format version)")
-        elif not (isinstance(version, ScalarNode) and version.tag == _INT and version.value == "1"):
-            self._error(version, "version", f"expected 1, got {_describe(version)}")
-        defaults: dict[str, tuple[str, Node]] = {}
+            self.error(root, "", "missing 'version: 1' (the scope file format version)")
+        elif not (isinstance(version, ScalarNode) and version.tag == INT and version.value == "1"):
+            scalar = isinstance(version, ScalarNode) and version.tag != NULL
+            got = repr(version.value) if scalar else describe_node(version)
+            self.error(version, "version", f"expected 1, got {got}")
+        defaults: dict[str, str] = {}
         if "defaults" in top:
             node = top["defaults"]
             if isinstance(node, MappingNode):
-                for key, value in self._pairs(node, "defaults", _DEFAULTS).items():
+                for key, (_, value) in self.pairs(node, "defaults", _DEFAULTS).items():
                     checked = self._field(value, f"defaults.{key}", key)
                     if checked is not None:
-                        defaults[key] = (checked, value)
+                        defaults[key] = checked
             else:
-                self._error(node, "defaults", f"expected a mapping, got {_describe(node)}")
+                self.error(node, "defaults", f"expected a mapping, got {describe_node(node)}")
         entries = top.get("factories")
         if entries is None:
-            self._error(root, "", "missing 'factories': a list of {subscription, resource_group, "
-                        "factory} (or 'runs:' to use a manifest as the scope)")  # fmt: skip
+            self.error(root, "", "missing 'factories': a list of {subscription, resource_group, "
+                       "factory} (or 'runs:' to use a manifest as the scope)")  # fmt: skip
             return []
         if not isinstance(entries, SequenceNode) or not entries.value:
-            what = "an empty list" if isinstance(entries, SequenceNode) else _describe(entries)
-            self._error(entries, "factories", f"expected a list of factories, got {what}")
+            what = "an empty list" if isinstance(entries, SequenceNode) else describe_node(entries)
+            self.error(entries, "factories", f"expected a list of factories, got {what}")
             return []
         found: dict[tuple[str, str, str], tuple[FactoryRef, str]] = {}
         for index, entry in enumerate(entries.value):
             for ref, node, where in self._entry(entry, f"factories[{index}]", defaults):
                 if ref.key in found:
                     first = found[ref.key][1]
-                    self._error(node, where, f"factory {ref} is already listed by {first}")
+                    self.error(node, where, f"factory {ref} is already listed by {first}")
                 else:
                     found[ref.key] = (ref, where)
         return [ref for ref, _ in found.values()]
 
     def _entry(
-        self, node: Node, where: str, defaults: dict[str, tuple[str, Node]]
+        self, node: Node, where: str, defaults: dict[str, str]
     ) -> list[tuple[FactoryRef, Node, str]]:
         if not isinstance(node, MappingNode):
-            self._error(node, where, f"expected a mapping with factory, got {_describe(node)}")
+            self.error(node, where, f"expected a mapping with factory, got {describe_node(node)}")
             return []
-        pairs = self._pairs(node, where, _ENTRY)
+        pairs = {key: value for key, (_, value) in self.pairs(node, where, _ENTRY).items()}
         values: dict[str, str | None] = {}
         for key in ("subscription", "resource_group"):
             if key in pairs:
                 values[key] = self._field(pairs[key], f"{where}.{key}", key)
             elif key in defaults:
-                values[key] = defaults[key][0]
+                values[key] = defaults[key]
             else:
-                self._error(node, where, f"missing '{key}': set it here or under defaults")
+                self.error(node, where, f"missing '{key}': set it here or under defaults")
                 values[key] = None
         names: list[tuple[str | None, Node, str]] = []
         factory = pairs.get("factory")
         if factory is None:
-            self._error(node, where, "missing 'factory': a factory name or a list of them")
+            self.error(node, where, "missing 'factory': a factory name or a list of them")
         elif isinstance(factory, SequenceNode) and factory.value:
             for i, item in enumerate(factory.value):
                 path = f"{where}.factory[{i}]"
                 names.append((self._field(item, path, "factory"), item, path))
         elif isinstance(factory, SequenceNode):
-            self._error(factory, f"{where}.factory", "an empty list names no factory")
+            self.error(factory, f"{where}.factory", "an empty list names no factory")
         else:
             path = f"{where}.factory"
             names.append((self._field(factory, path, "factory"), factory, path))
@@ -175,73 +184,27 @@ class _ScopeReader:
         return [(FactoryRef(subscription, group, n), item, p) for n, item, p in names if n]
 
     def _field(self, node: Node, path: str, rule: str) -> str | None:
-        label = rule.replace("_", " ")
-        if not isinstance(node, ScalarNode) or node.tag != _STR:
-            quotable = isinstance(node, ScalarNode) and node.value
-            hint = f"; quote it ('{node.value}')" if quotable else ""
-            self._error(node, path, f"expected a {label} name, got {_describe(node)}{hint}")
+        """A name checked by the manifest's rules, or None after reporting why it is not one."""
+        label = (
+            "a subscription id" if rule == "subscription" else f"a {rule.replace('_', ' ')} name"
+        )
+        text = self.text(node, path, label)
+        if text is INVALID:
             return None
         try:
-            value = substitute(node.value, self.environ)
+            value = substitute(text, self.environ)
         except SubstitutionError as exc:
-            self._error(node, path, exc.message)
+            self.error(node, path, exc.message)  # at the value, as scope files always have
             return None
         if rule == "subscription":
-            if not value or PATH_UNSAFE.search(value):
-                explanation = "non-empty, without '/', '?', '#', '%' or spaces"
-                self._error(node, path, f"{value!r} is not a subscription id: {explanation}")
-                return None
-            if not GUID.fullmatch(value) and value not in self._warned:
-                self._warned.add(value)
-                message = f"{value!r} does not look like a subscription id, which is a GUID"
-                self.warnings.append(self._issue(node, path, message))
-            return value
-        pattern, lengths, explanation = NAME_RULES[rule]
-        if not (len(value) in lengths and pattern.fullmatch(value)):
-            self._error(node, path, f"{value!r} is not a valid {label} name: {explanation}")
+            problem = subscription_problem(value)
+        else:
+            problem = name_problem(rule, value)
+        if problem is not None:
+            self.error(node, path, problem)
             return None
+        if rule == "subscription" and not GUID.fullmatch(value) and value not in self._warned:
+            self._warned.add(value)
+            message = f"{value!r} does not look like a subscription id, which is a GUID"
+            self.issue(self.warnings, node.start_mark, path, message)
         return value
-
-    def _pairs(self, node: MappingNode, where: str, allowed: tuple[str, ...]) -> dict[str, Node]:
-        pairs: dict[str, Node] = {}
-        for key_node, value in node.value:
-            key = key_node.value if isinstance(key_node, ScalarNode) else None
-            path = f"{where}.{key}" if where else str(key)
-            if not isinstance(key, str) or key_node.tag != _STR:
-                self._error(key_node, where, f"keys must be strings, got {_describe(key_node)}")
-            elif key in pairs:
-                self._error(key_node, path, f"duplicate key {key!r}: YAML would keep the last one")
-            elif key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"expected {', '.join(allowed)}"
-                self._error(key_node, path, f"unknown key {key!r}: {hint}")
-            else:
-                pairs[key] = value
-        return pairs
-
-    def _issue(self, node: Node | None, path: str, message: str) -> ManifestIssue:
-        if node is None:
-            return ManifestIssue(self.file, 1, 1, path, message)
-        mark = node.start_mark
-        return ManifestIssue(self.file, mark.line + 1, mark.column + 1, path, message)
-
-    def _error(self, node: Node | None, path: str, message: str) -> None:
-        self.errors.append(self._issue(node, path, message))
-
-
-def _describe(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if node.tag == "tag:yaml.org,2002:null":
-        return "an empty value (null)"
-    return f"{node.value!r}"
-
-
-def _yaml_issue(file: str, exc: yaml.YAMLError) -> ManifestIssue:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        problem = ", ".join(part for part in (exc.context, exc.problem) if part)
-        return ManifestIssue(file, mark.line + 1, mark.column + 1, "", f"invalid YAML: {problem}")
-    return ManifestIssue(file, 0, 0, "", f"invalid YAML: {exc}")

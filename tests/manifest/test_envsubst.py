@@ -43,3 +43,28 @@ def test_malformed_reference_is_an_error_that_shows_the_right_forms(text: str) -
         substitute(text, ENVIRON)
     assert "is not a valid substitution: write ${NAME} or ${NAME:-default}" in str(caught.value)
     assert caught.value.offset == text.index("${")
+
+
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [("${A:-${B}}", 5), ("x ${A:-${REGION}}", 7), ("${A:-a ${B:-c}}", 7), ("${A:-$${B}}", 6)],
+)
+def test_a_reference_inside_a_default_is_an_error_at_the_inner_reference(
+    text: str, offset: int
+) -> None:
+    with pytest.raises(SubstitutionError) as caught:
+        substitute(text, ENVIRON)
+    assert "nested ${...} in a default is not supported" in caught.value.message
+    assert caught.value.offset == offset
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${A:-x}}", "x}"),  # as the shell: the default ends at the first '}'
+        ('{"n": ${N:-1}}', '{"n": 1}'),
+        ('{"r": "${REGION:-x}"}', '{"r": "eu"}'),
+    ],
+)
+def test_a_brace_after_a_default_is_text_as_in_the_shell(text: str, expected: str) -> None:
+    assert substitute(text, ENVIRON) == expected

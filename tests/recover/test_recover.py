@@ -23,7 +23,7 @@ from batchrun.cli.recover import add_arguments, parse_option_time, settings_from
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Topology
 from batchrun.emulator.history import load_history
-from batchrun.errors import ApiError, ManifestError, UsageError
+from batchrun.errors import ApiError, ScopeError, UsageError
 from batchrun.manifest.loader import load_manifest
 from batchrun.manifest.scope import load_scope
 from batchrun.model import FactoryRef, RunSpec
@@ -679,7 +679,7 @@ def test_the_example_scope_file_is_valid() -> None:
 )  # fmt: skip
 def test_scope_file_errors_say_where(tmp_path: Path, text: str, expected: str) -> None:
     path = scope_file(tmp_path, text)
-    with pytest.raises(ManifestError) as caught:
+    with pytest.raises(ScopeError) as caught:
         load_scope(path, environ={})
     assert expected in str(caught.value).replace(str(tmp_path) + "/", "")
 

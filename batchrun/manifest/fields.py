@@ -1,0 +1,228 @@
+"""The run fields of a manifest: each parser reads one field's node into its value.
+
+Every parser returns the value, or INVALID after reporting why at the node's position. Values
+are taken as YAML types them, and a plain scalar must mean what it looks like
+(:mod:`batchrun.manifest.scalars`): ``factory: 123`` and ``flag: on`` are errors that say how
+to quote them. Names follow :mod:`batchrun.manifest.rules`; ``${VAR}`` is substituted in values
+(never keys) before they are checked. Parameters must be JSON values, within the limits of
+:mod:`batchrun.manifest.limits`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from batchrun.manifest.envsubst import SubstitutionError, substitute
+from batchrun.manifest.limits import MAX_NESTING, MAX_PARAMETER_VALUES
+from batchrun.manifest.nodereader import INVALID, NodeReader, describe_node, join, offset_mark
+from batchrun.manifest.rules import (
+    FIELDS,
+    GUID,
+    NAME_RULES,
+    name_problem,
+    subscription_problem,
+    text_problem,
+)
+from batchrun.manifest.scalars import SUSPECT_START, integer_problem, misread, misread_text
+from batchrun.manifest.yamlnodes import BOOL, FLOAT, INT, MAP, NULL, SEQ, STR, TIMESTAMP, Pair
+
+__all__ = ["FIELD_SET", "FieldReader"]
+
+FIELD_SET: Final = frozenset(FIELDS)
+_SCALARS: Final = SafeConstructor()
+_TRUE: Final = frozenset(("true", "True", "TRUE"))
+
+
+class _TooManyValues(Exception):
+    """Raised out of a parameter's walk when its entry's parameters exceed the limit."""
+
+
+class FieldReader(NodeReader):
+    """Reads run fields; the manifest loader walks the document around it."""
+
+    def __init__(self, file: str, environ: Mapping[str, str]) -> None:
+        super().__init__(file)
+        self.environ = environ
+        self._subscriptions: dict[str, str] = {}  # checked already; each kept once
+        self._valid: dict[str, dict[str, str]] = {rule: {} for rule in NAME_RULES}  # as well
+        self._values_left = 0  # how many more values the parameters being read may hold
+
+    def fields(self, node: MappingNode, where: str) -> tuple[dict[str, Any], dict[str, Pair]]:
+        """The fields of a run (or of defaults) by name, and their pairs of nodes."""
+        pairs, values = self.pairs(node, where, FIELD_SET), {}
+        for key, (_, value) in pairs.items():
+            values[key] = _PARSERS[key](self, value, where, key)
+        return values, pairs
+
+    def _string(self, node: Node, where: str, key: str | int, expected: str = "a string") -> Any:
+        path = join(where, key)
+        text = self.text(node, path, expected)
+        if text is INVALID or "$" not in text or not isinstance(node, ScalarNode):
+            return text
+        return self._substitute(node, path)
+
+    def _text(self, node: Node, where: str, key: str) -> Any:
+        text = self._string(node, where, key)
+        if text is INVALID or (problem := text_problem(text, name=key != "id")) is None:
+            return text
+        return self.error(node, join(where, key), problem)
+
+    def _name(self, node: Node, where: str, key: str | int, rule: str = "") -> Any:
+        rule = rule or str(key)
+        valid = self._valid[rule]
+        if isinstance(node, ScalarNode) and node.value in valid and node.tag == STR:
+            return valid[node.value]  # checked before, and without a '$' to substitute
+        name = self._string(node, where, key, f"a {rule.replace('_', ' ')} name")
+        if name is INVALID:
+            return name
+        if (problem := name_problem(rule, name)) is not None:
+            return self.error(node, join(where, key), problem)
+        if name == node.value and "$" not in name and misread_text(name) is None:
+            return valid.setdefault(name, name)  # quoted or not, it reads the same
+        return sys.intern(name)  # every run shares one copy of each name
+
+    def _matrix(self, node: Node, where: str, key: str) -> Any:
+        valid = self._valid[key]
+        if isinstance(node, ScalarNode) and node.value in valid and node.tag == STR:
+            return valid[node.value]  # the common case, checked as in _name
+        if not isinstance(node, SequenceNode):
+            return self._name(node, where, key)
+        path = f"{where}.{key}"
+        if not node.value:
+            return self.error(
+                node, path, f"an empty list expands to no runs: list at least one {key}"
+            )
+        names: list[Any] = []
+        for index, item in enumerate(node.value):
+            name = self._name(item, path, index, key)
+            if name is not INVALID and name in names:
+                self.error(item, f"{path}[{index}]", f"{name!r} is listed twice")
+            names.append(name)
+        return INVALID if INVALID in names else tuple(names)
+
+    def _subscription(self, node: Node, where: str, key: str) -> Any:
+        text = self._string(node, where, key)
+        if text is INVALID or text in self._subscriptions:
+            return self._subscriptions.get(text, text)
+        if (problem := subscription_problem(text)) is not None:
+            return self.error(node, f"{where}.{key}", problem)
+        self._subscriptions[text] = text
+        if not GUID.fullmatch(text):
+            message = f"{text!r} does not look like a subscription id, which is a GUID"
+            self.issue(self.warnings, node.start_mark, f"{where}.{key}", message)
+        return text
+
+    def _boolean(self, node: Node, where: str, key: str) -> Any:
+        path = f"{where}.{key}"
+        if not isinstance(node, ScalarNode) or node.tag != BOOL:
+            return self.error(node, path, f"expected true or false, got {describe_node(node)}")
+        if misread(node) is None:
+            return node.value in _TRUE
+        meaning = str(_SCALARS.construct_yaml_bool(node)).lower()
+        message = f"expected true or false, got {node.value}, which YAML 1.2 reads as text"
+        return self.error(node, path, f"{message}: write {meaning}")
+
+    def _parameters(self, node: Node, where: str, key: str) -> Any:
+        path = f"{where}.{key}"
+        if not isinstance(node, MappingNode):
+            message = f"expected a mapping of parameter names to values, got {describe_node(node)}"
+            return self.error(node, path, message)
+        active, parameters = self.active, {}
+        self._values_left = MAX_PARAMETER_VALUES
+        active.add(id(node))
+        try:
+            for name, (_, value) in self.pairs(node, path, None).items():
+                text = value.value
+                # as in _json, unrolled: plain text needs no call
+                if (
+                    value.tag == STR
+                    and isinstance(value, ScalarNode)
+                    and "$" not in text
+                    and (value.style or text[:1] not in SUSPECT_START)
+                ):
+                    parameters[name] = text
+                    self._values_left -= 1
+                else:
+                    parameters[name] = self._json(value, path, name)
+            if self._values_left < 0:
+                raise _TooManyValues
+        except _TooManyValues:
+            message = (
+                f"the parameters expand to more than {MAX_PARAMETER_VALUES:,} values by here (an"
+                f" alias repeats all it names): a run's parameters may hold at most"
+                f" {MAX_PARAMETER_VALUES:,}"
+            )
+            return self.error(value, join(path, name), message)
+        finally:
+            active.discard(id(node))
+        return parameters
+
+    def _json(self, node: Node, where: str, key: str | int) -> Any:
+        self._values_left -= 1
+        if self._values_left < 0:
+            raise _TooManyValues
+        tag = node.tag
+        if isinstance(node, ScalarNode):
+            text = node.value
+            if tag == STR:
+                text = self.text(node, join(where, key), "text")
+                if text is INVALID or "$" not in text:
+                    return text
+                return self._substitute(node, join(where, key))
+            if tag in (INT, BOOL, FLOAT) and (problem := misread(node)) is not None:
+                return self.error(node, join(where, key), problem)
+            if tag == INT:
+                problem = integer_problem(text)
+                return int(text) if problem is None else self.error(node, join(where, key), problem)
+            if tag == BOOL:
+                return text in _TRUE
+            if tag == NULL:
+                return None
+            if tag == FLOAT and text[-1:].isdigit():  # not .inf or .nan
+                return float(text)
+            if tag in (FLOAT, TIMESTAMP):
+                problem = f"YAML reads {text} as {'a date' if tag == TIMESTAMP else 'a number'}"
+                message = f"{problem} that JSON cannot hold: quote it ('{text}') to pass text"
+                return self.error(node, join(where, key), message)
+        path = join(where, key)
+        if tag not in (SEQ, MAP):
+            kinds = "text, a number, true/false, null, a list or a mapping"
+            message = f"{describe_node(node)} is not a JSON value: use {kinds}"
+            return self.error(node, path, message)
+        if id(node) in self.active:
+            return self.error(node, path, "this value contains itself (through an alias)")
+        if len(self.active) > MAX_NESTING:
+            message = f"nested more than {MAX_NESTING} lists and mappings deep: parameters may"
+            return self.error(node, path, f"{message} nest {MAX_NESTING} levels")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self._json(item, path, index) for index, item in enumerate(node.value)]
+            pairs = self.pairs(node, path, None)
+            return {name: self._json(value, path, name) for name, (_, value) in pairs.items()}
+        finally:
+            self.active.discard(id(node))
+
+    def _substitute(self, node: ScalarNode, path: str) -> Any:
+        try:
+            return substitute(node.value, self.environ)
+        except SubstitutionError as exc:
+            self.issue(self.errors, offset_mark(node, exc.offset), path, exc.message)
+            return INVALID
+
+
+_PARSERS: Final[dict[str, Callable[[FieldReader, Node, str, str], Any]]] = dict.fromkeys(
+    ("id", "reference_run_id", "start_activity_name"), FieldReader._text
+)
+_PARSERS.update(dict.fromkeys(("is_recovery", "start_from_failure"), FieldReader._boolean))
+_PARSERS.update(dict.fromkeys(("factory", "pipeline"), FieldReader._matrix))
+_PARSERS.update(
+    subscription=FieldReader._subscription,
+    resource_group=FieldReader._name,
+    parameters=FieldReader._parameters,
+)
