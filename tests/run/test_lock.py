@@ -31,10 +31,9 @@ def test_the_holder_writes_its_pid_and_host_and_removes_the_file_when_done(
 
 def test_a_second_holder_is_refused_with_the_first_ones_pid_and_host(tmp_path: Path) -> None:
     report = tmp_path / "report.jsonl"
-    with BatchLock.acquire(report):
-        # flock locks belong to the open file: a second open in this process is refused too
-        with pytest.raises(ReportError) as refused:
-            BatchLock.acquire(report)
+    # flock locks belong to the open file: a second open in this process is refused too
+    with BatchLock.acquire(report), pytest.raises(ReportError) as refused:
+        BatchLock.acquire(report)
     message = str(refused.value)
     assert f"pid {os.getpid()} on host {socket.gethostname()}" in message
     assert str(report) in message and "--resume" in message
