@@ -61,13 +61,15 @@ def test_a_second_process_on_the_same_report_exits_2_naming_the_first(
     manifest.write_text(manifest_text(6))
     report = tmp_path / "report.jsonl"
     journal = tmp_path / "report.jsonl.journal"
-    common = ("--report", str(report), "--resume", "--reconcile-window", "1")
+    common = ("--report", str(report), "--reconcile-window", "1")
     with start_child(
         emulator, manifest, *common, "--concurrency", "2", "--read-timeout", "120"
     ) as first:
         first.wait_until(lambda: journal.exists() and journal.read_text().count('"intent"') >= 2)
         # the retried Job beside the first: without the lock it would send the same runs
-        second = run_cli(tmp_path, emulator, manifest_text(6), *common, "--read-timeout", "0.5")
+        second = run_cli(
+            tmp_path, emulator, manifest_text(6), *common, "--resume", "--read-timeout", "0.5"
+        )
         assert second.code == 2, second.stderr[-2000:]
         assert f"pid {first.pid} on host {socket.gethostname()}" in second.stderr
         assert emulator.stats()["runs_created"] == 2
@@ -78,7 +80,9 @@ def test_a_second_process_on_the_same_report_exits_2_naming_the_first(
     assert code == 143, stderr[-2000:]
 
     # answers still stall: every run is found in ADF (two from the journal), none sent twice
-    last = run_cli(tmp_path, emulator, manifest_text(6), *common, "--read-timeout", "0.5")
+    last = run_cli(
+        tmp_path, emulator, manifest_text(6), *common, "--resume", "--read-timeout", "0.5"
+    )
     assert last.code == 0, last.stderr[-2000:]
     succeeded = Counter(r["id"] for r in read_records(report) if r["status"] == "succeeded")
     assert len(succeeded) == 6 and set(succeeded.values()) == {1}
