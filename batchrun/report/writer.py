@@ -95,7 +95,11 @@ class AppendOnlyJsonl:
                 f"{path}: cannot open the {what} for writing: {exc.strerror}"
             ) from None
         appender = cls(path, fd, what=what)
-        appender._terminate_partial_tail()
+        try:
+            appender._terminate_partial_tail()
+        except OSError as exc:
+            appender.close()
+            raise WriteError(path=str(path), reason=_reason(exc), what=what) from None
         return appender
 
     @property

@@ -7,6 +7,8 @@ import os
 import resource
 import signal
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,6 +92,41 @@ def test_a_journal_whose_batch_line_cannot_be_written_is_not_left_behind(tmp_pat
     with pytest.raises(WriteError, match="intent journal"):
         Journal.open(report, IDENTITY, resume=True)
     assert not journal_path(report).is_symlink()
+
+
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """This process may not grow a file past ``limit`` bytes (Python ignores SIGXFSZ: EFBIG)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_line_cut_short_by_the_size_limit_is_a_write_error_with_the_os_reason(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "report.jsonl"
+    with ReportWriter.open(report, resume=False) as writer:
+        writer.write(RESULT)
+        whole = report.stat().st_size
+        with file_size_limit(whole + 20), pytest.raises(WriteError) as failed:
+            writer.write(RESULT)
+    assert failed.value.reason == "File too large (EFBIG)"
+    # the first line stands; the cut one is the last, and readers pass over it
+    assert report.stat().st_size == whole + 20
+    assert [r["run_id"] for r in read_records(report)] == ["run-1"]
+
+
+def test_a_resumed_report_that_cannot_take_the_end_of_its_cut_line_is_a_write_error(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "report.jsonl"
+    report.write_text('{"id": "r1", "sta')
+    with file_size_limit(report.stat().st_size), pytest.raises(WriteError, match="EFBIG"):
+        ReportWriter.open(report, resume=True)
 
 
 # room for a few report lines (~450 bytes each) and more intents (~130 bytes each) than that
