@@ -64,7 +64,7 @@ class Stopper:
             if self._deadline is not None:
                 self._deadline.cancel()
             shower.cancel()
-            await end_tasks(asyncio.all_tasks() - before)
+            await _end_tasks(asyncio.all_tasks() - before)
 
     @property
     def _stopping(self) -> bool:
@@ -107,7 +107,7 @@ class Stopper:
             self._deadline = loop.call_later(self._grace_s, self._work.cancel)
 
 
-async def end_tasks(tasks: set[asyncio.Task[object]]) -> None:
+async def _end_tasks(tasks: set[asyncio.Task[object]]) -> None:
     """Cancel and await every task the batch started that is still running, before the
     session closes: a task left behind would fail later on the closed session, and print a
     traceback ("Task exception was never retrieved") into the JSON log."""
