@@ -429,10 +429,10 @@ _DEMO_PARAMETERS = {
     "region": {"type": "String", "defaultValue": "eu"},
 }
 _DEMO_PIPELINES = {
-    **dict.fromkeys(
-        ("LoadOrders", "LoadCustomers", "LoadInvoices", "BuildMarts"),
-        {"parameters": _DEMO_PARAMETERS},
-    ),
+    **{
+        name: {"parameters": _DEMO_PARAMETERS}
+        for name in ("LoadOrders", "LoadCustomers", "LoadInvoices", "BuildMarts")
+    },
     # ADF's queue: at most 4 InProgress, 100 Queued
     "ExportReports": {"parameters": _DEMO_PARAMETERS, "concurrency": 4},
 }
@@ -463,7 +463,7 @@ def demo_topology() -> Topology:
 
 
 def describe_topology(topology: Topology) -> str:
-    """"3 factories (sales-eu, …) in 2 subscriptions, 15 pipelines": for the first log line."""
+    """ "3 factories (sales-eu, …) in 2 subscriptions, 15 pipelines": for the first log line."""
     factories = sorted(topology.factories.values(), key=lambda f: f.key)
     subscriptions = {factory.key[0] for factory in factories}
     pipelines = sum(len(factory.pipelines) for factory in factories)
