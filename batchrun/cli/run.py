@@ -95,6 +95,12 @@ def command(args: argparse.Namespace) -> int:
     )
     if args.resume and args.report is None:
         raise UsageError("--resume needs --report: the report of the run to continue")
+    if not report.parent.is_dir():
+        # like every usage error: found before a token is asked for or anything is sent
+        raise UsageError(
+            f"{report}: the directory {report.parent} does not exist; create it, or give "
+            "--report a path in an existing directory"
+        )
     settings = BatchSettings(
         report=report,
         endpoint=endpoint,
