@@ -29,6 +29,7 @@ it is the API's default.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -76,7 +77,7 @@ def load_manifest(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -
     reader = _Reader(name, environ)
     with gc_paused():
         runs, fingerprint = reader.read(data)
-    warnings = sorted(reader.warnings, key=_position)
+    warnings = _once_each(sorted(reader.warnings, key=_position))
     return Manifest(name, tuple(runs), tuple(warnings), fingerprint)
 
 
@@ -338,6 +339,25 @@ def _misspelt(mapping: MappingNode | None, field: str) -> bool:
     keys = [key.value for key, _ in mapping.value if isinstance(key, ScalarNode)] if mapping else []
     unknown = (key for key in keys if key not in FIELD_SET)
     return any(difflib.get_close_matches(key, FIELD_SET, n=1) == [field] for key in unknown)
+
+
+def _once_each(warnings: list[ManifestIssue]) -> list[ManifestIssue]:
+    """The first of warnings that say the same thing (a ``$VAR`` in every entry), counting the
+    places of the rest."""
+    first: dict[str, int] = {}
+    repeats: Counter[str] = Counter()
+    kept: list[ManifestIssue] = []
+    for warning in warnings:
+        if warning.message in first:
+            repeats[warning.message] += 1
+            continue
+        first[warning.message] = len(kept)
+        kept.append(warning)
+    for message, times in repeats.items():
+        index = first[message]
+        more = f"{message} (and {_plural(times, 'more place')})"
+        kept[index] = dataclasses.replace(kept[index], message=more)
+    return kept
 
 
 def _position(issue: ManifestIssue) -> tuple[int, int]:
