@@ -47,6 +47,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from batchrun.errors import ManifestError, ManifestIssue
 from batchrun.manifest.fields import FIELD_SET, FieldReader
+from batchrun.manifest.indentation import indentation_hint
 from batchrun.manifest.nodereader import INVALID, describe_node
 from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
@@ -138,7 +139,7 @@ class _Reader(FieldReader):
         try:
             root = loader.document(self._stream)
         except yaml.YAMLError as exc:
-            raise ManifestError([self.yaml_issue(exc, data)]) from exc
+            raise ManifestError([_hinted(self.yaml_issue(exc, data), data)]) from exc
         finally:
             loader.dispose()
         if root is None:
@@ -161,7 +162,8 @@ class _Reader(FieldReader):
                     f"{message} from its factory and pipeline: choose another",
                 )
         if self.errors:
-            raise ManifestError(sorted(self.errors, key=_position))
+            errors = [_hinted(issue, data) for issue in self.errors]
+            raise ManifestError(sorted(errors, key=_position))
         self._hash_rows()
         self._fingerprint.update(b"]}")
         return self._runs, self._fingerprint.hexdigest()
@@ -339,6 +341,21 @@ def _misspelt(mapping: MappingNode | None, field: str) -> bool:
     keys = [key.value for key, _ in mapping.value if isinstance(key, ScalarNode)] if mapping else []
     unknown = (key for key in keys if key not in FIELD_SET)
     return any(difflib.get_close_matches(key, FIELD_SET, n=1) == [field] for key in unknown)
+
+
+# what PyYAML says where a line is indented one way and meant another
+_MISINDENTED: Final = ("did not find expected key", "expected '-' indicator", "not allowed here")
+
+
+def _hinted(issue: ManifestIssue, data: bytes) -> ManifestIssue:
+    """``issue`` with a hint about indentation, when the lines around it show one."""
+    unknown_key = issue.message.startswith("unknown key")
+    if not unknown_key and not any(words in issue.message for words in _MISINDENTED):
+        return issue
+    hint = indentation_hint(data.decode("utf-8", "replace"), issue.line, unknown_key=unknown_key)
+    if hint is None:
+        return issue
+    return dataclasses.replace(issue, message=f"{issue.message}; {hint}")
 
 
 def _once_each(warnings: list[ManifestIssue]) -> list[ManifestIssue]:
