@@ -111,7 +111,7 @@ class LiveLine:
     """A status line redrawn in place at the bottom of a terminal, and the log stream that
     writes each log line above it (the log writes through :meth:`write`)."""
 
-    __slots__ = ("_out", "_shown")
+    __slots__ = ("__weakref__", "_out", "_shown")  # structlog keeps a weak reference
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
