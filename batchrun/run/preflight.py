@@ -120,7 +120,8 @@ class _Check:
         self._sleep = sleep
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._findings: dict[tuple[str, str], int] = {}
-        self._gone: set[tuple[str, str, str]] = set()  # factories ARM says do not exist
+        # the factories ARM says do not exist, and what their entries are told
+        self._gone: dict[tuple[str, str, str], str] = {}
         self._reads = 0
         self._auth_error: ApiError | None = None
         self._counts = (0, 0, 0)
@@ -139,11 +140,12 @@ class _Check:
         self._counts = (len(firsts), len(pipelines), len(references))
         # a factory's first pipeline says whether the factory exists: the rest wait for it
         await self._each([partial(self._pipeline, specs) for specs in firsts.values()])
-        later = [
-            partial(self._pipeline, specs)
-            for (factory, _), specs in pipelines.items()
-            if specs is not firsts[factory] and factory not in self._gone
-        ]
+        later = []
+        for (factory, _), specs in pipelines.items():
+            if factory in self._gone:
+                self._found(specs, self._gone[factory])  # the first's, or read again: the same
+            elif specs is not firsts[factory]:
+                later.append(partial(self._pipeline, specs))
         later += [
             partial(self._reference, specs)
             for (factory, _), specs in references.items()
@@ -197,8 +199,7 @@ class _Check:
             )
         except ApiError as exc:
             if _factory_gone(exc):
-                self._gone.add(factory.key)
-                self._found(specs, f"factory {_where(factory)} does not exist: {_said(exc)}")
+                self._gone[factory.key] = f"factory {_where(factory)} does not exist: {_said(exc)}"
             elif exc.status == 404:
                 message = f"pipeline {first.pipeline} does not exist in factory {factory.factory}"
                 self._found(specs, f"{message}: {_said(exc)}")
