@@ -48,14 +48,13 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (run, validate, summary, recover, emulator
 
 _EXIT_CODES = f"""\
 exit codes:
-  {EXIT_OK:<4} done: every run triggered (validate: valid; summary: no run failed)
-  {EXIT_FAILED:<4} at least one run failed (validate --online: findings; recover: a factory
-       could not be searched)
-  {EXIT_USAGE:<4} usage, manifest, report or output-file error: nothing was sent
-  {EXIT_AUTH:<4} authentication: no token could be had, or ARM answered 401
-  {EXIT_SIGNAL[signal.SIGINT]}/{EXIT_SIGNAL[signal.SIGTERM]} interrupted by SIGINT/SIGTERM after \
-in-flight runs drained (--resume finishes)
-  {EXIT_BROKEN_PIPE:<4} the reader of stdout went away (| head)
+  {EXIT_OK}  done: every run triggered; validate: valid; summary: no run failed
+  {EXIT_FAILED}  a run failed; validate --online: findings; recover: a factory unsearched
+  {EXIT_USAGE}  usage, manifest, report or output-file error: nothing was sent
+  {EXIT_AUTH}  authentication: no token could be had, or ARM answered 401
+  {EXIT_SIGNAL[signal.SIGINT]}/{EXIT_SIGNAL[signal.SIGTERM]}  interrupted by SIGINT/SIGTERM \
+after draining in-flight runs (--resume finishes)
+  {EXIT_BROKEN_PIPE}  the reader of stdout went away (| head)
 """
 
 
