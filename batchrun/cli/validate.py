@@ -38,7 +38,7 @@ from batchrun.model import RunSpec
 from batchrun.run.preflight import Preflight, PreflightSettings, preflight
 
 NAME = "validate"
-HELP = "check manifests (--online: against ADF, reading only); send nothing"
+HELP = "check manifests; --online: against ADF too"
 UNDONE = "nothing was sent"
 
 
