@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from batchrun import log
 from batchrun.run.progress import Progress, show_progress
+
+
+@pytest.fixture(autouse=True)
+def _logging_reset() -> Iterator[None]:
+    """main() and configure() set structlog up for the process: undo it for the next test."""
+    yield
+    structlog.reset_defaults()
+
 
 CLEAR = "\r\x1b[2K"
 

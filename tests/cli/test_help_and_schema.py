@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from batchrun.cli.exits import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from batchrun.cli.main import build_parser, main
 from batchrun.manifest.schema import PACKAGED
 from tests.helpers.paths import ROOT
+
+
+@pytest.fixture(autouse=True)
+def _logging_reset() -> Iterator[None]:
+    """main() and configure() set structlog up for the process: undo it for the next test."""
+    yield
+    structlog.reset_defaults()
+
 
 GOOD = """\
 version: 1

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from batchrun.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from batchrun.cli.main import main
 from batchrun.report.summary import FAILED_SHOWN, render, summarize
+
+
+@pytest.fixture(autouse=True)
+def _logging_reset() -> Iterator[None]:
+    """main() and configure() set structlog up for the process: undo it for the next test."""
+    yield
+    structlog.reset_defaults()
 
 
 def write(path: Path, statuses: list[str]) -> Path:
