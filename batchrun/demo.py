@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -37,16 +38,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"emulator listening on {emulator.url}", flush=True)
         # only the emulator's managed identity: never a developer's own Azure login
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "MSI_"))}
-        env |= {
+        used = {
             "IDENTITY_ENDPOINT": f"{emulator.url}/msi/token",
             "IDENTITY_HEADER": IDENTITY_HEADER,
             "BATCHRUN_ENDPOINT": emulator.url,
             "RUN_DATE": datetime.now(UTC).strftime("%Y-%m-%d"),
         }
-        command = [sys.executable, "-m", "batchrun", "run", str(args.manifest)]
+        env |= used
+        options = ["run", str(args.manifest), "--report", str(report), "--log-level", "warning"]
         # the emulator's runs are visible at once: a short reconciliation window will do
-        command += ["--report", str(report), "--log-level", "warning", "--reconcile-window", "3"]
-        print("$ batchrun run", args.manifest, "--report", report, flush=True)
+        options += ["--reconcile-window", "3"]
+        # what ran, as it would be typed: the environment and every option
+        assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in used.items())
+        print(f"$ {assignments} {shlex.join(['batchrun', *options])}", flush=True)
+        command = [sys.executable, "-m", "batchrun", *options]
         code = subprocess.run(command, env=env, check=False).returncode
         stats = emulator.stats()
     created = stats["runs_created"]
@@ -56,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         f"createRun answers {dict(sorted(by_status.items()))}"
     )
     print(f"batchrun exit code {code}; see the report with: batchrun summary {report}")
+    print(
+        "the demo's emulator has stopped; to run batchrun against one by hand: "
+        'eval "$(batchrun emulator --background)", then batchrun run configs/demo.yaml '
+        "(README: The emulator)"
+    )
     return code
 
 

@@ -1,6 +1,8 @@
 """structlog configuration (the only global state batchrun has), and the redaction of secrets.
 
-Console rendering on a TTY, one JSON object per line otherwise (container logs). A processor
+Console rendering on a TTY, one JSON object per line otherwise (container logs). On a TTY a
+:class:`LiveLine` (``batchrun run``'s progress) may sit at the bottom of the terminal: log lines
+are printed above it, and it is redrawn below them, so neither glues onto the other. A processor
 redacts anything that looks like a credential before it is rendered, whatever logged it. What it
 cannot know, the exact tokens in use, a :class:`Redactor` knows: the client registers each token
 it sends and scrubs every text a server sends back before it becomes an error, a log or a report.
@@ -101,12 +103,64 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
+# erase the terminal's current line and go to its start
+_CLEAR_LINE = "\r\x1b[2K"
+
+
+class LiveLine:
+    """A status line redrawn in place at the bottom of a terminal, and the log stream that
+    writes each log line above it (the log writes through :meth:`write`)."""
+
+    __slots__ = ("__weakref__", "_out", "_shown")  # structlog keeps a weak reference
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._shown = ""
+
+    @property
+    def out(self) -> TextIO:
+        return self._out
+
+    def show(self, line: str) -> None:
+        self._shown = line
+        self._out.write(_CLEAR_LINE + line)
+        self._out.flush()
+
+    def clear(self) -> None:
+        if self._shown:
+            self._shown = ""
+            self._out.write(_CLEAR_LINE)
+            self._out.flush()
+
+    def write(self, text: str) -> int:
+        if self._shown:
+            self._out.write(_CLEAR_LINE + text + self._shown)
+        else:
+            self._out.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+_live: LiveLine | None = None
+
+
+def live_line(stream: TextIO) -> LiveLine:
+    """The live line on ``stream``: the one the log writes through when it is the log's."""
+    if _live is not None and _live.out is stream:
+        return _live
+    return LiveLine(stream)
+
+
 def configure(
     *, fmt: LogFormat | None = None, level: str = "info", stream: TextIO | None = None
 ) -> None:
+    global _live
     out = stream or sys.stderr
     if fmt is None:
         fmt = "console" if out.isatty() else "json"
+    _live = LiveLine(out)
     renderer: structlog.typing.Processor
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
@@ -125,7 +179,7 @@ def configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.WriteLoggerFactory(out),
+        logger_factory=structlog.WriteLoggerFactory(_live),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

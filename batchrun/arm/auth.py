@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from azure.core.exceptions import ClientAuthenticationError
@@ -18,6 +19,56 @@ if TYPE_CHECKING:
 
 # A JWT (header.payload.signature, base64url): what a token looks like if one leaks into a message.
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
+
+
+# DefaultAzureCredential's message when no credential of its chain gave a token
+_CHAIN_FAILED = "failed to retrieve a token from the included credentials"
+# "\tEnvironmentCredential: EnvironmentCredential authentication unavailable. Environment ..."
+_ATTEMPT = re.compile(r"^\s+(\w+Credential): (.*)$", re.MULTILINE)
+_CHAIN_NAMES = {
+    "EnvironmentCredential": "environment variables",
+    "WorkloadIdentityCredential": "workload identity",
+    "ManagedIdentityCredential": "managed identity",
+    "SharedTokenCacheCredential": "the shared token cache",
+    "VisualStudioCodeCredential": "VS Code",
+    "AzureCliCredential": "Azure CLI",
+    "AzurePowerShellCredential": "Azure PowerShell",
+    "AzureDeveloperCliCredential": "Azure Developer CLI",
+}
+_SAID_CHARS = 110
+
+
+def chain_explanation(scope: str, message: str, environ: Mapping[str, str]) -> str:
+    """One line that names what was tried and the fix, then one short line per credential."""
+    attempts = _ATTEMPT.findall(message)
+    tried = ", ".join(_CHAIN_NAMES.get(name, name) for name, _ in attempts) or "its credentials"
+    lines = [f"no token for scope {scope}: tried {tried}; none gave one. {_fix(environ)}"]
+    for name, said in attempts:
+        said = said.replace(f"{name} authentication unavailable. ", "").strip()
+        said = said if len(said) <= _SAID_CHARS else said[: _SAID_CHARS - 1] + "…"
+        lines.append(f"  {name}: {said}")
+    return "\n".join(lines)
+
+
+def _fix(environ: Mapping[str, str]) -> str:
+    endpoint, header = environ.get("IDENTITY_ENDPOINT"), environ.get("IDENTITY_HEADER")
+    if bool(endpoint) != bool(header):
+        missing = "IDENTITY_HEADER" if endpoint else "IDENTITY_ENDPOINT"
+        return (
+            f"Fix: set {missing} too: a managed identity endpoint (the emulator's as well) needs "
+            "IDENTITY_ENDPOINT and IDENTITY_HEADER together."
+        )
+    if endpoint:
+        return (
+            f"Fix: IDENTITY_ENDPOINT={endpoint} gave no token: is the identity endpoint (for the "
+            'emulator: eval "$(batchrun emulator --background)") running, with this '
+            "IDENTITY_HEADER?"
+        )
+    return (
+        "Fix: sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+        "AZURE_CLIENT_SECRET; for the local emulator set IDENTITY_ENDPOINT and IDENTITY_HEADER "
+        '(eval "$(batchrun emulator --background)" sets both).'
+    )
 
 
 class TokenProvider(Protocol):
@@ -71,7 +122,9 @@ class CredentialTokens:
         *,
         refresh_margin_s: float = 300,
         clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] = os.environ,
     ) -> None:
+        self._environ = environ
         self._credential = credential
         self._scope = scope
         self._refresh_margin_s = refresh_margin_s
@@ -122,6 +175,8 @@ class CredentialTokens:
         message = _JWT.sub("<redacted>", message)
         if self._token is not None:
             message = message.replace(self._token.token, "<redacted>")
+        if _CHAIN_FAILED in message:
+            return chain_explanation(self._scope, message, self._environ)
         return f"no token for scope {self._scope}: {message}"
 
     async def close(self) -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "USER_AGENT",
     "AdfClient",
     "CreateRunResponse",
+    "PipelineResponse",
     "QueryResponse",
     "RateLimits",
     "Timeouts",
@@ -85,6 +86,15 @@ class QueryResponse:
     request_id: str | None
     # the server's clock when it answered (the Date header): reconciliation reads runStart by it
     server_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResponse:
+    """A pipeline's definition as ADF holds it (the spec's PipelineResource)."""
+
+    resource: dict[str, Any]
+    limits: RateLimits
+    request_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +234,20 @@ class AdfClient:
         url = f"{url}/pipelineruns/{_seg(run_id)}?api-version={API_VERSION}"
         reply = await self._send("GET", url, None, None)
         return reply.json_object("pipelineruns")
+
+    async def get_pipeline(
+        self, *, subscription: str, resource_group: str, factory: str, pipeline: str
+    ) -> PipelineResponse:
+        """The PipelineResource of ``pipeline`` (its parameters, concurrency); a 404 is an
+        ApiError."""
+        url = self._factory_url(subscription, resource_group, factory)
+        url = f"{url}/pipelines/{_seg(pipeline)}?api-version={API_VERSION}"
+        reply = await self._send("GET", url, None, None)
+        return PipelineResponse(
+            resource=reply.json_object("pipelines"),
+            limits=RateLimits.from_headers(reply.headers),
+            request_id=reply.request_id,
+        )
 
     async def _send(
         self, method: str, url: str, body: Any, client_request_id: str | None

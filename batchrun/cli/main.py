@@ -15,8 +15,17 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from batchrun import __version__
-from batchrun.cli import emulator, recover, run, summary, validate
-from batchrun.cli.exits import EXIT_BROKEN_PIPE, EXIT_SIGNAL, exit_for
+from batchrun.cli import emulator, recover, run, schema, summary, validate
+from batchrun.cli.exits import (
+    EXIT_AUTH,
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SIGNAL,
+    EXIT_USAGE,
+    exit_for,
+)
+from batchrun.cli.options import HelpFormatter
 from batchrun.errors import BatchrunError
 from batchrun.log import configure
 
@@ -35,18 +44,33 @@ class SubCommand(Protocol):
     def command(self, args: argparse.Namespace) -> int: ...
 
 
-SUBCOMMANDS: tuple[SubCommand, ...] = (run, validate, summary, recover, emulator)
+SUBCOMMANDS: tuple[SubCommand, ...] = (run, validate, summary, recover, emulator, schema)
+
+_EXIT_CODES = f"""\
+exit codes:
+  {EXIT_OK}  done: every run triggered; validate: valid; summary: no run failed
+  {EXIT_FAILED}  a run failed; validate --online: findings; recover: a factory unsearched
+  {EXIT_USAGE}  usage, manifest, report or output-file error: nothing was sent
+  {EXIT_AUTH}  authentication: no token could be had, or ARM answered 401
+  {EXIT_SIGNAL[signal.SIGINT]}/{EXIT_SIGNAL[signal.SIGTERM]}  interrupted by SIGINT/SIGTERM \
+after draining in-flight runs (--resume finishes)
+  {EXIT_BROKEN_PIPE}  the reader of stdout went away (| head)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchrun",
         description="Trigger many Azure Data Factory pipeline runs from one YAML manifest.",
+        epilog=_EXIT_CODES,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for sub in SUBCOMMANDS:
-        sub.add_arguments(commands.add_parser(sub.NAME, help=sub.HELP))
+        sub.add_arguments(
+            commands.add_parser(sub.NAME, help=sub.HELP, formatter_class=HelpFormatter)
+        )
     return parser
 
 

@@ -11,6 +11,18 @@ from batchrun.arm.retry import RetrySettings
 from batchrun.arm.transport import Timeouts
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, where there is one worth showing (not an unset
+    option's None, a flag's False, or a default the help already names); epilogs keep their
+    lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -97,10 +109,16 @@ def timeouts(args: argparse.Namespace) -> Timeouts:
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-format", choices=["console", "json"], default=None)
+    parser.add_argument(
+        "--log-format",
+        choices=["console", "json"],
+        default=None,
+        help="log lines on stderr (default: console on a TTY, else json)",
+    )
     parser.add_argument(
         "--log-level",
         type=str.lower,  # INFO as well as info: the spelling logging itself prints
         choices=["debug", "info", "warning", "error"],
         default="info",
+        help="any case; debug shows every retry",
     )

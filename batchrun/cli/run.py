@@ -101,6 +101,12 @@ def command(args: argparse.Namespace) -> int:
             "--resume needs --report: the report of the batch to continue (a stopped batch "
             "names it in its last line: rerun with --resume --report PATH)"
         )
+    if not report.parent.is_dir():
+        # like every usage error: found before a token is asked for or anything is sent
+        raise UsageError(
+            f"{report}: the directory {report.parent} does not exist; create it, or give "
+            "--report a path in an existing directory"
+        )
     settings = BatchSettings(
         report=report,
         endpoint=endpoint,

@@ -421,6 +421,59 @@ def parse_config(document: Any, *, source: str) -> ConfigFile:
     return ConfigFile(Topology(factories), settings)
 
 
+# `batchrun emulator` without --config or --accept-any serves this: the factories, pipelines and
+# parameters of configs/demo.yaml, so the README's commands work against it as they are written
+_DEMO_PARAMETERS = {
+    "partition": {"type": "Int"},
+    "run_date": {"type": "String"},
+    "region": {"type": "String", "defaultValue": "eu"},
+}
+_DEMO_PIPELINES = {
+    **{
+        name: {"parameters": _DEMO_PARAMETERS}
+        for name in ("LoadOrders", "LoadCustomers", "LoadInvoices", "BuildMarts")
+    },
+    # ADF's queue: at most 4 InProgress, 100 Queued
+    "ExportReports": {"parameters": _DEMO_PARAMETERS, "concurrency": 4},
+}
+DEMO_DOCUMENT: dict[str, Any] = {
+    "subscriptions": {
+        "11111111-1111-1111-1111-111111111111": {
+            "resource_groups": {
+                "rg-data": {
+                    "factories": {
+                        "sales-eu": {"pipelines": _DEMO_PIPELINES},
+                        "sales-us": {"pipelines": _DEMO_PIPELINES},
+                    }
+                }
+            }
+        },
+        "22222222-2222-2222-2222-222222222222": {
+            "resource_groups": {
+                "rg-data": {"factories": {"finance-core": {"pipelines": _DEMO_PIPELINES}}}
+            }
+        },
+    }
+}
+
+
+def demo_topology() -> Topology:
+    """What ``batchrun emulator`` serves when given no topology."""
+    return parse_config(DEMO_DOCUMENT, source="the demo topology").topology
+
+
+def describe_topology(topology: Topology) -> str:
+    """ "3 factories (sales-eu, …) in 2 subscriptions, 15 pipelines": for the first log line."""
+    factories = sorted(topology.factories.values(), key=lambda f: f.key)
+    subscriptions = {factory.key[0] for factory in factories}
+    pipelines = sum(len(factory.pipelines) for factory in factories)
+    names = ", ".join(factory.name for factory in factories)
+    return (
+        f"{len(factories)} factories ({names}) in {len(subscriptions)} subscriptions, "
+        f"{pipelines} pipelines"
+    )
+
+
 def load_config(path: Path) -> ConfigFile:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))

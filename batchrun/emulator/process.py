@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -92,6 +94,42 @@ def start(
         emulator.stop()
         raise
     return emulator
+
+
+@dataclass(frozen=True, slots=True)
+class Detached:
+    """An emulator left running in its own session: its pid, URL and log file."""
+
+    pid: int
+    url: str
+    log_path: Path
+
+
+def detach(args: Sequence[str], *, timeout: float = READY_TIMEOUT_S) -> Detached:
+    """``python -m batchrun.emulator *args`` in a new session, left running once it listens.
+
+    Its log goes to a new file in the temporary directory; it outlives the caller (stop it with
+    SIGTERM to its pid). If it does not listen in time it is stopped and the error raised.
+    """
+    descriptor, name = tempfile.mkstemp(prefix="batchrun-emulator-", suffix=".log")
+    log_path = Path(name)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "batchrun.emulator", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            start_new_session=True,  # the shell's Ctrl-C and hang-up are not for it
+        )
+    try:
+        url = _await_listening(process, timeout)
+    except BaseException:
+        EmulatorProcess(process, log_path).stop()
+        raise
+    assert process.stdout is not None
+    process.stdout.close()  # it prints nothing after its URL
+    return Detached(process.pid, url, log_path)
 
 
 def _await_listening(process: subprocess.Popen[str], timeout: float) -> str:

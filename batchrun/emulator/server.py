@@ -2,13 +2,19 @@
 
 ``run`` blocks until SIGINT/SIGTERM and returns 0; 2 for a bad option, config file or TLS
 certificate, 1 when the address cannot be bound. When ready it prints ``listening on
-http://HOST:PORT`` on stdout (``https://`` with ``--tls-cert`` and ``--tls-key``).
+http://HOST:PORT`` on stdout (``https://`` with ``--tls-cert`` and ``--tls-key``). Without
+``--config`` or ``--accept-any`` it serves the demo topology, and says so first.
+
+``--background`` starts it as a detached process instead (on a free port unless ``--port``),
+prints the ``export …`` lines a shell needs to reach it (``eval "$(batchrun emulator
+--background)"``) and returns 0 once it listens.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import ssl
 import sys
@@ -25,6 +31,8 @@ from batchrun.emulator.config import (
     Settings,
     Topology,
     build_settings,
+    demo_topology,
+    describe_topology,
     load_config,
     setting_type,
 )
@@ -65,7 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="YAML topology (subscriptions → resource_groups → factories → pipelines) and "
-        "default settings; flags override it",
+        "default settings; flags override it (default: the demo topology of configs/demo.yaml)",
+    )
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help='start detached (on a free port unless --port), print the "export ..." lines for '
+        'the shell, and return: eval "$(batchrun emulator --background)"; stop it with '
+        'kill "$BATCHRUN_EMULATOR_PID"',
     )
     group = parser.add_argument_group("server")
     for name, spec in SETTING_FIELDS.items():
@@ -97,11 +112,8 @@ def load(args: argparse.Namespace) -> tuple[Settings, Topology, list[PastRun]]:
     }
     settings = build_settings(config.settings, flags)
     topology = Topology(config.topology.factories, accept_any=settings.accept_any)
-    if not topology.factories and not topology.accept_any:
-        raise ConfigError(
-            "no factory exists: give --config FILE with a topology, or --accept-any "
-            "(any well-formed name exists)"
-        )
+    if config_path is None and not topology.accept_any:
+        topology = demo_topology()
     history = load_history(Path(settings.history), topology) if settings.history else []
     return settings, topology, history
 
@@ -129,6 +141,16 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"batchrun emulator: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "background", False):
+        return _background(args, settings)
+    if getattr(args, "config", None) is None and not settings.accept_any:
+        print(
+            f"batchrun emulator: no --config: serving the demo topology, "
+            f"{describe_topology(topology)} (--config FILE for your own, --accept-any for any "
+            "name)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         asyncio.run(serve(settings, topology, history=history, tls=tls))
     except OSError as exc:
@@ -138,6 +160,46 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _background(args: argparse.Namespace, settings: Settings) -> int:
+    # imported here: only this path starts a process
+    from batchrun.emulator.process import detach
+
+    argv = _argv(args)
+    if args.port is None:
+        argv += ["--port", "0"]
+    try:
+        started = detach(argv)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        print(f"batchrun emulator: could not start in the background: {exc}", file=sys.stderr)
+        return 1
+    exports = {
+        "BATCHRUN_ENDPOINT": started.url,
+        "IDENTITY_ENDPOINT": f"{started.url}/msi/token",
+        "IDENTITY_HEADER": settings.identity_header,
+        "BATCHRUN_EMULATOR_PID": str(started.pid),
+        "BATCHRUN_EMULATOR_LOG": str(started.log_path),
+    }
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}")
+    print(f'# the emulator listens on {started.url}; stop it with: kill "$BATCHRUN_EMULATOR_PID"')
+    return 0
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The command line that gives a child process the same settings as ``args``."""
+    argv: list[str] = []
+    if getattr(args, "config", None) is not None:
+        argv += ["--config", str(args.config)]
+    for name in SETTING_FIELDS:
+        value = getattr(args, name, None)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
 
 
 def _url(address: Sequence[object], *, scheme: str = "http") -> str:

@@ -17,7 +17,12 @@ from typing import Any, Final
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from batchrun.manifest.envsubst import SubstitutionError, substitute
+from batchrun.manifest.envsubst import (
+    SubstitutionError,
+    bare_references,
+    literal_warning,
+    substitute,
+)
 from batchrun.manifest.limits import MAX_NESTING, MAX_PARAMETER_VALUES
 from batchrun.manifest.nodereader import INVALID, NodeReader, describe_node, join, offset_mark
 from batchrun.manifest.rules import (
@@ -209,6 +214,8 @@ class FieldReader(NodeReader):
             self.active.discard(id(node))
 
     def _substitute(self, node: ScalarNode, path: str) -> Any:
+        for offset, name in bare_references(node.value):
+            self.issue(self.warnings, offset_mark(node, offset), path, literal_warning(name))
         try:
             return substitute(node.value, self.environ)
         except SubstitutionError as exc:

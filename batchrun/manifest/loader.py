@@ -29,6 +29,7 @@ it is the API's default.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -46,6 +47,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from batchrun.errors import ManifestError, ManifestIssue
 from batchrun.manifest.fields import FIELD_SET, FieldReader
+from batchrun.manifest.indentation import indentation_hint
 from batchrun.manifest.nodereader import INVALID, describe_node
 from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
@@ -76,7 +78,7 @@ def load_manifest(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -
     reader = _Reader(name, environ)
     with gc_paused():
         runs, fingerprint = reader.read(data)
-    warnings = sorted(reader.warnings, key=_position)
+    warnings = _once_each(sorted(reader.warnings, key=_position))
     return Manifest(name, tuple(runs), tuple(warnings), fingerprint)
 
 
@@ -137,7 +139,7 @@ class _Reader(FieldReader):
         try:
             root = loader.document(self._stream)
         except yaml.YAMLError as exc:
-            raise ManifestError([self.yaml_issue(exc, data)]) from exc
+            raise ManifestError([_hinted(self.yaml_issue(exc, data), data)]) from exc
         finally:
             loader.dispose()
         if root is None:
@@ -160,7 +162,8 @@ class _Reader(FieldReader):
                     f"{message} from its factory and pipeline: choose another",
                 )
         if self.errors:
-            raise ManifestError(sorted(self.errors, key=_position))
+            errors = [_hinted(issue, data) for issue in self.errors]
+            raise ManifestError(sorted(errors, key=_position))
         self._hash_rows()
         self._fingerprint.update(b"]}")
         return self._runs, self._fingerprint.hexdigest()
@@ -338,6 +341,40 @@ def _misspelt(mapping: MappingNode | None, field: str) -> bool:
     keys = [key.value for key, _ in mapping.value if isinstance(key, ScalarNode)] if mapping else []
     unknown = (key for key in keys if key not in FIELD_SET)
     return any(difflib.get_close_matches(key, FIELD_SET, n=1) == [field] for key in unknown)
+
+
+# what PyYAML says where a line is indented one way and meant another
+_MISINDENTED: Final = ("did not find expected key", "expected '-' indicator", "not allowed here")
+
+
+def _hinted(issue: ManifestIssue, data: bytes) -> ManifestIssue:
+    """``issue`` with a hint about indentation, when the lines around it show one."""
+    unknown_key = issue.message.startswith("unknown key")
+    if not unknown_key and not any(words in issue.message for words in _MISINDENTED):
+        return issue
+    hint = indentation_hint(data.decode("utf-8", "replace"), issue.line, unknown_key=unknown_key)
+    if hint is None:
+        return issue
+    return dataclasses.replace(issue, message=f"{issue.message}; {hint}")
+
+
+def _once_each(warnings: list[ManifestIssue]) -> list[ManifestIssue]:
+    """The first of warnings that say the same thing (a ``$VAR`` in every entry), counting the
+    places of the rest."""
+    first: dict[str, int] = {}
+    repeats: Counter[str] = Counter()
+    kept: list[ManifestIssue] = []
+    for warning in warnings:
+        if warning.message in first:
+            repeats[warning.message] += 1
+            continue
+        first[warning.message] = len(kept)
+        kept.append(warning)
+    for message, times in repeats.items():
+        index = first[message]
+        more = f"{message} (and {_plural(times, 'more place')})"
+        kept[index] = dataclasses.replace(kept[index], message=more)
+    return kept
 
 
 def _position(issue: ManifestIssue) -> tuple[int, int]:

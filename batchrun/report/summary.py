@@ -31,6 +31,8 @@ FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
 STATUSES = ("succeeded", "failed", "skipped")
 _KEPT = ("id", "factory", "pipeline", "status", "reconciled", "duration_ms")
 SLOWEST = 5
+# failed run ids the table and markdown name; json lists them all
+FAILED_SHOWN = 10
 # an example message in the error table: enough to recognise it, short enough for a terminal
 _EXAMPLE_CHARS = 100
 
@@ -70,6 +72,8 @@ class Summary:
     slowest: tuple[SlowRun, ...]
     first_started: datetime | None
     last_finished: datetime | None
+    # the ids whose last line is failed, in the order of those lines
+    failed_ids: tuple[str, ...] = ()
 
     @property
     def runs(self) -> int:
@@ -124,13 +128,15 @@ class Summary:
             "last_finished_at": _iso(self.last_finished),
             "span_s": None if span is None else round(span, 3),
             "lines_per_s": None if rate is None else round(rate, 3),
+            "failed_ids": list(self.failed_ids),
         }
 
 
 def summarize(paths: Sequence[Path]) -> Summary:
     """Read every report in ``paths`` (in order) and summarize the last line of each run id.
 
-    A path that does not exist raises :class:`ReportError` (a typo must not read as "0 runs").
+    A path that does not exist, or a file with content but no report line, raises
+    :class:`ReportError` (a typo must not read as "0 runs").
     """
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
@@ -141,6 +147,7 @@ def summarize(paths: Sequence[Path]) -> Summary:
     first_started: datetime | None = None
     last_finished: datetime | None = None
     for path in paths:
+        lines_before = lines
         for record in read_records(path):
             run_id = record.get("id")
             if not isinstance(run_id, str):
@@ -155,6 +162,8 @@ def summarize(paths: Sequence[Path]) -> Summary:
                 first_started = started
             if finished is not None and (last_finished is None or finished > last_finished):
                 last_finished = finished
+        if lines == lines_before:
+            _check_empty(path)
     outcomes = list(last.values())
     return Summary(
         reports=tuple(str(path) for path in paths),
@@ -167,7 +176,22 @@ def summarize(paths: Sequence[Path]) -> Summary:
         slowest=_slowest(outcomes),
         first_started=first_started,
         last_finished=last_finished,
+        failed_ids=tuple(r["id"] for r in outcomes if r.get("status") == "failed"),
     )
+
+
+def _check_empty(path: Path) -> None:
+    """An empty report is a batch that wrote no line yet; anything else without a report line
+    is not a report."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read the report: {exc.strerror}") from None
+    if not empty:
+        raise ReportError(
+            f"{path}: not a batchrun report: none of its lines is a run's JSON object (with an "
+            "'id'); give the .jsonl file that batchrun run --report wrote"
+        )
 
 
 def render(summary: Summary, fmt: Format) -> str:
@@ -334,7 +358,18 @@ def _table(summary: Summary) -> str:
     out = _headline(summary)
     for title, header, rows in _sections(summary):
         out += ["", title, *_text_table(header, rows)]
+    out += _failed_lines(summary)
     return "\n".join(out)
+
+
+def _failed_lines(summary: Summary) -> list[str]:
+    """The first failed ids, and how many more (json lists them all)."""
+    ids = summary.failed_ids
+    if not ids:
+        return []
+    shown = ", ".join(ids[:FAILED_SHOWN])
+    more = f" and {len(ids) - FAILED_SHOWN} more" if len(ids) > FAILED_SHOWN else ""
+    return ["", f"Failed runs ({len(ids)}): {shown}{more}"]
 
 
 def _md_cell(cell: str) -> str:
@@ -349,4 +384,5 @@ def _markdown(summary: Summary) -> str:
         out.append("| " + " | ".join(_md_cell(cell) for cell in header) + " |")
         out.append("|" + "|".join("---:" if right else "---" for right in numeric) + "|")
         out += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
+    out += [_md_cell(line) for line in _failed_lines(summary)]
     return "\n".join(out)

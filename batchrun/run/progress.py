@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from batchrun.log import get_logger
+from batchrun.log import get_logger, live_line
 
 _LIVE_EVERY_S = 0.5
 _LOG_EVERY_S = 10.0
@@ -69,12 +69,13 @@ class Progress:
 async def show_progress(progress: Progress, *, stream: TextIO, live: bool) -> None:
     """Until cancelled: a live status line on a TTY, else a log line every 10 seconds."""
     log = get_logger("batchrun.run.progress")
+    # log lines (run.finished, retries, warnings) are printed above it, never glued onto it
+    status = live_line(stream)
     try:
         while True:
             await asyncio.sleep(_LIVE_EVERY_S if live else _LOG_EVERY_S)
             if live:
-                stream.write("\r\x1b[2K" + progress.line())
-                stream.flush()
+                status.show(progress.line())
             else:
                 log.info(
                     "progress",
@@ -90,6 +91,4 @@ async def show_progress(progress: Progress, *, stream: TextIO, live: bool) -> No
                     reads=progress.reads,
                 )
     finally:
-        if live:
-            stream.write("\r\x1b[2K")
-            stream.flush()
+        status.clear()

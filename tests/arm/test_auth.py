@@ -143,15 +143,20 @@ async def test_a_failed_refresh_is_tried_again_by_the_next_caller(
         CredentialUnavailableError(message=CHAIN_FAILURE),
     ],
 )
-async def test_auth_error_keeps_the_whole_chain_explanation(
+async def test_auth_error_leads_with_what_was_tried_and_the_fix_then_each_credential(
     tokens: CredentialTokens, credential: FakeCredential, failure: Exception
 ) -> None:
     credential.fail = failure
     with pytest.raises(AuthError) as caught:
         await tokens.get_token()
+    lead, *said = str(caught.value).splitlines()
+    assert lead.startswith(f"no token for scope {SCOPE}: tried environment variables, ")
+    assert "az login" in lead
+    assert said == [
+        "  EnvironmentCredential: EnvironmentCredential authentication unavailable.",
+        "  ManagedIdentityCredential: ManagedIdentityCredential authentication unavailable.",
+    ]
     message = str(caught.value)
-    assert CHAIN_FAILURE in message
-    assert SCOPE in message
     assert "Traceback" not in message
     assert caught.value.__cause__ is failure
 
