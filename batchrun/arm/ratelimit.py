@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 _WRITES = "x-ms-ratelimit-remaining-subscription-writes"
 _GLOBAL_WRITES = "x-ms-ratelimit-remaining-subscription-global-writes"
 _READS = "x-ms-ratelimit-remaining-subscription-reads"
+_GLOBAL_READS = "x-ms-ratelimit-remaining-subscription-global-reads"
 _INTEGER = re.compile(r"\d+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
@@ -34,6 +35,13 @@ class RateLimits:
     writes: int | None = None
     global_writes: int | None = None
     reads: int | None = None
+    global_reads: int | None = None
+
+    @property
+    def remaining_reads(self) -> int | None:
+        """The smaller of the per-principal and all-principals read budgets that were reported."""
+        present = [n for n in (self.reads, self.global_reads) if n is not None]
+        return min(present) if present else None
 
     @property
     def remaining_writes(self) -> int | None:
@@ -49,6 +57,7 @@ class RateLimits:
             writes=_count(lowered.get(_WRITES)),
             global_writes=_count(lowered.get(_GLOBAL_WRITES)),
             reads=_count(lowered.get(_READS)),
+            global_reads=_count(lowered.get(_GLOBAL_READS)),
         )
 
 

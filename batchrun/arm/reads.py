@@ -149,7 +149,7 @@ class PagedReads:
                 except AuthError:
                     pacer.abandoned()
                     raise
-                pacer.completed(page.limits.reads)
+                pacer.completed(page.limits.remaining_reads)
                 return page
         raise AssertionError("retrying() reraises")  # pragma: no cover
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from batchrun import __version__
-from batchrun.cli import emulator, recover, run, summary, validate
+from batchrun.cli import cancel, emulator, recover, run, summary, validate, watch
 from batchrun.cli.exits import EXIT_BROKEN_PIPE, EXIT_SIGNAL, exit_for
 from batchrun.errors import BatchrunError
 from batchrun.log import configure
@@ -35,7 +35,15 @@ class SubCommand(Protocol):
     def command(self, args: argparse.Namespace) -> int: ...
 
 
-SUBCOMMANDS: tuple[SubCommand, ...] = (run, validate, summary, recover, emulator)
+SUBCOMMANDS: tuple[SubCommand, ...] = (
+    run,
+    watch,
+    cancel,
+    validate,
+    summary,
+    recover,
+    emulator,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

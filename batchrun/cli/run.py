@@ -1,6 +1,7 @@
 """``batchrun run MANIFEST``: trigger every run of a manifest, write the report, summarise it.
 
-Exit codes: ``0`` every run triggered; ``1`` at least one failed; ``2`` a usage, manifest or
+Exit codes: ``0`` every run triggered (with ``--wait``: and ``Succeeded``); ``1`` at least one
+failed (with ``--wait``: to trigger, or in ADF, or timed out); ``2`` a usage, manifest or
 report error (nothing sent); ``3`` no token, or ARM rejected it; ``130``/``143`` interrupted.
 """
 
@@ -27,6 +28,7 @@ from batchrun.cli.options import (
     retry_settings,
     timeouts,
 )
+from batchrun.cli.watch import add_follow_options, follow, follow_settings
 from batchrun.errors import UsageError
 from batchrun.manifest.loader import Manifest, load_manifest
 from batchrun.manifest.shard import parse_shard, select
@@ -73,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
     )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="then follow every triggered run to its end (exit 0 only if all Succeeded)",
+    )
+    add_follow_options(parser)
     add_log_options(parser)
 
 
@@ -107,7 +115,17 @@ def command(args: argparse.Namespace) -> int:
     outcome = asyncio.run(_run(manifest, settings, token_scope=cloud.scope))
     # a big manifest's runs are not needed for the summary: let it reuse their memory
     del manifest
-    return _finish(outcome, report)
+    # with --wait the summary comes once, when the runs have ended
+    code = _finish(outcome, report, table=not args.wait)
+    if not args.wait or outcome.signal is not None or outcome.auth_error is not None:
+        return code
+    return follow(
+        report,
+        follow_settings(args),
+        endpoint=endpoint,
+        token_scope=cloud.scope,
+        timeouts=timeouts(args),
+    )
 
 
 async def _run(manifest: Manifest, settings: BatchSettings, *, token_scope: str) -> BatchOutcome:
@@ -115,12 +133,12 @@ async def _run(manifest: Manifest, settings: BatchSettings, *, token_scope: str)
         return await run_batch(manifest, settings, tokens=tokens)
 
 
-def _finish(outcome: BatchOutcome, report: Path) -> int:
+def _finish(outcome: BatchOutcome, report: Path, *, table: bool = True) -> int:
     progress = outcome.progress
     print(progress.summary())
     if outcome.already_succeeded:
         print(f"  ({outcome.already_succeeded} runs had already succeeded in the resumed report)")
-    if report.exists():
+    if table and report.exists():
         # the same view as `batchrun summary REPORT`, of the whole report
         print()
         print(render(summarize([report]), "table"))
