@@ -105,13 +105,10 @@ def _row(
     error = {"errorCode": "", "message": "", "failureType": "", "target": activity.name}
     if status == FAILED:
         error |= {"errorCode": plan.code, "message": plan.message, "failureType": plan.failure_type}
-    return {
-        "activityRunEnd": None if end is None else format_time(end),
+    row: dict[str, Any] = {
         "activityName": activity.name,
         "activityRunStart": format_time(start),
         "activityType": activity.type,
-        "durationInMs": None if end is None else (end - start) // _TICKS_PER_MS,
-        "retryAttempt": None,
         "error": error,
         # stable across reads of the same run
         "activityRunId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run.run_id}/{index}")),
@@ -123,6 +120,11 @@ def _row(
         "pipelineRunId": run.run_id,
         "status": status,
     }
+    if end is not None:
+        # a running activity has neither yet (the swagger's strings cannot be null)
+        row["activityRunEnd"] = format_time(end)
+        row["durationInMs"] = (end - start) // _TICKS_PER_MS
+    return row
 
 
 def query_activities(run: Run, plan: Plan, body: object, now: int) -> dict[str, Any]:
@@ -133,7 +135,7 @@ def query_activities(run: Run, plan: Plan, body: object, now: int) -> dict[str, 
     before = parse_time(body.get("lastUpdatedBefore"), field="lastUpdatedBefore")
     rows = []
     for row in activity_runs(run, plan, now):
-        updated = parse_time(row["activityRunEnd"] or row["activityRunStart"], field="activity")
+        updated = parse_time(row.get("activityRunEnd", row["activityRunStart"]), field="activity")
         if after <= updated <= before:
             rows.append(row)
     return {"value": rows}

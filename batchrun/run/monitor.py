@@ -52,7 +52,9 @@ _log = get_logger("batchrun.run.monitor")
 Sleep = Callable[[float], Awaitable[None]]
 OnTimeout = Literal["report", "cancel"]
 
-OVERLAP: Final = timedelta(seconds=60)
+# ADF's monitoring store may show an update a little after its lastUpdated; the window reaches
+# back this far behind the previous poll (the periodic sweep catches anything later still)
+OVERLAP: Final = timedelta(seconds=15)
 MIN_INTERVAL_S: Final = 1.0
 # ADF: 1,000 monitoring queries a minute per factory; keep a fifth of it for everyone else
 _QUERY_SPACING_S: Final = 60 / 800

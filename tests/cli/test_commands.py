@@ -18,7 +18,7 @@ from batchrun.emulator.process import READY_TIMEOUT_S, EmulatorProcess
 from tests.helpers.cli import CLI_TIMEOUT_S, IDENTITY_HEADER, StartEmulator, cli_env
 from tests.helpers.recovery_history import FACTORIES, build_history
 
-COMMANDS = ["run", "validate", "summary", "recover", "emulator"]
+COMMANDS = ["run", "watch", "cancel", "validate", "summary", "recover", "emulator"]
 
 
 def batchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
