@@ -1,4 +1,7 @@
-"""`make demo`: the emulator on a free port, a real `batchrun run` against it, then the summary.
+"""`make demo`: the emulator on a free port, a real `batchrun run --wait` against it, the summary.
+
+The runs are followed to their end: a few ExportReports runs fail in their CopyToSftp activity,
+and the summary groups them by the activity's error code (its exit code is then 1).
 
 Authentication goes through azure-identity's managed-identity code path, served by the emulator
 (the App Service / Container Apps form: IDENTITY_ENDPOINT + IDENTITY_HEADER), and the emulator
@@ -46,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "batchrun", "run", str(args.manifest)]
         # the emulator's runs are visible at once: a short reconciliation window will do
         command += ["--report", str(report), "--log-level", "warning", "--reconcile-window", "3"]
-        print("$ batchrun run", args.manifest, "--report", report, flush=True)
+        # follow every run to its end: a few ExportReports runs fail, with their activity error
+        command += ["--wait", "--poll", "1"]
+        print("$ batchrun run", args.manifest, "--report", report, "--wait --poll 1", flush=True)
         code = subprocess.run(command, env=env, check=False).returncode
         stats = emulator.stats()
     created = stats["runs_created"]
