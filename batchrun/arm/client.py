@@ -249,6 +249,51 @@ class AdfClient:
             request_id=reply.request_id,
         )
 
+    async def query_activity_runs(
+        self,
+        *,
+        subscription: str,
+        resource_group: str,
+        factory: str,
+        run_id: str,
+        filter_parameters: Mapping[str, Any],
+    ) -> QueryResponse:
+        """One page of a run's activity runs (queryActivityruns); paged like queryPipelineRuns."""
+        url = self._factory_url(subscription, resource_group, factory)
+        url = f"{url}/pipelineruns/{_seg(run_id)}/queryActivityruns?api-version={API_VERSION}"
+        reply = await self._send("POST", url, dict(filter_parameters), None)
+        data = reply.json_object("queryActivityruns")
+        value = data.get("value", [])
+        if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+            raise reply.invalid("queryActivityruns answered with a 'value' that is not a list")
+        token = data.get("continuationToken")
+        return QueryResponse(
+            value=value,
+            continuation_token=token if isinstance(token, str) and token else None,
+            limits=RateLimits.from_headers(reply.headers),
+            request_id=reply.request_id,
+        )
+
+    async def cancel_pipeline_run(
+        self,
+        *,
+        subscription: str,
+        resource_group: str,
+        factory: str,
+        run_id: str,
+        is_recursive: bool = False,
+    ) -> RateLimits:
+        """Ask ADF to cancel a run (it moves through Canceling to Cancelled); the write budget
+        left is returned. A finished run is a 400 ApiError (``PipelineRunNotRunning`` or alike)."""
+        url = self._factory_url(subscription, resource_group, factory)
+        recursive = "true" if is_recursive else "false"
+        url = (
+            f"{url}/pipelineruns/{_seg(run_id)}/cancel"
+            f"?isRecursive={recursive}&api-version={API_VERSION}"
+        )
+        reply = await self._send("POST", url, None, None)
+        return RateLimits.from_headers(reply.headers)
+
     async def _send(
         self, method: str, url: str, body: Any, client_request_id: str | None
     ) -> _Reply:

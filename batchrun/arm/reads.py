@@ -181,6 +181,8 @@ class PagedReads:
         self._sleep = sleep
         self._now = now
         self.count = 0
+        # reads answered 429: they slow the polling down, they fail nothing
+        self.throttled = 0
         # the server's clock minus ours, from the last answer with a Date header: a little low,
         # never high (Date is truncated to the second and read after the answer's travel)
         self.server_offset: timedelta | None = None
@@ -218,6 +220,7 @@ class PagedReads:
                     )
                 except ApiError as exc:
                     if exc.status == 429:
+                        self.throttled += 1
                         pacer.throttled_for(exc.retry_after)
                     else:
                         pacer.abandoned()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from batchrun import __version__
-from batchrun.cli import emulator, recover, run, schema, summary, validate
+from batchrun.cli import cancel, emulator, recover, run, schema, summary, validate, watch
 from batchrun.cli.exits import (
     EXIT_AUTH,
     EXIT_BROKEN_PIPE,
@@ -44,16 +44,27 @@ class SubCommand(Protocol):
     def command(self, args: argparse.Namespace) -> int: ...
 
 
-SUBCOMMANDS: tuple[SubCommand, ...] = (run, validate, summary, recover, emulator, schema)
+SUBCOMMANDS: tuple[SubCommand, ...] = (
+    run,
+    watch,
+    cancel,
+    validate,
+    summary,
+    recover,
+    emulator,
+    schema,
+)
 
 _EXIT_CODES = f"""\
 exit codes:
-  {EXIT_OK}  done: every run triggered; validate: valid; summary: no run failed
-  {EXIT_FAILED}  a run failed; validate --online: findings; recover: a factory unsearched
-  {EXIT_USAGE}  usage, manifest, report or output-file error: nothing was sent
+  {EXIT_OK}  done: every run triggered (--wait, watch: and Succeeded); validate: valid
+  {EXIT_FAILED}  a run failed (--wait, watch: or ended otherwise); validate --online: findings;
+     recover: a factory unsearched
+  {EXIT_USAGE}  usage, manifest, report or output-file error: nothing was sent; or another
+     process holds the report, or the report stopped taking lines
   {EXIT_AUTH}  authentication: no token could be had, or ARM answered 401
-  {EXIT_SIGNAL[signal.SIGINT]}/{EXIT_SIGNAL[signal.SIGTERM]}  interrupted by SIGINT/SIGTERM \
-after draining in-flight runs (--resume finishes)
+  {EXIT_SIGNAL[signal.SIGHUP]}/{EXIT_SIGNAL[signal.SIGINT]}/{EXIT_SIGNAL[signal.SIGTERM]}  \
+stopped by SIGHUP/SIGINT/SIGTERM after draining in-flight runs (--resume finishes)
   {EXIT_BROKEN_PIPE}  the reader of stdout went away (| head)
 """
 

@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 
-from batchrun.arm.cloud import CLOUDS
+from batchrun.arm.cloud import CLOUDS, Cloud, allowed_hosts, get_cloud, resolve_endpoint
 from batchrun.arm.retry import RetrySettings
 from batchrun.arm.transport import Timeouts
 
@@ -93,6 +93,14 @@ def add_connection_options(
         help="let --endpoint point at HOST, not the cloud's management host: the token goes "
         "there (repeatable; also $BATCHRUN_ALLOW_ENDPOINT, comma-separated)",
     )
+
+
+def cloud_and_endpoint(args: argparse.Namespace) -> tuple[Cloud, str]:
+    """The cloud named by ``--cloud`` and the endpoint to send to (``--endpoint``, else
+    ``$BATCHRUN_ENDPOINT``, else the cloud's), checked against the hosts the token may go to."""
+    cloud = get_cloud(args.cloud)
+    allowed = allowed_hosts(args.allow_endpoint, os.environ)
+    return cloud, resolve_endpoint(cloud, endpoint_override(args), allowed=allowed)
 
 
 def endpoint_override(args: argparse.Namespace) -> str | None:

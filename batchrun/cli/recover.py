@@ -14,14 +14,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batchrun.arm.cloud import Cloud, allowed_hosts, get_cloud, resolve_endpoint
+from batchrun.arm.cloud import Cloud
 from batchrun.arm.session import credential_tokens, open_client
 from batchrun.arm.transport import Timeouts
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
-    endpoint_override,
+    cloud_and_endpoint,
     retry_settings,
     timeouts,
 )
@@ -157,10 +157,7 @@ def command(args: argparse.Namespace) -> int:
     scope = load_scope(args.scope, environ=os.environ)
     for warning in scope.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
-    cloud = get_cloud(args.cloud)
-    endpoint = resolve_endpoint(
-        cloud, endpoint_override(args), allowed=allowed_hosts(args.allow_endpoint, os.environ)
-    )
+    cloud, endpoint = cloud_and_endpoint(args)
     if not args.dry_run:
         check_output(args.output, force=args.force)
     plan = asyncio.run(_search(scope, settings, endpoint, cloud, timeouts(args)))

@@ -1,6 +1,7 @@
 """``batchrun run MANIFEST``: trigger every run of a manifest, write the report, summarise it.
 
-Exit codes: ``0`` every run triggered; ``1`` at least one failed; ``2`` a usage, manifest or
+Exit codes: ``0`` every run triggered (with ``--wait``: and ``Succeeded``); ``1`` at least one
+failed (with ``--wait``: to trigger, or in ADF, or timed out); ``2`` a usage, manifest or
 report error (nothing sent), another process holds the report, or the report stopped taking
 lines (sending stopped); ``3`` no token, or ARM rejected it; ``129``/``130``/``143`` stopped by
 SIGHUP/SIGINT/SIGTERM (the first signal's).
@@ -19,17 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batchrun.arm.client import create_run_url
-from batchrun.arm.cloud import Cloud, allowed_hosts, get_cloud, resolve_endpoint
+from batchrun.arm.cloud import Cloud
 from batchrun.arm.session import credential_tokens
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL, EXIT_USAGE
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
-    endpoint_override,
+    cloud_and_endpoint,
     positive_float,
     retry_settings,
     timeouts,
 )
+from batchrun.cli.watch import add_follow_options, follow, follow_settings
 from batchrun.errors import UsageError
 from batchrun.manifest.loader import Manifest, load_manifest
 from batchrun.manifest.shard import parse_shard, select
@@ -76,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
     )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="then follow every triggered run to its end (exit 0 only if all Succeeded)",
+    )
+    add_follow_options(parser)
     add_log_options(parser)
 
 
@@ -86,10 +94,7 @@ def command(args: argparse.Namespace) -> int:
         manifest = dataclasses.replace(manifest, runs=tuple(select(manifest.runs, shard)))
     for warning in manifest.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
-    cloud = get_cloud(args.cloud)
-    endpoint = resolve_endpoint(
-        cloud, endpoint_override(args), allowed=allowed_hosts(args.allow_endpoint, os.environ)
-    )
+    cloud, endpoint = cloud_and_endpoint(args)
     if args.dry_run:
         _print_dry_run(manifest, endpoint)
         return EXIT_OK
@@ -121,7 +126,17 @@ def command(args: argparse.Namespace) -> int:
     outcome = asyncio.run(_run(manifest, settings, cloud=cloud))
     # a big manifest's runs are not needed for the summary: let it reuse their memory
     del manifest
-    return _finish(outcome, report)
+    # with --wait the summary comes once, when the runs have ended
+    code = _finish(outcome, report, table=not args.wait)
+    if not args.wait or outcome.signal is not None or outcome.auth_error is not None:
+        return code
+    return follow(
+        report,
+        follow_settings(args),
+        endpoint=endpoint,
+        cloud=cloud,
+        timeouts=timeouts(args),
+    )
 
 
 async def _run(manifest: Manifest, settings: BatchSettings, *, cloud: Cloud) -> BatchOutcome:
@@ -129,12 +144,12 @@ async def _run(manifest: Manifest, settings: BatchSettings, *, cloud: Cloud) -> 
         return await run_batch(manifest, settings, tokens=tokens)
 
 
-def _finish(outcome: BatchOutcome, report: Path) -> int:
+def _finish(outcome: BatchOutcome, report: Path, *, table: bool = True) -> int:
     progress = outcome.progress
     print(progress.summary())
     if outcome.already_succeeded:
         print(f"  ({outcome.already_succeeded} runs had already succeeded in the resumed report)")
-    if report.exists():
+    if table and report.exists():
         # the same view as `batchrun summary REPORT`, of the whole report
         print()
         print(render(summarize([report]), "table"))

@@ -21,14 +21,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from batchrun.arm.cloud import Cloud, allowed_hosts, get_cloud, resolve_endpoint
+from batchrun.arm.cloud import Cloud
 from batchrun.arm.session import credential_tokens, open_client
 from batchrun.arm.transport import Timeouts
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
-    endpoint_override,
+    cloud_and_endpoint,
     retry_settings,
     timeouts,
 )
@@ -78,11 +78,8 @@ def command(args: argparse.Namespace) -> int:
         else:
             print(describe(manifests))
         return EXIT_OK
-    cloud = get_cloud(args.cloud)
     # every usage error is found before a token is asked for
-    endpoint = resolve_endpoint(
-        cloud, endpoint_override(args), allowed=allowed_hosts(args.allow_endpoint, os.environ)
-    )
+    cloud, endpoint = cloud_and_endpoint(args)
     settings = PreflightSettings(retry=retry_settings(args), concurrency=args.concurrency)
     runs = [spec for manifest in manifests for spec in manifest.runs]
     result = asyncio.run(_online(runs, settings, endpoint, cloud, timeouts(args)))

@@ -10,7 +10,11 @@ Where the reference says nothing, these are the emulator's choices:
 - ``referencePipelineRunId`` that is not a visible run of the same pipeline in the factory:
   400 ``ReferencedPipelineRunNotValid``; ``isRecovery=true`` without it: 400 ``BadRequest``.
   With a reference the body is ignored (the reference run's parameters are used).
-- cancel of a finished run: 400 ``PipelineRunNotRunning``; of a Canceling run: 200, no change.
+- cancel of a finished run: 400 ``PipelineRunNotRunning``; of a Canceling run: 200, no change;
+  ``isRecursive`` is validated and counted (``/_emulator/stats`` ``cancels``): there are no child
+  runs to cancel.
+- queryActivityruns: see :mod:`activities` (activities split the run's time; a failed run fails
+  in one activity with an ADF-style error).
 - a Cancelled run has ``runEnd``/``durationInMs`` null, as in the reference query example.
 - a run inside its visibility delay does not exist for any read: GET/cancel 404, queries skip
   it, and it cannot be a reference run yet.
@@ -32,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from batchrun.emulator.activities import Plan, query_activities
 from batchrun.emulator.arm import READ, WRITE, Dropped, error_response, json_response
 from batchrun.emulator.config import FactorySpec, PipelineSpec
 from batchrun.emulator.faults import Fault
@@ -40,7 +45,14 @@ from batchrun.emulator.query import query, render, view
 from batchrun.emulator.queue import PipelineQueue
 from batchrun.emulator.state import EmulatorState
 from batchrun.emulator.store import FINISHED, Run
-from batchrun.emulator.wire import ArmError, bad_request, canonical_json, check_name, parse_bool
+from batchrun.emulator.wire import (
+    TICKS_PER_SECOND,
+    ArmError,
+    bad_request,
+    canonical_json,
+    check_name,
+    parse_bool,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -81,6 +93,11 @@ class AdfApi:
                 FACTORY + "/pipelineruns/{runId}",
                 self._arm(READ, self.get_run),
                 name="getPipelineRun",
+            ),
+            web.post(
+                FACTORY + "/pipelineruns/{runId}/queryActivityruns",
+                self._arm(READ, self.query_activity_runs),
+                name="queryActivityruns",
             ),
             web.post(
                 FACTORY + "/pipelineruns/{runId}/cancel",
@@ -257,8 +274,11 @@ class AdfApi:
                 pipeline.name,
                 parameters,
                 now=state.now(),
-                failed=state.faults.run_fails(),
+                failed=state.faults.run_fails(pipeline.failure_rate),
                 group_of=reference if is_recovery else None,
+                queued=_ticks(pipeline.queued_ms),
+                duration=_ticks(pipeline.duration_ms),
+                failure_message=Plan.of(pipeline, pipeline.name).run_message(),
             )
             if queue is not None:
                 queue.admit(run, state.now())
@@ -323,12 +343,27 @@ class AdfApi:
 
         return await self._read(request, answer)
 
+    async def query_activity_runs(self, request: web.Request) -> web.StreamResponse:
+        factory = self._factory(request)
+        body = await _json_object(request, required=True)
+        state = self._state
+
+        def answer() -> web.Response:
+            run = self._run(request, factory)
+            pipeline = state.topology.pipeline(factory, run.pipeline_name)
+            plan = Plan.of(pipeline, run.pipeline_name)
+            return json_response(200, query_activities(run, plan, body, state.now()))
+
+        return await self._read(request, answer)
+
     async def cancel_run(self, request: web.Request) -> web.StreamResponse:
         factory = self._factory(request)
-        parse_bool(request.query.get("isRecursive"), field="isRecursive")
+        recursive = parse_bool(request.query.get("isRecursive"), field="isRecursive")
         run = self._run(request, factory)
         state = self._state
         status = state.store.cancel(run, state.now())
+        # the emulator has no child runs to cancel: it counts what was asked, for tests to see
+        state.stats.cancel_requested(recursive=recursive is True)
         queue = state.queues.existing(factory.key, run.pipeline_name)
         if queue is not None:
             queue.plan(state.now())  # a cancel may free a slot for the next run waiting
@@ -348,6 +383,10 @@ class AdfApi:
         if self._state.settings.faults_on_reads:
             return await self._faulted(request, answer)
         return answer()
+
+
+def _ticks(milliseconds: int | None) -> int | None:
+    return None if milliseconds is None else milliseconds * TICKS_PER_SECOND // 1000
 
 
 def _internal_error() -> ArmError:

@@ -17,12 +17,21 @@ command line win over it::
                   LoadRefunds:            # typed parameters with defaults, and ADF's queue
                     parameters: {region: {type: String, defaultValue: eu}, partition: {type: Int}}
                     concurrency: 2
+                  BuildMarts2:            # its own run length and failure rate, and how it fails
+                    duration_ms: 20000
+                    failure_rate: 0.1
+                    activities: [{name: Lookup1, type: Lookup}, {name: CopyMarts, type: Copy}]
+                    failure: {activity: CopyMarts, code: "2200", failure_type: UserError,
+                              message: "ErrorCode=UserErrorSourceBlobNotExist, ..."}
 
 A pipeline's ``parameters`` is either a list of names (any value is accepted) or a mapping of
 name to a ParameterSpecification (``type`` one of the spec's ParameterType values, optional
 ``defaultValue``); a run lists the parameters sent plus the defaults of those not sent.
 ``concurrency`` (at least 1) is the spec's ``Pipeline.concurrency``: at most that many runs are
-InProgress at once, the rest wait Queued (at most ``queue_cap`` of them).
+InProgress at once, the rest wait Queued (at most ``queue_cap`` of them). ``queued_ms``,
+``duration_ms`` and ``failure_rate`` override the settings of the same name for that pipeline;
+``activities`` (name and type, run one after another) and ``failure`` (which activity fails, with
+which ``code``, ``message`` and ``failure_type``) shape what ``queryActivityruns`` answers.
 
 Top-level keys starting with ``x-`` are ignored: a place to define YAML anchors.
 """
@@ -232,6 +241,27 @@ class ParameterSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivitySpec:
+    """One activity of a pipeline, as ``queryActivityruns`` names it."""
+
+    name: str
+    type: str = "Copy"
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityFailure:
+    """How a failed run of a pipeline fails: which activity, and the error it reports.
+
+    ``None`` fields take the emulator's default (the last activity; a Copy's missing source blob).
+    """
+
+    activity: str | None = None
+    code: str | None = None
+    message: str | None = None
+    failure_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineSpec:
     name: str
     # None: parameters are not declared, any name is accepted
@@ -239,6 +269,11 @@ class PipelineSpec:
     # types and defaults by name; a name declared only in the list form is a String
     definitions: Mapping[str, ParameterSpec] = field(default_factory=dict)
     concurrency: int | None = None
+    queued_ms: int | None = None  # None: the settings' run_queued_ms
+    duration_ms: int | None = None  # None: the settings' run_duration_ms
+    failure_rate: float | None = None  # None: the settings' run_failure_rate
+    activities: tuple[ActivitySpec, ...] = ()  # empty: a Lookup then a Copy
+    failure: ActivityFailure | None = None  # None: the last activity fails, a missing blob
 
     def definition(self, name: str) -> ParameterSpec:
         return self.definitions.get(name) or ParameterSpec()
@@ -359,6 +394,64 @@ def _concurrency(value: Any, where: str) -> int | None:
     return value
 
 
+_PIPELINE_KEYS = {
+    "parameters",
+    "concurrency",
+    "queued_ms",
+    "duration_ms",
+    "failure_rate",
+    "activities",
+    "failure",
+}
+
+
+def _millis(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: expected a whole number of milliseconds, 0 or more")
+    return value
+
+
+def _rate(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{where}: expected a probability between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _activities(value: Any, where: str) -> tuple[ActivitySpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected a non-empty list of {{name, type}}")
+    found: list[ActivitySpec] = []
+    for index, item in enumerate(value):
+        here = f"{where}[{index}]"
+        spec = _mapping(item, here)
+        _only(spec, {"name", "type"}, here)
+        name, kind = spec.get("name"), spec.get("type", "Copy")
+        if not isinstance(name, str) or not name or not isinstance(kind, str) or not kind:
+            raise ConfigError(f"{here}: name and type must be non-empty strings")
+        found.append(ActivitySpec(name, kind))
+    if len({a.name.casefold() for a in found}) != len(found):
+        raise ConfigError(f"{where}: activity names must be unique")
+    return tuple(found)
+
+
+def _failure(value: Any, where: str) -> ActivityFailure | None:
+    if value is None:
+        return None
+    spec = _mapping(value, where)
+    _only(spec, {"activity", "code", "message", "failure_type"}, where)
+    texts = {key: spec.get(key) for key in ("activity", "code", "message", "failure_type")}
+    for key, text in texts.items():
+        if text is not None and not isinstance(text, str):
+            raise ConfigError(f'{where}.{key}: expected a string (quote codes: "2200")')
+    return ActivityFailure(**texts)
+
+
 def _pipelines(value: Any, where: str) -> dict[str, PipelineSpec]:
     listed = isinstance(value, list)
     entries = {name: None for name in value} if listed else _mapping(value, where)
@@ -368,7 +461,7 @@ def _pipelines(value: Any, where: str) -> dict[str, PipelineSpec]:
         name = str(name)
         _check_name("pipelineName", name, here)
         spec = _mapping(body, here)
-        _only(spec, {"parameters", "concurrency"}, here)
+        _only(spec, _PIPELINE_KEYS, here)
         declared = spec.get("parameters")
         names, definitions = (
             (None, {}) if declared is None else _parameters(declared, f"{here}.parameters")
@@ -376,7 +469,15 @@ def _pipelines(value: Any, where: str) -> dict[str, PipelineSpec]:
         if name.casefold() in pipelines:
             raise ConfigError(f"{here}: pipeline declared twice (names are case-insensitive)")
         pipelines[name.casefold()] = PipelineSpec(
-            name, names, definitions, _concurrency(spec.get("concurrency"), f"{here}.concurrency")
+            name,
+            names,
+            definitions,
+            _concurrency(spec.get("concurrency"), f"{here}.concurrency"),
+            queued_ms=_millis(spec.get("queued_ms"), f"{here}.queued_ms"),
+            duration_ms=_millis(spec.get("duration_ms"), f"{here}.duration_ms"),
+            failure_rate=_rate(spec.get("failure_rate"), f"{here}.failure_rate"),
+            activities=_activities(spec.get("activities"), f"{here}.activities"),
+            failure=_failure(spec.get("failure"), f"{here}.failure"),
         )
     return pipelines
 

@@ -52,5 +52,7 @@ class FaultInjector:
             return self._latency_s
         return max(0.0, self._latency_s + self._latency.uniform(-self._jitter_s, self._jitter_s))
 
-    def run_fails(self) -> bool:
-        return self._failure_rate > 0 and self._outcomes.random() < self._failure_rate
+    def run_fails(self, rate: float | None = None) -> bool:
+        """Whether a new run fails: at ``rate`` (a pipeline's own), else the settings' rate."""
+        rate = self._failure_rate if rate is None else rate
+        return rate > 0 and self._outcomes.random() < rate

@@ -60,8 +60,11 @@ class PipelineQueue:
             if run.progress_at <= now and run is not fresh:
                 continue
             free = heapq.heappop(slots)
-            run.progress_at = max(run.start_at + self.queued_ticks, free)
-            run.end_at = run.end_updated_at = run.progress_at + self.duration_ticks
+            # a run created by the store knows its own phases; one built elsewhere uses the queue's
+            queued = run.queued_ticks or self.queued_ticks
+            duration = run.duration_ticks or self.duration_ticks
+            run.progress_at = max(run.start_at + queued, free)
+            run.end_at = run.end_updated_at = run.progress_at + duration
             heapq.heappush(slots, run.end_at)
 
 

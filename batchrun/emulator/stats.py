@@ -19,6 +19,7 @@ class Stats:
         self._examples: list[tuple[DuplicateKey, dict[str, str]]] = []
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.cancels = {"recursive": 0, "not_recursive": 0}
 
     def started(self) -> None:
         self.in_flight += 1
@@ -31,6 +32,9 @@ class Stats:
         if by_status is None:
             by_status = self.requests[route] = {}
         by_status[status] = by_status.get(status, 0) + 1
+
+    def cancel_requested(self, *, recursive: bool) -> None:
+        self.cancels["recursive" if recursive else "not_recursive"] += 1
 
     def created(self, key: DuplicateKey, *, factory: str, pipeline: str) -> None:
         """Count a created run; the same key created again is a duplicate."""
@@ -57,5 +61,6 @@ class Stats:
                 for key, names in self._examples
             ],
             "peak_in_flight": self.peak_in_flight,
+            "cancels": dict(self.cancels),
             "in_flight": self.in_flight,
         }

@@ -47,6 +47,10 @@ class Run:
     end_updated_at: int  # lastUpdated once ended (history may say something else)
     cancel_at: int = NEVER
     cancelled_at: int = NEVER
+    # this run's own phase lengths (a pipeline may override the settings'); ADF's queue re-plans
+    # a waiting run's start with them
+    queued_ticks: int = 0
+    duration_ticks: int = 0
 
     def state(self, now: int) -> tuple[str, int, int | None]:
         """(status, lastUpdated, runEnd) at ``now``."""
@@ -133,12 +137,21 @@ class RunStore:
         now: int,
         failed: bool,
         group_of: Run | None = None,
+        queued: int | None = None,
+        duration: int | None = None,
+        failure_message: str | None = None,
     ) -> Run:
-        """A new run starting ``now``; it joins ``group_of``'s recovery group when given."""
+        """A new run starting ``now``; it joins ``group_of``'s recovery group when given.
+
+        ``queued``/``duration`` (ticks) override the store's timing for this run;
+        ``failure_message`` is the run's message should it fail.
+        """
         t = self._timing
+        queued = t.queued if queued is None else queued
+        duration = t.duration if duration is None else duration
         run_id = str(uuid.uuid4())
-        progress_at = now + t.queued
-        end_at = progress_at + t.duration
+        progress_at = now + queued
+        end_at = progress_at + duration
         run = Run(
             seq=self._next_seq(),
             run_id=run_id,
@@ -153,12 +166,17 @@ class RunStore:
             end_at=end_at,
             outcome=FAILED if failed else SUCCEEDED,
             message=(
-                f"Operation on target {pipeline_name} failed: "
-                "the emulator failed this run on purpose (--run-failure-rate)."
+                (
+                    failure_message
+                    or f"Operation on target {pipeline_name} failed: "
+                    "the emulator failed this run on purpose (--run-failure-rate)."
+                )
                 if failed
                 else ""
             ),
             end_updated_at=end_at,
+            queued_ticks=queued,
+            duration_ticks=duration,
         )
         self.factory(key).add(run)
         return run

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from batchrun.errors import ReportError
+from batchrun.report.outcome import OutcomeSummary, summarize_outcomes
+from batchrun.report.outcome import slim as slim_outcome
 from batchrun.report.reader import read_records
 from batchrun.text import shorten
 from batchrun.times import parse_time, utc_iso
@@ -74,6 +76,8 @@ class Summary:
     last_finished: datetime | None
     # the ids whose last line is failed, in the order of those lines
     failed_ids: tuple[str, ...] = ()
+    outcomes: OutcomeSummary | None = None
+    """How the followed runs ended (``--wait``/``watch`` outcome lines); None without any."""
 
     @property
     def runs(self) -> int:
@@ -81,8 +85,10 @@ class Summary:
 
     @property
     def failed(self) -> bool:
-        """At least one run's outcome is ``failed``: ``batchrun summary`` exits 1."""
-        return self.statuses.get("failed", 0) > 0
+        """At least one run's outcome is ``failed``, or a followed run ended other than
+        ``Succeeded``: ``batchrun summary`` exits 1."""
+        ended_badly = self.outcomes is not None and self.outcomes.failed
+        return self.statuses.get("failed", 0) > 0 or ended_badly
 
     @property
     def span_s(self) -> float | None:
@@ -129,6 +135,7 @@ class Summary:
             "span_s": None if span is None else round(span, 3),
             "lines_per_s": None if rate is None else round(rate, 3),
             "failed_ids": list(self.failed_ids),
+            "followed": None if self.outcomes is None else self.outcomes.to_dict(),
         }
 
 
@@ -155,7 +162,8 @@ def summarize(paths: Sequence[Path]) -> Summary:
             lines += 1
             last.pop(run_id, None)  # re-insert: dict order becomes "order of last line"
             last[run_id] = _slim(record)
-            attempts[run_id] += _int(record.get("attempts"))
+            if "outcome" not in record:  # an outcome line repeats its trigger line's attempts
+                attempts[run_id] += _int(record.get("attempts"))
             started = parse_time(record.get("started_at"))
             finished = parse_time(record.get("finished_at"))
             if started is not None and (first_started is None or started < first_started):
@@ -177,6 +185,7 @@ def summarize(paths: Sequence[Path]) -> Summary:
         first_started=first_started,
         last_finished=last_finished,
         failed_ids=tuple(r["id"] for r in outcomes if r.get("status") == "failed"),
+        outcomes=summarize_outcomes(outcomes),
     )
 
 
@@ -229,6 +238,7 @@ def _slim(record: dict[str, Any]) -> dict[str, Any]:
     error = record.get("error")
     if record.get("status") == "failed" and isinstance(error, dict):
         slim["error"] = {"code": error.get("code"), "message": error.get("message")}
+    slim.update(slim_outcome(record))
     return slim
 
 
@@ -319,6 +329,11 @@ def _sections(summary: Summary) -> list[tuple[str, list[str], list[list[str]]]]:
             [[s.id, s.factory, s.pipeline, s.status, str(s.duration_ms)] for s in summary.slowest],
         ),
     ]
+    if summary.outcomes is not None:
+        for title, header, rows in summary.outcomes.sections():
+            if title.startswith("Failures"):
+                rows = [[*row[:3], shorten(row[3], _EXAMPLE_CHARS), row[4]] for row in rows]
+            sections.append((title, header, rows))
     return [section for section in sections if section[2]]
 
 

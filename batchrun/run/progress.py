@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -89,6 +90,69 @@ async def show_progress(progress: Progress, *, stream: TextIO, live: bool) -> No
                     failed=progress.failed,
                     reconciled=progress.reconciled,
                     reads=progress.reads,
+                )
+    finally:
+        status.clear()
+
+
+_FOLLOW_ORDER = (
+    "Queued",
+    "InProgress",
+    "Canceling",
+    "Succeeded",
+    "Failed",
+    "Cancelled",
+    "TimedOut",
+)
+
+
+@dataclass(slots=True)
+class FollowProgress:
+    """Counters while runs are followed (``--wait``, ``watch``): the runs by ADF status.
+
+    A run not seen yet counts as Queued (it was just triggered).
+    """
+
+    total: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    done: int = 0
+    polls: int = 0
+    reads: int = 0
+    activity_reads: int = 0
+    throttled: int = 0
+
+    def counts(self) -> dict[str, int]:
+        ordered = {name: self.statuses.get(name, 0) for name in _FOLLOW_ORDER}
+        ordered.update((k, v) for k, v in sorted(self.statuses.items()) if k not in ordered)
+        return {
+            name: count for name, count in ordered.items() if count or name in _FOLLOW_ORDER[:5]
+        }
+
+    def line(self) -> str:
+        counts = "  ".join(f"{name} {count}" for name, count in self.counts().items())
+        return (
+            f"following {self.total}: {counts}  ({self.polls} polls, {self.reads} reads, "
+            f"{self.throttled} throttled)"
+        )
+
+
+async def show_following(progress: FollowProgress, *, stream: TextIO, live: bool) -> None:
+    """Until cancelled: a live line of the counts by status on a TTY, else a log line every 10 s."""
+    log = get_logger("batchrun.run.progress")
+    status = live_line(stream)
+    try:
+        while True:
+            await asyncio.sleep(_LIVE_EVERY_S if live else _LOG_EVERY_S)
+            if live:
+                status.show(progress.line())
+            else:
+                log.info(
+                    "following",
+                    total=progress.total,
+                    **progress.counts(),
+                    polls=progress.polls,
+                    reads=progress.reads,
+                    throttled=progress.throttled,
                 )
     finally:
         status.clear()

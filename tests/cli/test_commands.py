@@ -25,7 +25,8 @@ from tests.helpers.recovery_history import FACTORIES, build_history
 
 pytestmark = pytest.mark.e2e
 
-COMMANDS = ["run", "validate", "summary", "recover", "emulator", "schema"]
+
+COMMANDS = ["run", "watch", "cancel", "validate", "summary", "recover", "emulator", "schema"]
 
 
 def test_help_lists_every_sub_command_in_order() -> None:

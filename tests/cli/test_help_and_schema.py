@@ -43,9 +43,9 @@ def test_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     text = help_text(capsys).split("exit codes:", 1)[1]
     codes = re.findall(r"^  (\d+)", text, re.MULTILINE)
     assert [int(code) for code in codes] == [
-        EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, 130, EXIT_BROKEN_PIPE,
+        EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, 129, EXIT_BROKEN_PIPE,
     ]  # fmt: skip
-    assert "130/143  interrupted by SIGINT/SIGTERM" in text
+    assert "129/130/143  stopped by SIGHUP/SIGINT/SIGTERM" in text
 
 
 @pytest.mark.parametrize(
