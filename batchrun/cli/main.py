@@ -58,10 +58,8 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
 _EXIT_CODES = f"""\
 exit codes:
   {EXIT_OK}  done: every run triggered (--wait, watch: and Succeeded); validate: valid
-  {EXIT_FAILED}  a run failed (--wait, watch: or ended otherwise); validate --online: findings;
-     recover: a factory unsearched
-  {EXIT_USAGE}  usage, manifest, report or output-file error: nothing was sent; or another
-     process holds the report, or the report stopped taking lines
+  {EXIT_FAILED}  a run failed (--wait, watch: or did not succeed); validate --online: findings
+  {EXIT_USAGE}  usage, manifest or report error (nothing sent), report locked or not writable
   {EXIT_AUTH}  authentication: no token could be had, or ARM answered 401
   {EXIT_SIGNAL[signal.SIGHUP]}/{EXIT_SIGNAL[signal.SIGINT]}/{EXIT_SIGNAL[signal.SIGTERM]}  \
 stopped by SIGHUP/SIGINT/SIGTERM after draining in-flight runs (--resume finishes)
