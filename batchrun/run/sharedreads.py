@@ -99,7 +99,7 @@ class Poll:
 
 @dataclass(slots=True)
 class _Channel:
-    waiting: dict[int, datetime] = field(default_factory=dict)
+    waiting: dict[int, tuple[datetime, float]] = field(default_factory=dict)
     running: asyncio.Task[Poll] | None = None
     running_sent: float = 0.0
     running_since: datetime = _NEVER
@@ -135,7 +135,12 @@ class SharedReads:
     def enter(self, key: ChannelKey, since: datetime) -> int:
         """A run starts waiting on ``key``; polls reach back to ``since`` while it waits."""
         token = next(self._tokens)
-        self._channels.setdefault(key, _Channel()).waiting[token] = since
+        # how far back the polls list every run, on the monotonic clock samples are timed by:
+        # they reach MARGIN before ``since`` on a server clock estimated low, less a second for
+        # a step of our own clock
+        reach = MARGIN - timedelta(seconds=1)
+        on_clock = self._clock() - (datetime.now(UTC) - since + reach).total_seconds()
+        self._channels.setdefault(key, _Channel()).waiting[token] = (since, on_clock)
         return token
 
     def leave(self, key: ChannelKey, token: int) -> None:
@@ -172,8 +177,12 @@ class SharedReads:
         raise AssertionError(f"no poll of {key} could serve a waiting run")  # pragma: no cover
 
     def _start(self, key: ChannelKey, channel: _Channel, spec: RunSpec) -> asyncio.Task[Poll]:
-        sent, since = self._clock(), min(channel.waiting.values())
-        task = asyncio.create_task(self._read(key, spec, since=since, sent=sent))
+        sent = self._clock()
+        since = min(since for since, _ in channel.waiting.values())
+        covers_from = min(on_clock for _, on_clock in channel.waiting.values())
+        task = asyncio.create_task(
+            self._read(key, spec, since=since, sent=sent, covers_from=covers_from)
+        )
         channel.running, channel.running_sent, channel.running_since = task, sent, since
 
         def done(finished: asyncio.Task[Poll]) -> None:
@@ -186,9 +195,10 @@ class SharedReads:
         task.add_done_callback(done)
         return task
 
-    async def _read(self, key: ChannelKey, spec: RunSpec, *, since: datetime, sent: float) -> Poll:
+    async def _read(
+        self, key: ChannelKey, spec: RunSpec, *, since: datetime, sent: float, covers_from: float
+    ) -> Poll:
         self.polls += 1
-        covers_from = sent - (datetime.now(UTC) - since).total_seconds()
         group = key[4] or None
         measured = self.server_time(since) is not None
         rows = await self._query(spec, since, group)
