@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,7 +128,7 @@ async def test_waiters_arriving_one_by_one_share_a_poll_a_second_at_most() -> No
     )  # fmt: skip
     assert found == [None] * 100
     times = [query.at for query in adf.queries]
-    assert all(later - earlier >= LOOK.first_poll_s for earlier, later in zip(times, times[1:]))
+    assert all(later - earlier >= LOOK.first_poll_s for earlier, later in itertools.pairwise(times))
     # the last arrives after 5 s and looks for 10 s: one poll a second, and a last one
     assert len(times) <= (5 + 10) / LOOK.first_poll_s + 1
     # alone, each would have made at least four
