@@ -8,14 +8,14 @@ commands raise, and only :func:`main` exits (through :mod:`batchrun.cli.exits`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from batchrun import __version__
-from batchrun.cli import emulator, recover, run, summary, validate
 from batchrun.cli.exits import EXIT_BROKEN_PIPE, EXIT_SIGNAL, exit_for
 from batchrun.errors import BatchrunError
 from batchrun.log import configure
@@ -35,17 +35,28 @@ class SubCommand(Protocol):
     def command(self, args: argparse.Namespace) -> int: ...
 
 
-SUBCOMMANDS: tuple[SubCommand, ...] = (run, validate, summary, recover, emulator)
+# each module's NAME is its own name; a module is imported only when its command is parsed or
+# run (or for the full help), so `validate` does not pay for aiohttp and azure-identity
+COMMANDS: tuple[str, ...] = ("run", "validate", "summary", "recover", "emulator")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def subcommand(name: str) -> SubCommand:
+    return cast(SubCommand, importlib.import_module(f"batchrun.cli.{name}"))
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; given a known ``command``, only that sub-command's options are declared."""
     parser = argparse.ArgumentParser(
         prog="batchrun",
         description="Trigger many Azure Data Factory pipeline runs from one YAML manifest.",
     )
     parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for sub in SUBCOMMANDS:
+    for name in COMMANDS:
+        if command in COMMANDS and name != command:
+            commands.add_parser(name)
+            continue
+        sub = subcommand(name)
         sub.add_arguments(commands.add_parser(sub.NAME, help=sub.HELP))
     return parser
 
@@ -64,8 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    sub = next(sub for sub in SUBCOMMANDS if args.command == sub.NAME)
+    given = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first word that is not an option: only --version comes before it
+    first = next((word for word in given if not word.startswith("-")), None)
+    args = build_parser(first).parse_args(given)
+    sub = subcommand(args.command)
     # once per process, before anything logs; the emulator has no log options (it has its own)
     if hasattr(args, "log_level"):
         configure(fmt=args.log_format, level=args.log_level)

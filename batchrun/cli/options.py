@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from typing import TYPE_CHECKING
 
-from batchrun.arm.cloud import CLOUDS
-from batchrun.arm.retry import RetrySettings
-from batchrun.arm.transport import Timeouts
+if TYPE_CHECKING:
+    from batchrun.arm.retry import RetrySettings
+    from batchrun.arm.transport import Timeouts
 
 
 def positive_int(text: str) -> int:
@@ -34,6 +35,11 @@ def add_connection_options(
     parser: argparse.ArgumentParser, *, concurrency: int, concurrency_help: str, retried: str
 ) -> None:
     """Cloud, endpoint, concurrency, retries and timeouts."""
+    # here, not at the top: `validate` and `summary` share this module and need no aiohttp
+    from batchrun.arm.cloud import CLOUDS
+    from batchrun.arm.retry import RetrySettings
+    from batchrun.arm.transport import Timeouts
+
     parser.add_argument(
         "--concurrency", type=positive_int, default=concurrency, help=concurrency_help
     )
@@ -89,10 +95,14 @@ def endpoint_override(args: argparse.Namespace) -> str | None:
 
 
 def retry_settings(args: argparse.Namespace) -> RetrySettings:
+    from batchrun.arm.retry import RetrySettings
+
     return RetrySettings(max_attempts=args.max_attempts, max_seconds=args.max_retry_time)
 
 
 def timeouts(args: argparse.Namespace) -> Timeouts:
+    from batchrun.arm.transport import Timeouts
+
     return Timeouts(connect_s=args.connect_timeout, read_s=args.read_timeout)
 
 
