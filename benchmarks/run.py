@@ -40,8 +40,10 @@ from benchmarks.workloads import Workload, workloads
 
 ROWS = ("throttled", "latency", "multi", "peer", "cpu", "memory", "faults", "lossy")
 RESULTS = Path(__file__).resolve().parent / "results"
-VALIDATE_LIMIT_S = 3.0
-RSS_LIMIT_MB = 150.0
+VALIDATE_LIMIT_S = 2.0
+RSS_LIMIT_MB = 120.0
+# issue 14: the latency row within this factor of the bare-aiohttp floor measured in the same run
+FLOOR_FACTOR = 1.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +188,8 @@ def row_latency(bench: Bench) -> list[Figure]:
             f"wall vs ideal {ideal:.2f} s",
             _seconds(wall),
             f"{wall / ideal:.3f}x",
-            "≤ 1.15x",
-            wall / ideal <= 1.15,
+            "",
+            None,
             {"wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal},
         ),
         Figure(
@@ -208,6 +210,15 @@ def row_latency(bench: Bench) -> list[Figure]:
             None,
             {"wall_s": floor, "ratio": floor / ideal},
         ),
+        Figure(
+            "latency",
+            "wall batchrun / floor (same run)",
+            f"{wall:.2f} / {floor:.2f} s",
+            f"{wall / floor:.3f}x",
+            f"≤ {FLOOR_FACTOR:.2f}x",
+            wall / floor <= FLOOR_FACTOR,
+            {"ratio": wall / floor},
+        ),
     ]
 
 
@@ -219,14 +230,34 @@ def row_multi(bench: Bench) -> list[Figure]:
     summed = load.subscriptions * load.refill
     rate = paced / wall
     share = _median([s.throttled / s.requests for s in samples])
+    process_wall = _median([s.process.wall_s for s in samples])
+    whole = paced / process_wall
     return [
         Figure(
             "multi",
-            f"rate vs summed refill {summed:.0f}/s",
+            "rate vs summed refill, on the process's wall",
+            f"{whole:.1f}/s",
+            f"{whole / summed:.3f}",
+            "≥ 0.95",
+            whole / summed >= 0.95,
+            {"process_wall_s": process_wall, "rate": whole, "ratio": whole / summed},
+        ),
+        Figure(
+            "multi",
+            "start-up: process wall - batch wall",
+            _seconds(process_wall - wall),
+            "",
+            "",
+            None,
+            {"startup_s": process_wall - wall},
+        ),
+        Figure(
+            "multi",
+            f"rate vs summed refill {summed:.0f}/s (batch wall)",
             f"{rate:.1f}/s",
             f"{rate / summed:.3f}",
-            "≥ 0.95",
-            rate / summed >= 0.95,
+            "",
+            None,
             {"wall_s": wall, "ideal_s": paced / summed, "rate": rate, "ratio": rate / summed},
         ),
         Figure(
