@@ -52,6 +52,7 @@ from batchrun.run.sharedreads import (
     Poll,
     SharedReads,
     channel_key,
+    claim_key,
     sample_key,
 )
 from batchrun.run.visibility import VisibilityLag, Window, WindowRule
@@ -154,8 +155,9 @@ class Reconciler:
 
     The window: a run not found is looked for again, waits doubling from ``first_poll_s`` up to
     ``max_poll_s``, until the deadline the scheduler gives (``window_s`` after the ambiguous
-    attempt) or, sooner, until the learned visibility window after that attempt has passed; only
-    then is it taken not to exist. Reads are shared per pipeline, paced on the reads budget and
+    attempt) or, sooner, until the learned visibility window after that attempt has passed (when
+    ADF was measured quick on the same pipeline around that time); only then is it taken not to
+    exist. Reads are shared per pipeline, paced on the reads budget and
     retried; one that cannot be made fails the run with ``ReconcileFailed`` rather than posting
     it again blind.
     """
@@ -184,7 +186,7 @@ class Reconciler:
         )
         self._clock = clock
         self._sleep = sleep
-        self._claimed: set[str] = set()
+        self._claimed: set[int | str] = set()
         self._references: dict[str, _Reference] = {}
         self._run_lookups = 0
         self._logged = self._lag.window
@@ -201,12 +203,12 @@ class Reconciler:
 
     def claim(self, run_id: str) -> None:
         """A run that belongs to an entry of this batch: never hand it to another entry."""
-        self._claimed.add(run_id)
+        self._claimed.add(claim_key(run_id))
 
     def created(self, spec: RunSpec, run_id: str) -> None:
         """A run this batch just created (its answer came back): claimed, and a sample of how
         long ADF takes to list a new run."""
-        self._claimed.add(run_id)
+        self._claimed.add(claim_key(run_id))
         self._lag.created(sample_key(spec), run_id, at=self._clock())
 
     async def find(self, spec: RunSpec, *, created_since: datetime, deadline: float) -> str | None:
@@ -259,7 +261,8 @@ class Reconciler:
                 self.claim(run_id)
                 return run_id
             # re-read each time: the window may have been learned, or gone back to the ceiling
-            end = min(deadline, ambiguous_at + self._lag.window.seconds)
+            window = self._lag.seconds_for(sample_key(spec), lost_at=ambiguous_at)
+            end = min(deadline, ambiguous_at + window)
             if poll.sent >= end:
                 return None
             now = self._clock()
@@ -281,7 +284,7 @@ class Reconciler:
         name = spec.pipeline.casefold()
         wanted_group = group.lower() if group is not None else None
         for run in poll.runs:
-            if run.run_id in self._claimed or run.pipeline != name or not run.manual:
+            if run.claim in self._claimed or run.pipeline != name or not run.manual:
                 continue
             # a run without a runStart is not ruled out by time (the other tests still apply)
             if run.started is not None and run.started < earliest:

@@ -15,7 +15,10 @@ pipeline (a run first read minutes after it was made says only that its lag was 
 
 Should ADF slow down, the samples show it first: while a sample of a pipeline being read is still
 missing from a read sent longer than the window after its creation, the window is the ceiling
-again, at once, for every run waiting on it.
+again, at once, for every run waiting on it. And a run waiting on a pipeline is held to the
+learned window only when a sample of that pipeline created at most one window before its lost
+answer was listed within the window: fresh evidence that ADF was quick at the time. Without it
+(the pipeline was quiet) the run waits the ceiling.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class VisibilityLag:
         self._pending: dict[SampleKey, dict[str, _Sample]] = {}
         self._order: deque[_Sample] = deque()
         self._last_read: dict[SampleKey, float] = {}
+        self._confirmed: dict[SampleKey, float] = {}  # the latest sample listed within the window
         self._live = 0
         self._overdue = 0
         self._learned: float | None = None
@@ -97,6 +101,13 @@ class VisibilityLag:
         learned = self._learned is not None and not self._overdue
         seconds = self._learned if learned and self._learned is not None else self._ceiling
         return Window(seconds=seconds, samples=len(self._lags), learned=learned)
+
+    def seconds_for(self, key: SampleKey, *, lost_at: float) -> float:
+        """The window for a run of ``key`` whose answer was lost at ``lost_at``: the learned one
+        when a sample of ``key`` made since ``lost_at`` less that window was listed in time."""
+        window = self.window
+        fresh = self._confirmed.get(key, -math.inf) >= lost_at - window.seconds
+        return window.seconds if window.learned and fresh else self._ceiling
 
     def created(self, key: SampleKey, run_id: str, *, at: float) -> None:
         """A run of ours whose createRun answer came at ``at``: a sample, while there is room."""
@@ -123,8 +134,8 @@ class VisibilityLag:
         self._last_read[key] = sent
         pending = self._pending.get(key)
         if pending:
-            for run_id in [run_id for run_id in listed if run_id in pending]:
-                sample = pending.pop(run_id)
+            seen = [pending.pop(run_id) for run_id in listed if run_id in pending]
+            for sample in seen:
                 self._forget(sample)
                 lag = max(0.0, answered - sample.created)
                 if (
@@ -132,7 +143,11 @@ class VisibilityLag:
                     or answered - max(sample.created, previous) <= self._rule.resolution_s
                 ):
                     self._lags.append(lag)
+            self._learned = self._derive()
             window = self.window.seconds
+            in_time = [sample.created for sample in seen if answered - sample.created <= window]
+            if in_time:
+                self._confirmed[key] = max(self._confirmed.get(key, -math.inf), *in_time)
             for sample in pending.values():
                 if (
                     not sample.overdue

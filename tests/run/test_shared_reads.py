@@ -16,6 +16,7 @@ from batchrun.arm.retry import RetrySettings
 from batchrun.errors import ApiError
 from batchrun.model import RunSpec
 from batchrun.run.reconcile import RECONCILE_FAILED, Reconciler, ReconcileSettings
+from batchrun.run.sharedreads import claim_key
 from tests.helpers.timeline import Timeline
 
 NO_RETRY = RetrySettings(max_attempts=1)
@@ -193,3 +194,29 @@ async def test_a_failed_shared_read_fails_every_run_waiting_on_it() -> None:
     assert [error.code for error in errors] == [RECONCILE_FAILED] * 3
     assert all("AuthorizationFailed" in error.message for error in errors)
     assert len(adf.queries) == 1
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("2f7fdb90-5df1-4b8e-ac2f-064cfa58202b", "2F7FDB90-5DF1-4B8E-AC2F-064CFA58202B", True),
+        ("2f7fdb90-5df1-4b8e-ac2f-064cfa58202b", "2f7fdb90-5df1-4b8e-ac2f-064cfa58202c", False),
+        # not a GUID: kept as written
+        ("run-1", "run-1", True),
+        ("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", "ZZZZZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZZZZZZZZZ", False),
+    ],
+)
+def test_a_claimed_run_id_is_kept_by_its_guid_whatever_its_case(
+    one: str, other: str, same: bool
+) -> None:
+    assert (claim_key(one) == claim_key(other)) is same
+
+
+async def test_a_run_claimed_in_one_spelling_is_not_found_in_another() -> None:
+    adf = QueriedAdf(Timeline())
+    run_spec = spec("a")
+    run_id = adf.add(run_spec, visible_at=0.0)
+    finder = reconciler(adf)
+    finder.claim(run_id.upper())
+    found = await adf.timeline.run(wait_all(finder, adf.timeline, [run_spec]))
+    assert found == [None]
