@@ -113,6 +113,20 @@ def test_a_read_that_did_not_reach_back_to_a_sample_does_not_make_it_overdue() -
     assert lag.window.learned
 
 
+def test_a_run_is_held_to_the_learned_window_only_with_fresh_evidence_from_its_pipeline() -> None:
+    lag = VisibilityLag(ceiling_s=30.0, rule=RULE)
+    for n in range(20):
+        lag.created(KEY, f"calm-{n}", at=float(n))
+        lag.read(KEY, [f"calm-{n}"], sent=n + 2.0, answered=n + 2.0, covers_from=0.0)
+    assert lag.window.seconds == pytest.approx(2.5)
+    # the last run listed in time was made at 19 s
+    assert lag.seconds_for(KEY, lost_at=21.0) == pytest.approx(2.5)
+    # a minute later the pipeline has been quiet: nothing says ADF is still quick
+    assert lag.seconds_for(KEY, lost_at=80.0) == 30.0
+    # nor does anything say so for another pipeline
+    assert lag.seconds_for(OTHER, lost_at=21.0) == 30.0
+
+
 def test_samples_are_bounded_and_forgotten_after_twice_the_ceiling() -> None:
     lag = VisibilityLag(ceiling_s=10.0, rule=WindowRule(pending=2, min_samples=1))
     lag.created(KEY, "a", at=0.0)
