@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -32,6 +33,8 @@ from benchmarks.workloads import Workload
 ROOT = Path(__file__).resolve().parent.parent
 IDENTITY_SECRET = "bench-identity-secret"
 _DROPPED_ENV = ("AZURE_", "MSI_", "IDENTITY_", "BATCHRUN_")
+# the end-of-run summary's account of the learned visibility window
+_WINDOW = re.compile(r"visibility window [\d.]+ s[^;)]*(?:\([^)]*\))?")
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
@@ -88,6 +91,8 @@ class Sample:
     # the emulator's count of runs created, and of runs created again with the same parameters
     runs_created: int = 0
     duplicates: int = 0
+    # queryPipelineRuns requests the emulator answered (each page counts)
+    reads: int = 0
 
     @property
     def wrongly_failed(self) -> int:
@@ -233,6 +238,7 @@ class Counted:
     duplicates: int
     # createRun answers by status ("200", "429", "500", "dropped", ...)
     answers: dict[str, int]
+    reads: int
 
 
 def _emulator_counts(emulator: EmulatorProcess) -> Counted:
@@ -245,6 +251,7 @@ def _emulator_counts(emulator: EmulatorProcess) -> Counted:
         int(stats["runs_created"]),
         int(stats["duplicates"]),
         dict(answers),
+        sum(stats["requests"].get("queryPipelineRuns", {}).values()),
     )
 
 
@@ -307,6 +314,10 @@ def batchrun_sample(
     if measured.code not in (0, 1) or not report.exists():
         raise BenchError(f"batchrun run exited {measured.code}:\n{_tail(err_path)}")
     span, succeeded, failed = report_span(report)
+    extra: dict[str, Any] = {"create_run_answers": counted.answers} if workload.faults else {}
+    window = _WINDOW.search(_tail(err_path, 4000))
+    if window is not None:
+        extra["window"] = window.group(0)
     for written in workdir.glob(f"{report.name}*"):  # the report and its intent journal
         written.unlink()
     return Sample(
@@ -322,9 +333,10 @@ def batchrun_sample(
         observed.emulator_cpu_s,
         counted.peak_in_flight,
         observed.foreign_cpu_share,
-        extra={"create_run_answers": counted.answers} if workload.faults else {},
+        extra=extra,
         runs_created=counted.runs_created,
         duplicates=counted.duplicates,
+        reads=counted.reads,
     )
 
 
@@ -376,6 +388,7 @@ def peer_sample(
         | ({"create_run_answers": counted.answers} if workload.faults else {}),
         runs_created=counted.runs_created,
         duplicates=counted.duplicates,
+        reads=counted.reads,
     )
 
 

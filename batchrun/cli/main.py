@@ -1,6 +1,7 @@
 """The command line's one edge: parse, configure logging, dispatch, turn errors into exit codes.
 
-Each sub-command is a module (``run``, ``validate``, ``summary``, ``recover``, ``emulator``) with
+Each sub-command is a module (``run``, ``watch``, ``cancel``, ``validate``, ``summary``,
+``recover``, ``emulator``, ``schema``) with
 ``NAME``, ``HELP``, ``UNDONE``, ``add_arguments(parser)`` and ``command(args) -> int``; the
 commands raise, and only :func:`main` exits (through :mod:`batchrun.cli.exits`).
 """
@@ -8,14 +9,14 @@ commands raise, and only :func:`main` exits (through :mod:`batchrun.cli.exits`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from batchrun import __version__
-from batchrun.cli import cancel, emulator, recover, run, schema, summary, validate, watch
 from batchrun.cli.exits import (
     EXIT_AUTH,
     EXIT_BROKEN_PIPE,
@@ -44,16 +45,23 @@ class SubCommand(Protocol):
     def command(self, args: argparse.Namespace) -> int: ...
 
 
-SUBCOMMANDS: tuple[SubCommand, ...] = (
-    run,
-    watch,
-    cancel,
-    validate,
-    summary,
-    recover,
-    emulator,
-    schema,
+# each module's NAME is its own name; a module is imported only when its command is parsed or
+# run (or for the full help), so `validate` does not pay for aiohttp and azure-identity
+COMMANDS: tuple[str, ...] = (
+    "run",
+    "watch",
+    "cancel",
+    "validate",
+    "summary",
+    "recover",
+    "emulator",
+    "schema",
 )
+
+
+def subcommand(name: str) -> SubCommand:
+    return cast(SubCommand, importlib.import_module(f"batchrun.cli.{name}"))
+
 
 _EXIT_CODES = f"""\
 exit codes:
@@ -67,7 +75,8 @@ stopped by SIGHUP/SIGINT/SIGTERM after draining in-flight runs (--resume finishe
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; given a known ``command``, only that sub-command's options are declared."""
     parser = argparse.ArgumentParser(
         prog="batchrun",
         description="Trigger many Azure Data Factory pipeline runs from one YAML manifest.",
@@ -76,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for sub in SUBCOMMANDS:
+    for name in COMMANDS:
+        if command in COMMANDS and name != command:
+            commands.add_parser(name)
+            continue
+        sub = subcommand(name)
         sub.add_arguments(
             commands.add_parser(sub.NAME, help=sub.HELP, formatter_class=HelpFormatter)
         )
@@ -97,8 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    sub = next(sub for sub in SUBCOMMANDS if args.command == sub.NAME)
+    given = sys.argv[1:] if argv is None else list(argv)
+    # the command is the first word that is not an option: only --version comes before it
+    first = next((word for word in given if not word.startswith("-")), None)
+    args = build_parser(first).parse_args(given)
+    sub = subcommand(args.command)
     # once per process, before anything logs; the emulator has no log options (it has its own)
     if hasattr(args, "log_level"):
         configure(fmt=args.log_format, level=args.log_level)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from typing import TYPE_CHECKING
 
-from batchrun.arm.cloud import CLOUDS, Cloud, allowed_hosts, get_cloud, resolve_endpoint
-from batchrun.arm.retry import RetrySettings
-from batchrun.arm.transport import Timeouts
+if TYPE_CHECKING:
+    from batchrun.arm.cloud import Cloud
+    from batchrun.arm.retry import RetrySettings
+    from batchrun.arm.transport import Timeouts
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -46,6 +48,11 @@ def add_connection_options(
     parser: argparse.ArgumentParser, *, concurrency: int, concurrency_help: str, retried: str
 ) -> None:
     """Cloud, endpoint, concurrency, retries and timeouts."""
+    # here, not at the top: `validate` and `summary` share this module and need no aiohttp
+    from batchrun.arm.cloud import CLOUDS
+    from batchrun.arm.retry import RetrySettings
+    from batchrun.arm.transport import Timeouts
+
     parser.add_argument(
         "--concurrency", type=positive_int, default=concurrency, help=concurrency_help
     )
@@ -98,6 +105,8 @@ def add_connection_options(
 def cloud_and_endpoint(args: argparse.Namespace) -> tuple[Cloud, str]:
     """The cloud named by ``--cloud`` and the endpoint to send to (``--endpoint``, else
     ``$BATCHRUN_ENDPOINT``, else the cloud's), checked against the hosts the token may go to."""
+    from batchrun.arm.cloud import allowed_hosts, get_cloud, resolve_endpoint
+
     cloud = get_cloud(args.cloud)
     allowed = allowed_hosts(args.allow_endpoint, os.environ)
     return cloud, resolve_endpoint(cloud, endpoint_override(args), allowed=allowed)
@@ -109,10 +118,14 @@ def endpoint_override(args: argparse.Namespace) -> str | None:
 
 
 def retry_settings(args: argparse.Namespace) -> RetrySettings:
+    from batchrun.arm.retry import RetrySettings
+
     return RetrySettings(max_attempts=args.max_attempts, max_seconds=args.max_retry_time)
 
 
 def timeouts(args: argparse.Namespace) -> Timeouts:
+    from batchrun.arm.transport import Timeouts
+
     return Timeouts(connect_s=args.connect_timeout, read_s=args.read_timeout)
 
 

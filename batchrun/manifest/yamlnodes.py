@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -197,7 +198,7 @@ class Loader(_BaseLoader):
                 pairs = node.value
                 while (kind := type(event := get())) is not MappingEndEvent:
                     plain = kind is ScalarEvent and event.anchor is None
-                    key = _scalar(event) if plain else compose(event)
+                    key = _key(event) if plain else compose(event)
                     event = get()
                     plain = type(event) is ScalarEvent and event.anchor is None
                     pairs.append((key, _scalar(event) if plain else compose(event)))
@@ -217,6 +218,14 @@ def _scalar(event: Any) -> ScalarNode:
     elif tag not in _SUPPORTED:
         raise _unsupported_tag(tag, event.start_mark)
     return ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
+
+
+def _key(event: Any) -> ScalarNode:
+    # keys repeat in every run (parameter names above all) and some end up in each run's
+    # parameters: one shared string each, not 100,000 copies
+    node = _scalar(event)
+    node.value = sys.intern(node.value)
+    return node
 
 
 def _tag(event: Any, implicit: str) -> str:

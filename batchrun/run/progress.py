@@ -27,6 +27,8 @@ class Progress:
     in_flight: int = 0
     reconciled: int = 0
     reads: int = 0
+    # how long ADF may take to list a new run, once reconciliation has looked for one
+    window: str = ""
 
     def count_finished(self, status: str) -> None:
         """One more run ended, with its report status."""
@@ -63,7 +65,8 @@ class Progress:
             f"{self.done} of {self.total} runs in {self.elapsed():.1f}s: "
             f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped "
             f"({self.retries} retries, {self.throttled} throttled, "
-            f"{self.reconciled} found by reconciliation in {self.reads} reads)"
+            f"{self.reconciled} found by reconciliation in {self.reads} reads"
+            + (f"; {self.window})" if self.window else ")")
         )
 
 

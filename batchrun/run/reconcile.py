@@ -17,9 +17,14 @@ since the first attempt, and takes the earliest run that
   group,
 - is not claimed already by another entry of this batch (two identical entries make two runs).
 
-ADF is not read-your-writes, so a run that is not found is looked for again, with backoff, until
-``window_s`` after the ambiguous attempt; only then is it taken not to exist. If ADF cannot be
-asked (403 on reads, say) the run is failed rather than re-posted blind: ``--resume`` asks again.
+The runs waiting on one pipeline share their reads (:mod:`batchrun.run.sharedreads`): one query
+per poll, whatever their number, matched by each with these rules.
+
+ADF is not read-your-writes, so a run that is not found is looked for again, with backoff, for the
+visibility window after the ambiguous attempt; only then is it taken not to exist. The window is
+learned from this batch's own runs (:mod:`batchrun.run.visibility`), never longer than
+``window_s``. If ADF cannot be asked (403 on reads, say) the run is failed rather than re-posted
+blind: ``--resume`` asks again.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from batchrun.arm.client import RunReader
@@ -37,21 +42,36 @@ from batchrun.arm.pacing import Pacers
 from batchrun.arm.reads import PagedReads
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError
-from batchrun.model import FactoryRef, RunSpec
-from batchrun.run.constants import RECONCILE_MAX_LOOKS, RECONCILE_MAX_PAGES
-from batchrun.times import parse_time
+from batchrun.log import get_logger
+from batchrun.model import RunSpec
+from batchrun.run.constants import RECONCILE_MAX_LOOKS
+from batchrun.run.sharedreads import (
+    MARGIN,
+    Candidate,
+    ChannelKey,
+    Poll,
+    SharedReads,
+    channel_key,
+    claim_key,
+    sample_key,
+)
+from batchrun.run.visibility import VisibilityLag, Window, WindowRule
+
+__all__ = [
+    "MARGIN",
+    "RECONCILE_FAILED",
+    "ReconcileSettings",
+    "Reconciler",
+    "adf_form",
+    "parameters_match",
+    "same_value",
+]
 
 RECONCILE_FAILED = "ReconcileFailed"
-# How far before our first attempt (in server time) a run may have started and still be ours.
-# The server's clock is read from Date, which is truncated to the second and read after the
-# answer travelled, so the estimate is already low; this covers ADF stamping runStart on another
-# machine than the one that wrote Date (hosts are NTP-synced to well under a second) and a step
-# of our own clock between the attempt and the look. A few seconds: a foreign manual run would
-# have to start inside them, with our pipeline and parameters, to be taken for ours.
-MARGIN = timedelta(seconds=5)
-# With no server clock measured yet the first query is this wide; its Date then narrows it.
-_UNMEASURED = timedelta(hours=1)
-_MAX_PAGES = 200
+# the learned window is logged again when it moves by more than this share
+_LOG_CHANGE = 0.25
+
+_log = get_logger("batchrun.run.reconcile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +80,17 @@ class ReconcileSettings:
 
     window_s: float = 30.0
     """Seconds after an ambiguous attempt (or after a crashed process's intent) during which a
-    run not found yet is looked for again; after it the run is taken not to exist and is posted
-    again (``--reconcile-window``, default 30). ADF's queries are not read-your-writes: a run
-    just created can take seconds to show, and a duplicate costs more than the wait."""
+    run not found yet may still be looked for (``--reconcile-window``, default 30): the ceiling
+    of the visibility window, and the window itself until the batch has measured ADF's lag.
+    ADF's queries are not read-your-writes: a run just created can take seconds to show, and a
+    duplicate costs more than the wait."""
     first_poll_s: float = 1.0
-    """Seconds between the first look and the second (default 1); each later wait doubles."""
+    """Seconds between the first look and the second (default 1); each later wait doubles. Also
+    the shortest time between two polls of one pipeline, however many runs wait on it."""
     max_poll_s: float = 8.0
-    """Seconds, the longest wait between two looks (default 8): the default window makes about
-    seven looks, a handful of reads per lost answer rather than a stream of them."""
+    """Seconds, the longest wait between two looks (default 8)."""
+    visibility: WindowRule = field(default_factory=WindowRule)
+    """How the window is learned from the lags measured on this batch's runs."""
 
 
 def adf_form(value: Any) -> Any:
@@ -132,7 +155,9 @@ class Reconciler:
 
     The window: a run not found is looked for again, waits doubling from ``first_poll_s`` up to
     ``max_poll_s``, until the deadline the scheduler gives (``window_s`` after the ambiguous
-    attempt); only then is it taken not to exist. Reads are paced on the reads budget and
+    attempt) or, sooner, until the learned visibility window after that attempt has passed (when
+    ADF was measured quick on the same pipeline around that time); only then is it taken not to
+    exist. Reads are shared per pipeline, paced on the reads budget and
     retried; one that cannot be made fails the run with ``ReconcileFailed`` rather than posting
     it again blind.
     """
@@ -151,55 +176,57 @@ class Reconciler:
         self._settings = settings
         self._retry = retry
         self._reads = PagedReads(reader, retry, pacers or Pacers(), sleep)
+        self._lag = VisibilityLag(ceiling_s=settings.window_s, rule=settings.visibility)
+        self._shared = SharedReads(
+            reads=self._reads,
+            lag=self._lag,
+            min_gap_s=settings.first_poll_s,
+            clock=clock,
+            sleep=sleep,
+        )
         self._clock = clock
         self._sleep = sleep
-        self._claimed: set[str] = set()
+        self._claimed: set[int | str] = set()
         self._references: dict[str, _Reference] = {}
         self._run_lookups = 0
+        self._logged = self._lag.window
 
     @property
     def read_count(self) -> int:
         """Reads made so far: queries (each page) and run lookups."""
         return self._reads.count + self._run_lookups
 
+    @property
+    def window(self) -> Window:
+        """The visibility window in force, and how it was arrived at."""
+        return self._lag.window
+
     def claim(self, run_id: str) -> None:
         """A run that belongs to an entry of this batch: never hand it to another entry."""
-        self._claimed.add(run_id)
+        self._claimed.add(claim_key(run_id))
+
+    def created(self, spec: RunSpec, run_id: str) -> None:
+        """A run this batch just created (its answer came back): claimed, and a sample of how
+        long ADF takes to list a new run."""
+        self._claimed.add(claim_key(run_id))
+        self._lag.created(sample_key(spec), run_id, at=self._clock())
 
     async def find(self, spec: RunSpec, *, created_since: datetime, deadline: float) -> str | None:
         """The unclaimed run of ``spec`` created since ``created_since``, looking again until
-        ``deadline`` (a monotonic time); claims and returns its runId, or None."""
-        delay = self._settings.first_poll_s
-        for _ in range(RECONCILE_MAX_LOOKS):
-            run_id = await self._look_once(spec, created_since)
-            if run_id is not None:
-                self.claim(run_id)
-                return run_id
-            left = deadline - self._clock()
-            if left <= 0:
-                return None
-            await self._sleep(min(delay, left))
-            delay = min(delay * 2, self._settings.max_poll_s)
-        return None
-
-    def _server_time(self, moment: datetime) -> datetime | None:
-        """``moment`` of our clock on the server's clock, if the server's was measured."""
-        offset = self._reads.server_offset
-        return None if offset is None else moment + offset
-
-    async def _look_once(self, spec: RunSpec, since: datetime) -> str | None:
+        ``deadline`` (a monotonic time, ``window_s`` after the ambiguous attempt) or the learned
+        window after that attempt, whichever comes first; claims and returns its runId, or None."""
         try:
             reference = await self._reference(spec)
             group = reference.group if reference is not None and spec.is_recovery else None
-            measured = self._server_time(since) is not None
-            runs = await self._candidates(spec, since, group)
-            if not measured and not self._covered(since):
-                # the first answer showed the server's clock far from ours: ask in its time
-                runs = await self._candidates(spec, since, group)
-            earliest = (self._server_time(since) or since) - MARGIN
-            for run in runs:
-                if self._matches(spec, run, earliest, group, reference):
-                    return str(run["runId"])
+            key = channel_key(spec, group)
+            token = self._shared.enter(key, created_since)
+            try:
+                return await self._look(
+                    spec, key, since=created_since, deadline=deadline, group=group,
+                    reference=reference,
+                )  # fmt: skip
+            finally:
+                self._shared.leave(key, token)
         except ApiError as exc:
             raise ApiError(
                 status=exc.status,
@@ -212,59 +239,74 @@ class Reconciler:
                 request_id=exc.request_id,
                 transient=False,
             ) from exc
-        return None
 
-    def _covered(self, since: datetime) -> bool:
-        """Whether the unmeasured first query's window held every run we could be after."""
-        start = self._server_time(since)
-        return start is None or abs(start - since) < _UNMEASURED - MARGIN
-
-    def _matches(
+    async def _look(
         self,
         spec: RunSpec,
-        run: Mapping[str, Any],
-        earliest: datetime,
+        key: ChannelKey,
+        *,
+        since: datetime,
+        deadline: float,
         group: str | None,
         reference: _Reference | None,
-    ) -> bool:
-        run_id = run.get("runId")
-        if not isinstance(run_id, str) or run_id in self._claimed:
-            return False
-        name = run.get("pipelineName")
-        if not isinstance(name, str) or name.casefold() != spec.pipeline.casefold():
-            return False
-        invoked = run.get("invokedBy") or {}
-        if invoked.get("invokedByType", invoked.get("name")) != "Manual":
-            return False
-        started = parse_time(run.get("runStart"), naive_is_utc=True)
-        # a run without a runStart is not ruled out by time (the other tests still apply)
-        if started is not None and started < earliest:
-            return False
-        if group is not None and str(run.get("runGroupId") or "").lower() != group.lower():
-            return False
-        parameters = run.get("parameters") or {}
-        if reference is not None:
-            return all(parameters.get(k) == v for k, v in reference.parameters.items())
-        return parameters_match(spec.parameters, parameters)
+    ) -> str | None:
+        ambiguous_at = deadline - self._settings.window_s
+        delay = self._settings.first_poll_s
+        wanted = self._clock()
+        for _ in range(RECONCILE_MAX_LOOKS):
+            poll = await self._shared.poll(key, spec, since=since, not_before=wanted)
+            self._log_window()
+            run_id = self._pick(spec, poll, since, group, reference)
+            if run_id is not None:
+                self.claim(run_id)
+                return run_id
+            # re-read each time: the window may have been learned, or gone back to the ceiling
+            window = self._lag.seconds_for(sample_key(spec), lost_at=ambiguous_at)
+            end = min(deadline, ambiguous_at + window)
+            if poll.sent >= end:
+                return None
+            now = self._clock()
+            wanted = min(now + delay, end)
+            if wanted > now:
+                await self._sleep(wanted - now)
+            delay = min(delay * 2, self._settings.max_poll_s)
+        return None
 
-    async def _candidates(
-        self, spec: RunSpec, since: datetime, group: str | None
-    ) -> list[dict[str, Any]]:
-        filters: list[dict[str, Any]] = [
-            {"operand": "PipelineName", "operator": "Equals", "values": [spec.pipeline]}
-        ]
-        if spec.is_recovery and group is not None:
-            filters.append({"operand": "RunGroupId", "operator": "Equals", "values": [group]})
-        start, now = self._server_time(since), self._server_time(datetime.now(UTC))
-        body: dict[str, Any] = {
-            # a run is updated no earlier than it starts
-            "lastUpdatedAfter": since - _UNMEASURED if start is None else start - MARGIN,
-            "lastUpdatedBefore": (now or datetime.now(UTC)) + _UNMEASURED,
-            "filters": filters,
-            "orderBy": [{"orderBy": "RunStart", "order": "ASC"}],
-        }
-        factory = FactoryRef(spec.subscription, spec.resource_group, spec.factory)
-        return await self._reads.query_all(factory, body, max_pages=RECONCILE_MAX_PAGES)
+    def _pick(
+        self,
+        spec: RunSpec,
+        poll: Poll,
+        since: datetime,
+        group: str | None,
+        reference: _Reference | None,
+    ) -> str | None:
+        earliest = (self._shared.server_time(since) or since) - MARGIN
+        name = spec.pipeline.casefold()
+        wanted_group = group.lower() if group is not None else None
+        for run in poll.runs:
+            if run.claim in self._claimed or run.pipeline != name or not run.manual:
+                continue
+            # a run without a runStart is not ruled out by time (the other tests still apply)
+            if run.started is not None and run.started < earliest:
+                continue
+            if wanted_group is not None and run.group != wanted_group:
+                continue
+            if _parameters_fit(spec, run, reference):
+                return run.run_id
+        return None
+
+    def _log_window(self) -> None:
+        window, logged = self._lag.window, self._logged
+        moved = abs(window.seconds - logged.seconds) > _LOG_CHANGE * max(logged.seconds, 1e-9)
+        if window.learned != logged.learned or moved:
+            self._logged = window
+            _log.info(
+                "reconcile.window",
+                window_s=round(window.seconds, 2),
+                learned=window.learned,
+                samples=window.samples,
+                ceiling_s=self._settings.window_s,
+            )
 
     async def _reference(self, spec: RunSpec) -> _Reference | None:
         """The run ``spec`` reruns: ADF gives the new run its parameters (the body is ignored)
@@ -293,3 +335,9 @@ class Reconciler:
                 self._run_lookups += 1
                 return await call()
         raise AssertionError("retrying() reraises")  # pragma: no cover
+
+
+def _parameters_fit(spec: RunSpec, run: Candidate, reference: _Reference | None) -> bool:
+    if reference is not None:
+        return all(run.parameters.get(k) == v for k, v in reference.parameters.items())
+    return parameters_match(spec.parameters, run.parameters)

@@ -201,7 +201,7 @@ class Scheduler:
                 # the answer was lost, maybe not the request: look before posting again
                 run.reconcile_deadline = self._clock() + self._settings.reconcile.window_s
             raise
-        self._reconciler.claim(response.run_id)
+        self._reconciler.created(run.spec, response.run_id)
         return run.succeeded(response.run_id, response=response)
 
     async def _gave_up(self, run: PendingRun, error: ApiError) -> RunResult | None:
@@ -247,6 +247,7 @@ class Scheduler:
             )
         finally:
             self._progress.reads = self._reconciler.read_count
+            self._progress.window = self._reconciler.window.describe()
         if found is not None:
             self._progress.reconciled += 1
         return found

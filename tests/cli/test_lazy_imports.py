@@ -1,0 +1,39 @@
+"""`batchrun validate` imports neither aiohttp nor the Azure SDK: a big manifest's check is fast."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CHECK = """
+import sys
+from batchrun.cli.main import main
+code = main(["validate", sys.argv[1]])
+heavy = sorted(
+    m for m in sys.modules if m.split(".")[0] in ("aiohttp", "azure") or m.startswith("batchrun.ar")
+)
+print(code, " ".join(heavy))
+"""
+
+
+def test_validate_imports_no_http_client_and_no_azure_sdk(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\nruns:\n  - {subscription: s, resource_group: rg, factory: fac, pipeline: p}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK, str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    code, _, heavy = done.stdout.strip().splitlines()[-1].partition(" ")
+    assert code == "0"
+    assert heavy == ""
