@@ -81,9 +81,9 @@ class Settings:
     hourly_writes: int = _opt(1200, "writes per hour window with --hourly")
     hourly_reads: int = _opt(12000, "reads per hour window with --hourly")
     global_bucket_per_subscription: bool = _opt(
-        False,
+        True,
         "the global (all-principals) buckets are per subscription, as in ARM; off: one global "
-        "write bucket for the whole emulator",
+        "write bucket for the whole emulator (an older habit)",
     )
     # run lifecycle
     run_queued_ms: int = _opt(1000, "time a new run stays Queued")
@@ -97,10 +97,10 @@ class Settings:
     queue_refusal_retry_after_s: int = _opt(0, "Retry-After on that refusal; 0 sends none")
     # ADF's answers
     single_run_group_filter: bool = _opt(
-        False, "refuse a RunGroupId filter with more than one value, as ADF does"
+        True, "refuse a RunGroupId filter with more than one value, as ADF does"
     )
     correlation_from_client_request_id: bool = _opt(
-        True,
+        False,
         "without x-ms-correlation-request-id, reuse x-ms-client-request-id as the correlation "
         "id; off: ARM's own (a new id), as real ARM does",
     )
