@@ -36,7 +36,7 @@ _GROUPS = {
     "expect_token": "authentication",
     "write_burst": "ARM throttling",
     "run_queued_ms": "pipeline runs",
-    "single_run_group_filter": "ADF/ARM answers (defaults as in Azure; --no-…: older, laxer habits)",
+    "single_run_group_filter": "ADF/ARM answers (as in Azure by default; --no-…: older habits)",
     "seed": "fault injection (createRun only unless --faults-on-reads)",
 }
 _METAVARS = {
