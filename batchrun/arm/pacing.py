@@ -155,8 +155,10 @@ class SubscriptionPacer:
         return max(0.0, wait)
 
     async def acquire(self) -> None:
-        """Wait for this subscription's turn; the caller must then report how the request went
-        (``completed``/``throttled_for``/``abandoned``). Raises :class:`PacerClosed` once closed."""
+        """Wait for this subscription's turn; the caller must then report, on every path, how the
+        request went (``completed``/``throttled_for``/``abandoned``) or that it was not sent
+        (``unused``): a turn never reported counts as in flight for ever. Raises
+        :class:`PacerClosed` once closed."""
         async with self._turn:
             while not self._closed:
                 now = self._clock()
@@ -214,6 +216,12 @@ class SubscriptionPacer:
 
     def abandoned(self) -> None:
         """A send that got no answer (transport error): it may or may not have spent a token."""
+        self._in_flight = max(0, self._in_flight - 1)
+        self._changed.set()
+
+    def unused(self) -> None:
+        """The turn taken by ``acquire`` was not used: nothing was sent (the batch stopped, or
+        the run was held back after all)."""
         self._in_flight = max(0, self._in_flight - 1)
         self._changed.set()
 
