@@ -56,6 +56,12 @@ _BAD_GATEWAY = (
 )
 
 
+_SIGN_IN_PAGE = (
+    "<html><head><title>Sign in</title></head><body><p>Your session has expired.</p>"
+    "</body></html>"
+)
+
+
 class AdfApi:
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
@@ -198,6 +204,9 @@ class AdfApi:
         response = operation()
         if fault is Fault.FAIL_500_AFTER_CREATE:
             raise _internal_error()
+        if fault is Fault.GARBLED_AFTER_CREATE:
+            # a proxy's or gateway's page with a 200: the run exists, the answer does not say so
+            return web.Response(status=200, text=_SIGN_IN_PAGE, content_type="text/html")
         if fault is Fault.DROP_AFTER_CREATE:
             if request.transport is not None:
                 request.transport.close()
@@ -259,6 +268,7 @@ class AdfApi:
                 now=state.now(),
                 failed=state.faults.run_fails(),
                 group_of=reference if is_recovery else None,
+                invoked_by_type="Manual" if reference is None else state.settings.rerun_invoked_by,
             )
             if queue is not None:
                 queue.admit(run, state.now())

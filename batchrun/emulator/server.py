@@ -54,6 +54,7 @@ _PROBABILITIES = {
     "fail_502_html",
     "fail_500_after_create",
     "drop_after_create",
+    "garbled_after_create",
     "stall_after_create",
 }
 SHUTDOWN_GRACE_S = 2.0

@@ -47,6 +47,7 @@ class Run:
     end_updated_at: int  # lastUpdated once ended (history may say something else)
     cancel_at: int = NEVER
     cancelled_at: int = NEVER
+    invoked_by_type: str = "Manual"
 
     def state(self, now: int) -> tuple[str, int, int | None]:
         """(status, lastUpdated, runEnd) at ``now``."""
@@ -133,6 +134,7 @@ class RunStore:
         now: int,
         failed: bool,
         group_of: Run | None = None,
+        invoked_by_type: str = "Manual",
     ) -> Run:
         """A new run starting ``now``; it joins ``group_of``'s recovery group when given."""
         t = self._timing
@@ -159,6 +161,7 @@ class RunStore:
                 else ""
             ),
             end_updated_at=end_at,
+            invoked_by_type=invoked_by_type,
         )
         self.factory(key).add(run)
         return run
