@@ -24,8 +24,12 @@ subscriptions:
 
 
 def manifest(backlog: int, others: int) -> str:
-    runs = [f"  - {{pipeline: LoadOrders, parameters: {{partition: {n}}}}}\n" for n in range(backlog)]
-    runs += [f"  - {{pipeline: BuildMarts, parameters: {{partition: {n}}}}}\n" for n in range(others)]
+    runs = [
+        f"  - {{pipeline: LoadOrders, parameters: {{partition: {n}}}}}\n" for n in range(backlog)
+    ]
+    runs += [
+        f"  - {{pipeline: BuildMarts, parameters: {{partition: {n}}}}}\n" for n in range(others)
+    ]
     return (
         f"version: 1\ndefaults:\n  subscription: {SUB_A}\n  resource_group: rg-data\n"
         "  factory: factory-0\nruns:\n" + "".join(runs)
