@@ -57,8 +57,7 @@ _BAD_GATEWAY = (
 
 
 _SIGN_IN_PAGE = (
-    "<html><head><title>Sign in</title></head><body><p>Your session has expired.</p>"
-    "</body></html>"
+    "<html><head><title>Sign in</title></head><body><p>Your session has expired.</p></body></html>"
 )
 
 

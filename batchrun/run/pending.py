@@ -30,6 +30,8 @@ class PendingRun:
     posting again, ask ADF, and keep asking until this monotonic time."""
     attempts: int = 0
     """createRun requests sent so far."""
+    first_attempt_at: float | None = None
+    """Monotonic time the run's first attempt began: ``--max-retry-time`` counts from it."""
     failures: int = 0
     """Attempts that failed and count against ``--max-attempts`` (ADF's queue refusals do
     not): kept across the waits for a full pipeline queue, which each begin a new policy."""

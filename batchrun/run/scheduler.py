@@ -251,6 +251,8 @@ class Scheduler:
     async def _attempt_once(self, run: PendingRun, pacer: SubscriptionPacer) -> Outcome:
         """Top to bottom: held back? → an earlier attempt's run in ADF? → the recovery guard →
         pace → slot → held back now? → intent → send."""
+        if run.first_attempt_at is None:
+            run.first_attempt_at = self._clock()
         held = self._held_back(run)
         if held is not None:
             return held
@@ -261,12 +263,29 @@ class Scheduler:
             guarded = await self._guard(run)
             if guarded is not None:
                 return guarded
-        await pacer.acquire()
+        held = await self._pace(run, pacer)
+        if held is not None:
+            return held
         sent = await self._send(run, pacer)
         if not isinstance(sent, CreateRunResponse):
             return sent
         self._reconciler.claim(sent.run_id)
         return run.succeeded(sent.run_id, response=sent)
+
+    async def _pace(self, run: PendingRun, pacer: SubscriptionPacer) -> Outcome | None:
+        """Wait for the subscription's pacer; or, should the run be held back meanwhile (its
+        subscription refused or paused, its pipeline's queue full), why, with no turn taken."""
+        reasons: list[Outcome] = []
+
+        def held_back() -> bool:
+            held = self._held_back(run)
+            if held is not None:
+                reasons.append(held)
+            return held is not None
+
+        if await pacer.acquire(unless=held_back):
+            return None
+        return reasons[-1]
 
     def _held_back(self, run: PendingRun) -> Outcome | None:
         """Why ``run`` must not be sent now, if it must not; raises ``_Stopped`` when the batch
@@ -276,6 +295,12 @@ class Scheduler:
         refusal = self._stops.refusal(run.spec.subscription)
         if refusal is not None:
             return run.failed(refusal)
+        now = self._clock()
+        started = run.first_attempt_at if run.first_attempt_at is not None else now
+        left = self._settings.retry.max_seconds - (now - started)
+        paused = self._stops.paused_beyond(run.spec.subscription, now=now, left_s=left)
+        if paused is not None:
+            return run.failed(paused)
         stalled = self._gates.stalled(run.spec)
         if stalled is not None:
             return run.failed(stalled)
@@ -407,6 +432,7 @@ class Scheduler:
             return
         if error.status == 429:
             self._progress.throttled += 1
+            self._stops.throttled(run.spec.subscription, error, now=self._clock())
             wait = error.retry_after
             # a pause longer than a run may retry for would only park the subscription
             pacer.throttled_for(None if wait is None else min(wait, self._retry_budget_s))

@@ -10,6 +10,10 @@
   for that subscription. That subscription stops: each of its runs gets a ``failed`` line that
   names the tenant and the fix; the others go on. Only when every subscription of the batch was
   refused so does the batch count as not authenticated (exit 3).
+- **ARM asks a subscription to wait longer than a run may retry** (a 429 whose
+  ``Retry-After`` is beyond ``--max-retry-time``: 999999 s, a date in 2099): a run that would
+  have to wait longer than its budget leaves fails at once with that answer, not sent, rather
+  than each waiting out its whole budget in turn.
 - **The endpoint cannot be reached**: nothing ever answered, and connections are refused, time
   out or fail TLS (``UNREACHABLE_AFTER`` of them, a TLS failure at once). Retrying each run
   would cost the night, so the batch stops with one message; runs not sent get no line.
@@ -40,6 +44,7 @@ class Stops:
         self._accepted_sent_at: dict[str, float] = {}
         self._answered = False
         self._no_connection = 0
+        self._paused: dict[str, tuple[float, ApiError]] = {}
 
     # --- what came back ----------------------------------------------------------------------
 
@@ -59,6 +64,34 @@ class Stops:
             return True
         self._refused.setdefault(key, _explained(subscription, error))
         return False
+
+    def throttled(self, subscription: str, error: ApiError, *, now: float) -> None:
+        """A 429 for ``subscription``: ARM wants no request before its Retry-After."""
+        if error.retry_after is None:
+            return
+        key = subscription.casefold()
+        until = now + error.retry_after
+        if key not in self._paused or self._paused[key][0] < until:
+            self._paused[key] = (until, error)
+
+    def paused_beyond(self, subscription: str, *, now: float, left_s: float) -> ApiError | None:
+        """The failed line's error when ARM asked ``subscription`` to wait longer than the
+        ``left_s`` seconds a run may still retry for."""
+        until, error = self._paused.get(subscription.casefold(), (0.0, None))
+        if error is None or until - now <= left_s:
+            return None
+        return ApiError(
+            status=None,
+            code=error.code,
+            message=(
+                f"not sent: ARM asked subscription {subscription} to wait {until - now:.0f} s "
+                f"more (Retry-After), beyond what --max-retry-time leaves ({left_s:.0f} s): "
+                f"{error.message}"
+            ),
+            request_id=error.request_id,
+            correlation_id=error.correlation_id,
+            sent=False,
+        )
 
     def credential_failed(self, error: AuthError) -> None:
         """No token could be had mid-batch: no request can be sent any more."""
