@@ -9,6 +9,8 @@
     │   └── ScopeError       ... the scope file of ``batchrun recover --scope``
     ├── UsageError           a flag or file the user gave cannot be used (exit 2)
     ├── ReportError          the report cannot be written or resumed (exit 2)
+    │   └── WriteError       a line could not be written (a full disk, a file size limit):
+    │                        the batch stops sending, ``--resume`` finishes it
     ├── OutputError          another file batchrun writes (the recovery manifest) cannot be
     │                        written: the disk, not the user, said no (exit 2)
     ├── AuthError            no token could be had (exit 3)
@@ -68,6 +70,17 @@ class UsageError(BatchrunError):
 
 class ReportError(BatchrunError):
     """The report file cannot be created, appended to or resumed from."""
+
+
+class WriteError(ReportError):
+    """A line could not be written whole to the report or its journal: the disk is full, the
+    file hit a size limit, the device failed. ``path`` and ``reason`` (the OS's words) say which."""
+
+    def __init__(self, *, path: str, reason: str, what: str = "report") -> None:
+        self.path = path
+        self.reason = reason
+        self.what = what
+        super().__init__(f"{path}: cannot write the {what}: {reason}")
 
 
 class OutputError(BatchrunError):

@@ -1,7 +1,8 @@
 """Exit codes, and the one map from an error batchrun raises on purpose to its code and message.
 
-Core functions raise; only the CLI exits. Codes ``0``-``4`` and ``130``/``143`` are the contract
-scripts depend on (DESIGN.md); ``141`` is what a shell reports for a program killed by SIGPIPE.
+Core functions raise; only the CLI exits. Codes ``0``-``4`` and ``129``/``130``/``143`` are the
+contract scripts depend on (DESIGN.md); ``141`` is what a shell reports for a program killed by
+SIGPIPE.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ __all__ = [
 EXIT_OK = 0
 # run / summary: at least one run failed; recover: a factory could not be searched
 EXIT_FAILED = 1
-# nothing was sent (or searched): a flag, manifest, scope, report or output file is the problem
+# nothing was sent (or searched): a flag, manifest, scope, report or output file is the problem;
+# or the report stopped taking lines mid-batch (a full disk): sending stopped, --resume finishes
 EXIT_USAGE = 2
 # no token could be had, or ARM rejected it
 EXIT_AUTH = 3
@@ -45,7 +47,13 @@ EXIT_UNREACHABLE = 4
 # the reader of stdout went away (`| head`): 128 + SIGPIPE, as `seq 1e9 | head` gives under
 # `set -o pipefail`, and unlike 0 or 1 it cannot be mistaken for an outcome of the runs
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-EXIT_SIGNAL = {signal.SIGINT: 128 + signal.SIGINT, signal.SIGTERM: 128 + signal.SIGTERM}
+# stopped by a signal after draining what was in flight: 128 + the *first* signal (a SIGINT after
+# a SIGTERM still exits 143), as a shell reports a process that signal killed
+EXIT_SIGNAL = {
+    signal.SIGHUP: 128 + signal.SIGHUP,
+    signal.SIGINT: 128 + signal.SIGINT,
+    signal.SIGTERM: 128 + signal.SIGTERM,
+}
 
 
 @dataclass(frozen=True, slots=True)

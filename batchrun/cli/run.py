@@ -1,7 +1,9 @@
 """``batchrun run MANIFEST``: trigger every run of a manifest, write the report, summarise it.
 
 Exit codes: ``0`` every run triggered; ``1`` at least one failed; ``2`` a usage, manifest or
-report error (nothing sent); ``3`` no token, or ARM rejected it; ``130``/``143`` interrupted.
+report error (nothing sent), another process holds the report, or the report stopped taking
+lines (sending stopped); ``3`` no token, or ARM rejected it; ``129``/``130``/``143`` stopped by
+SIGHUP/SIGINT/SIGTERM (the first signal's).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 from batchrun.arm.client import create_run_url
 from batchrun.arm.cloud import Cloud, allowed_hosts, get_cloud, resolve_endpoint
 from batchrun.arm.session import credential_tokens
-from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL
+from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL, EXIT_USAGE
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
@@ -94,7 +97,10 @@ def command(args: argparse.Namespace) -> int:
         f"batchrun-report-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl"
     )
     if args.resume and args.report is None:
-        raise UsageError("--resume needs --report: the report of the run to continue")
+        raise UsageError(
+            "--resume needs --report: the report of the batch to continue (a stopped batch "
+            "names it in its last line: rerun with --resume --report PATH)"
+        )
     settings = BatchSettings(
         report=report,
         endpoint=endpoint,
@@ -127,18 +133,26 @@ def _finish(outcome: BatchOutcome, report: Path) -> int:
         print()
         print(render(summarize([report]), "table"))
     print(f"report: {report}")
-    if outcome.signal is not None:
-        left = progress.total - progress.done
+    # the report's own path: a default one is new each time, so `--resume` alone cannot find it
+    rerun = f"rerun with --resume --report {shlex.quote(str(report))}"
+    left = progress.total - progress.done
+    if outcome.write_failure is not None:
         print(
-            f"interrupted by {outcome.signal.name}: {left} runs not triggered; rerun with --resume"
+            f"batchrun: error: {outcome.write_failure}; stopped sending with {left} runs not "
+            f"sent and {outcome.unwritten} ended without a line (their intents are in the "
+            "journal: --resume looks for them in ADF before sending anything); free some space "
+            f"or lift the limit, then {rerun}",
+            file=sys.stderr,
         )
+        return EXIT_USAGE
+    if outcome.signal is not None:
+        print(f"interrupted by {outcome.signal.name}: {left} runs not triggered; {rerun}")
         return EXIT_SIGNAL[outcome.signal]
     if outcome.auth_error is not None:
-        left = progress.total - progress.done
         print(
             f"batchrun: ARM rejected the token ({outcome.auth_error.code}: "
             f"{outcome.auth_error.message}); stopped with {left} runs not sent; "
-            "fix the identity and rerun with --resume",
+            f"fix the identity and {rerun}",
             file=sys.stderr,
         )
         return EXIT_AUTH

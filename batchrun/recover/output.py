@@ -9,6 +9,7 @@ factory, pipeline and runStart, and nothing depends on the time it was written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import Counter
@@ -129,11 +130,15 @@ def render_summary(plan: RecoveryPlan) -> str:
 
 def check_output(path: Path, *, force: bool) -> None:
     """Refuse, before anything is searched, an output file that exists (unless ``force``)."""
-    if path.is_dir():
+    try:
+        is_dir, parent_is_dir, exists = path.is_dir(), path.parent.is_dir(), path.exists()
+    except OSError as exc:  # a name too long for the file system, a loop of links, ...
+        raise UsageError(f"{path}: cannot be used as -o: {exc.strerror or exc}") from None
+    if is_dir:
         raise UsageError(f"{path}: is a directory; give -o a file name")
-    if not path.parent.is_dir():
+    if not parent_is_dir:
         raise UsageError(f"{path}: the directory {path.parent} does not exist")
-    if path.exists() and not force:
+    if exists and not force:
         raise UsageError(
             f"{path}: already exists; choose another -o, or pass --force to replace it"
         )
@@ -159,7 +164,10 @@ def write_manifest(path: Path, text: str, *, force: bool) -> None:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the recovery manifest: {exc.strerror}") from exc
     finally:
-        temporary.unlink(missing_ok=True)
+        # the temporary name is longer than the path's: when it could not be made, it cannot be
+        # removed either, and that must not hide the error above
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def _link_new(temporary: Path, path: Path, data: bytes) -> None:

@@ -3,18 +3,25 @@
 A line is written with a single ``write(2)`` on a file opened ``O_APPEND``, so a crash leaves whole
 lines or, at worst, one unterminated tail that readers ignore and a resumed writer terminates
 before appending. An existing report is never truncated or rewritten.
+
+When the disk is full (``ENOSPC``) or the file reaches a size limit (``EFBIG``), the line that
+failed may be cut short; nothing more is written after it, so the cut line stays the last one, and
+the writer tells its ``on_failure`` (the batch stops sending, as on a signal) instead of raising
+into the middle of a batch.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from batchrun.errors import ReportError
+from batchrun.errors import ReportError, WriteError
 from batchrun.model import RunSpec
 from batchrun.times import utc_iso
 
@@ -71,8 +78,9 @@ class RunResult:
 class AppendOnlyJsonl:
     """A JSONL file that only ever grows by whole lines; never truncated or rewritten."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, *, what: str) -> None:
         self.path = path
+        self.what = what
         self._fd = fd
 
     @classmethod
@@ -86,8 +94,12 @@ class AppendOnlyJsonl:
             raise ReportError(
                 f"{path}: cannot open the {what} for writing: {exc.strerror}"
             ) from None
-        appender = cls(path, fd)
-        appender._terminate_partial_tail()
+        appender = cls(path, fd, what=what)
+        try:
+            appender._terminate_partial_tail()
+        except OSError as exc:
+            appender.close()
+            raise WriteError(path=str(path), reason=_reason(exc), what=what) from None
         return appender
 
     @property
@@ -104,22 +116,48 @@ class AppendOnlyJsonl:
                 os.write(self._fd, b"\n")
 
     def append(self, record: dict[str, Any]) -> None:
+        """Write ``record`` as one line; :class:`WriteError` with the OS's reason if it could not
+        be written whole (the file may then end in a cut line)."""
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        written = os.write(self._fd, line)
-        if written != len(line):
-            # a short write on a regular file means the disk is full: say so rather than go on
-            raise ReportError(f"{self.path}: short write ({written} of {len(line)} bytes)")
+        rest = memoryview(line)
+        # a short write on a regular file means the disk is full or the file at its size limit:
+        # writing the rest gets the OS's reason (ENOSPC, EFBIG); each turn writes a byte or more
+        for _ in range(len(line)):
+            try:
+                written = os.write(self._fd, rest)
+            except OSError as exc:
+                raise WriteError(path=str(self.path), reason=_reason(exc), what=self.what) from None
+            if written == 0:
+                raise WriteError(path=str(self.path), reason="no byte written", what=self.what)
+            rest = rest[written:]
+            if not rest:
+                return
 
     def close(self) -> None:
         os.close(self._fd)
 
 
+def _reason(exc: OSError) -> str:
+    """``File too large (EFBIG)``: the OS's words, and the name an operator can search for."""
+    name = errno.errorcode.get(exc.errno) if exc.errno is not None else None
+    return f"{exc.strerror} ({name})" if name else str(exc.strerror or exc)
+
+
 class ReportWriter:
-    """Appends one whole line per result to a report."""
+    """Appends one whole line per result to a report.
+
+    Without ``on_failure``, a line that cannot be written raises :class:`WriteError`. With it,
+    the first such failure is handed to ``on_failure`` (the runner stops the batch) and kept in
+    :attr:`failure`; that result and every later one are counted in :attr:`unwritten` instead
+    of written, so a cut line stays the report's last.
+    """
 
     def __init__(self, file: AppendOnlyJsonl) -> None:
         self._file = file
         self.path = file.path
+        self.on_failure: Callable[[WriteError], None] | None = None
+        self.failure: WriteError | None = None
+        self.unwritten = 0
 
     @classmethod
     def open(cls, path: Path, *, resume: bool) -> ReportWriter:
@@ -127,7 +165,17 @@ class ReportWriter:
         return cls(AppendOnlyJsonl.open(path, resume=resume, what="report", exists_hint=hint))
 
     def write(self, result: RunResult) -> None:
-        self._file.append(result.to_record())
+        if self.failure is not None:
+            self.unwritten += 1
+            return
+        try:
+            self._file.append(result.to_record())
+        except WriteError as exc:
+            if self.on_failure is None:
+                raise
+            self.failure = exc
+            self.unwritten += 1
+            self.on_failure(exc)
 
     def close(self) -> None:
         self._file.close()

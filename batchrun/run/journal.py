@@ -13,17 +13,24 @@ the process died, or gave up, while the run may have been created: ``--resume`` 
 (from the intent's time on) before posting again. Lines are whole single writes to an
 ``O_APPEND`` file, like the report's; ``fsync`` is not called (a killed process loses nothing, a
 machine that loses power may lose the page cache).
+
+The batch line is what makes a report resumable: without it (or without the journal) nothing
+says which manifest the report's ids belong to, and ids alone could match another manifest's.
+An intent that cannot be written stops the batch, and its run is not sent: a run may leave only
+once its intent is on disk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from batchrun import __version__
-from batchrun.errors import ReportError
+from batchrun.arm.pacing import PacerClosed
+from batchrun.errors import ReportError, WriteError
 from batchrun.report.reader import read_records
 from batchrun.report.writer import AppendOnlyJsonl
 from batchrun.times import parse_time, utc_iso
@@ -52,31 +59,47 @@ class BatchIdentity:
         }
 
 
+class JournalClosed(PacerClosed):
+    """An intent could not be written: the batch is stopping, and this run must not be sent.
+
+    A :class:`PacerClosed`, so the scheduler treats it as it treats any stop: the run ends
+    without a line, and ``--resume`` sends it."""
+
+
 def read_intents(path: Path, identity: BatchIdentity) -> dict[str, datetime]:
     """The earliest intent time of each manifest entry (by ``RunSpec.id``); refuses a journal
-    of another batch."""
+    of another batch, and one (or none) that does not start with its batch line."""
     intents: dict[str, datetime] = {}
-    for line in read_records(path):
-        kind = line.get("type")
-        if kind == "batch":
-            if (line.get("fingerprint"), line.get("shard")) != (
-                identity.fingerprint,
-                identity.shard,
-            ):
-                raise ReportError(
-                    f"{path}: this report was written for another manifest "
-                    f"({line.get('manifest')}, shard {line.get('shard')}) or the manifest "
-                    "has changed since (runs, parameters or environment variables); "
-                    "resume it with the same manifest, or start a new report"
-                )
-        elif kind == "intent":
-            spec_id, at = line.get("id"), line.get("at")
-            if isinstance(spec_id, str) and isinstance(at, str) and spec_id not in intents:
-                moment = parse_time(at)
-                if moment is None:
-                    raise ReportError(f"{path}: intent of {spec_id} has no valid time: {at!r}")
-                intents[spec_id] = moment
+    records = read_records(path)
+    first = next(records, None)
+    if first is None or first.get("type") != "batch":
+        raise ReportError(_no_batch_line(path))
+    if (first.get("fingerprint"), first.get("shard")) != (identity.fingerprint, identity.shard):
+        raise ReportError(
+            f"{path}: this report was written for another manifest "
+            f"({first.get('manifest')}, shard {first.get('shard')}) or the manifest "
+            "has changed since (runs, parameters or environment variables); "
+            "resume it with the same manifest, or start a new report"
+        )
+    for line in records:
+        if line.get("type") != "intent":
+            continue
+        spec_id, at = line.get("id"), line.get("at")
+        if isinstance(spec_id, str) and isinstance(at, str) and spec_id not in intents:
+            moment = parse_time(at)
+            if moment is None:
+                raise ReportError(f"{path}: intent of {spec_id} has no valid time: {at!r}")
+            intents[spec_id] = moment
     return intents
+
+
+def _no_batch_line(path: Path) -> str:
+    return (
+        f"{path}: this intent journal has no batch line, so nothing says which manifest its "
+        "report was written for; resuming on run ids alone could skip another manifest's runs "
+        "as already succeeded. Start a new report (another --report); `batchrun summary` on the "
+        "old one shows what it triggered"
+    )
 
 
 class Journal:
@@ -84,22 +107,42 @@ class Journal:
 
     def __init__(self, file: AppendOnlyJsonl) -> None:
         self._file = file
+        self.on_failure: Callable[[WriteError], None] | None = None
+        self.failure: WriteError | None = None
 
     @classmethod
     def open(cls, report: Path, identity: BatchIdentity, *, resume: bool) -> Journal:
         hint = "pass --resume to continue that batch, or choose another --report"
-        file = AppendOnlyJsonl.open(
-            journal_path(report), resume=resume, what="intent journal", exists_hint=hint
-        )
+        path = journal_path(report)
+        file = AppendOnlyJsonl.open(path, resume=resume, what="intent journal", exists_hint=hint)
         if file.empty:
-            file.append(identity.line())
+            try:
+                file.append(identity.line())
+            except WriteError:
+                # a journal without its batch line would block every later run on this report
+                file.close()
+                path.unlink(missing_ok=True)
+                raise
         return cls(file)
 
     def intent(self, *, spec_id: str, client_request_id: str, at: datetime) -> None:
-        """Written before the first createRun of the manifest entry ``spec_id`` leaves."""
-        self._file.append(
-            {"type": "intent", "id": spec_id, "request_id": client_request_id, "at": utc_iso(at)}
-        )
+        """Written before the first createRun of the manifest entry ``spec_id`` leaves.
+
+        When it cannot be written, with ``on_failure`` set: that hears of the first failure (and
+        stops the batch), and :class:`JournalClosed` keeps this run from being sent."""
+        if self.failure is not None:
+            raise JournalClosed
+        try:
+            self._file.append(
+                {"type": "intent", "id": spec_id, "request_id": client_request_id,
+                 "at": utc_iso(at)}
+            )  # fmt: skip
+        except WriteError as exc:
+            if self.on_failure is None:
+                raise
+            self.failure = exc
+            self.on_failure(exc)
+            raise JournalClosed from None
 
     def close(self) -> None:
         self._file.close()

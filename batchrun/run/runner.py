@@ -1,10 +1,8 @@
-"""One `batchrun run`: token first, then the scheduler, the report, signals and the summary."""
+"""One `batchrun run`: the lock, token first, then the scheduler, the report, signals."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,16 +11,18 @@ from batchrun.arm.auth import TokenProvider
 from batchrun.arm.retry import RetrySettings
 from batchrun.arm.session import open_client
 from batchrun.arm.transport import Timeouts
-from batchrun.errors import ApiError, ReportError
+from batchrun.errors import ApiError, ReportError, WriteError
 from batchrun.log import get_logger
 from batchrun.manifest.loader import Manifest
 from batchrun.model import RunSpec
 from batchrun.report.reader import read_records
 from batchrun.report.writer import ReportWriter
 from batchrun.run.journal import BatchIdentity, Journal, journal_path, read_intents
-from batchrun.run.progress import Progress, show_progress
+from batchrun.run.lock import BatchLock
+from batchrun.run.progress import Progress
 from batchrun.run.reconcile import RECONCILE_FAILED, ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
+from batchrun.run.stopper import Stopper
 
 _log = get_logger("batchrun.run.runner")
 
@@ -79,6 +79,11 @@ class BatchOutcome:
     already_succeeded: int
     auth_error: ApiError | None
     signal: signal.Signals | None
+    write_failure: WriteError | None = None
+    """The first line that could not be written to the report or journal: the batch stopped."""
+    unwritten: int = 0
+    """Runs that ended after that failure, or with it, and have no line: their intents are in
+    the journal, so ``--resume`` looks for them in ADF before sending anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +97,27 @@ class Resumption:
 
 
 def resumption(manifest: Manifest, settings: BatchSettings, identity: BatchIdentity) -> Resumption:
-    """The runs still to trigger; for a resumed report, the runs it already has."""
+    """The runs still to trigger; for a resumed report, the runs it already has.
+
+    Refuses, before anything is created: a new batch where a report or journal already is; a
+    resume of a report whose journal is missing or of another manifest. ``--resume`` with
+    neither report nor journal starts a new batch (saying so).
+    """
+    report, journal = settings.report, journal_path(settings.report)
+    fresh = Resumption(list(manifest.runs), 0, set(), {})
     if not settings.resume:
-        return Resumption(list(manifest.runs), 0, set(), {})
-    journal = journal_path(settings.report)
-    if not settings.report.exists() and not journal.exists():
-        raise ReportError(f"{settings.report}: no report to resume")
+        _refuse_leftovers(report, journal)
+        return fresh
+    if not journal.exists():
+        if _has_records(report):
+            raise ReportError(
+                f"{report}: cannot be resumed: its intent journal {journal} is missing, and only "
+                "the journal says which manifest the report was written for (run ids alone could "
+                "match another manifest's, whose runs would then be skipped as already "
+                "succeeded); restore the journal, or start a new report (another --report)"
+            )
+        _log.warning("nothing to resume: starting a new batch", report=str(report))
+        return fresh
     intents = read_intents(journal, identity)
     succeeded: dict[str, str] = {}
     for record in read_records(settings.report):
@@ -116,23 +136,53 @@ def resumption(manifest: Manifest, settings: BatchSettings, identity: BatchIdent
     return Resumption(todo, len(manifest.runs) - len(todo), set(succeeded.values()), intents)
 
 
+def _refuse_leftovers(report: Path, journal: Path) -> None:
+    # checked before either file is created, so a refusal leaves nothing behind to trip on
+    if report.exists():
+        raise ReportError(
+            f"{report}: report already exists; pass --resume to continue it, "
+            "or choose another path with --report"
+        )
+    if journal.exists():
+        raise ReportError(
+            f"{journal}: the intent journal of an earlier batch on this report is here, though "
+            "the report is not: that batch stopped before its first line, and runs it sent may "
+            f"exist; pass --resume --report {report} to continue it (those runs are looked for "
+            "in ADF first), or choose another --report"
+        )
+
+
+def _has_records(report: Path) -> bool:
+    return next(iter(read_records(report)), None) is not None
+
+
 async def run_batch(
     manifest: Manifest, settings: BatchSettings, *, tokens: TokenProvider
 ) -> BatchOutcome:
     """Trigger every run of ``manifest`` once, write the report, and say how it went.
 
-    1. With ``settings.resume``, read the earlier report and journal: skip what succeeded, and
-       remember the runs that may exist without an answer (ReportError if there is nothing to
-       resume).
-    2. Ask for a token and open the client: no token, AuthError, and nothing sent or written.
-    3. Open the report and its intent journal, and hand the runs to the :class:`Scheduler`
+    1. Lock the report (:class:`~batchrun.run.lock.BatchLock`) for the whole batch: another
+       process on it means ReportError, naming that process.
+    2. With ``settings.resume``, read the earlier report and journal: skip what succeeded, and
+       remember the runs that may exist without an answer (nothing to resume: a new batch).
+       Without it, a report or journal already there is a ReportError. Nothing is created yet.
+    3. Ask for a token and open the client: no token, AuthError, and nothing sent or written.
+    4. Open the journal, then the report, and hand the runs to the :class:`Scheduler`
        (pacing, retries, reconciliation), a line per run as each finishes.
-    4. On SIGINT/SIGTERM stop taking runs, give those in flight ``grace_s``, then cancel; a
-       second signal cancels at once.
+    5. On SIGINT/SIGTERM/SIGHUP, or when a line cannot be written, stop taking runs, give those
+       in flight ``grace_s``, then cancel; a second signal cancels at once. Every task the batch
+       started is ended before the session closes.
 
-    Returns the counts, the signal that stopped the batch, and the 401 that stopped it, if any;
-    the CLI turns those into an exit code.
+    Returns the counts, the signal or write failure that stopped the batch, and the 401 that
+    stopped it, if any; the CLI turns those into an exit code.
     """
+    with BatchLock.acquire(settings.report):
+        return await _run_locked(manifest, settings, tokens=tokens)
+
+
+async def _run_locked(
+    manifest: Manifest, settings: BatchSettings, *, tokens: TokenProvider
+) -> BatchOutcome:
     identity = BatchIdentity(manifest.fingerprint, manifest.path, settings.shard)
     resumed = resumption(manifest, settings, identity)
     progress = Progress(total=len(resumed.todo))
@@ -143,8 +193,8 @@ async def run_batch(
         connections=settings.concurrency,
     ) as client:
         with (
-            ReportWriter.open(settings.report, resume=settings.resume) as writer,
             Journal.open(settings.report, identity, resume=settings.resume) as journal,
+            ReportWriter.open(settings.report, resume=settings.resume) as writer,
         ):
             scheduler = Scheduler(
                 trigger=client,
@@ -160,47 +210,14 @@ async def run_batch(
                 intents=resumed.intents,
                 claimed=resumed.claimed,
             )
-            received = await _run_with_signals(scheduler, resumed.todo, progress, settings.grace_s)
+            stopper = Stopper(scheduler, progress, grace_s=settings.grace_s)
+            writer.on_failure = journal.on_failure = stopper.on_write_failure
+            await stopper.run(resumed.todo)
     return BatchOutcome(
         progress=progress,
         already_succeeded=resumed.already_succeeded,
         auth_error=scheduler.auth_failed,
-        signal=received,
+        signal=stopper.first_signal,
+        write_failure=stopper.write_failure,
+        unwritten=writer.unwritten,
     )
-
-
-async def _run_with_signals(
-    scheduler: Scheduler, todo: list[RunSpec], progress: Progress, grace_s: float
-) -> signal.Signals | None:
-    loop = asyncio.get_running_loop()
-    work = asyncio.ensure_future(scheduler.run(todo))
-    shower = asyncio.ensure_future(
-        show_progress(progress, stream=sys.stderr, live=sys.stderr.isatty())
-    )
-    received: list[signal.Signals] = []
-
-    def on_signal(signum: signal.Signals) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            _log.warning(
-                "stopping", signal=signum.name, grace_s=grace_s, in_flight=progress.in_flight
-            )
-            scheduler.stop()
-            loop.call_later(grace_s, work.cancel)
-        else:
-            _log.warning("stopping now", signal=signum.name)
-            work.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        await work
-    except asyncio.CancelledError:
-        if not received:
-            raise
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        shower.cancel()
-        await asyncio.gather(shower, return_exceptions=True)
-    return received[0] if received else None

@@ -23,11 +23,12 @@ from batchrun.cli.recover import add_arguments, parse_option_time, settings_from
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Topology
 from batchrun.emulator.history import load_history
-from batchrun.errors import ApiError, ScopeError, UsageError
+from batchrun.errors import ApiError, OutputError, ScopeError, UsageError
 from batchrun.manifest.loader import load_manifest
 from batchrun.manifest.scope import load_scope
 from batchrun.model import FactoryRef, RunSpec
 from batchrun.recover.output import (
+    check_output,
     one_line,
     render_manifest,
     render_summary,
@@ -788,6 +789,17 @@ def test_an_existing_manifest_is_not_replaced_without_force(tmp_path: Path) -> N
     write_manifest(path, "new\n", force=True)
     assert path.read_text() == "new\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recovery.yaml"]
+
+
+def test_an_output_name_too_long_for_the_file_system_is_a_clear_error(tmp_path: Path) -> None:
+    # 250 characters fit NAME_MAX (255) but the temporary ".NAME.PID.tmp" beside it does not
+    path = tmp_path / ("r" * 246 + ".yaml")
+    check_output(path, force=False)
+    with pytest.raises(OutputError, match="cannot write the recovery manifest"):
+        write_manifest(path, "new\n", force=False)
+    with pytest.raises(UsageError, match="cannot be used as -o"):
+        check_output(tmp_path / ("r" * 300 + ".yaml"), force=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_window_is_half_open_on_run_start() -> None:

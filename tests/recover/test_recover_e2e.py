@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +219,22 @@ def test_no_token_exits_3_and_searches_nothing(seeded: Seeded) -> None:
     assert result.code == 3
     assert "authentication failed" in result.stderr
     assert seeded.query_answers() == {}
+
+
+def test_a_since_older_than_adfs_retention_is_warned_about_and_the_search_still_runs(
+    seeded: Seeded,
+) -> None:
+    since = (datetime.now(UTC) - timedelta(days=50)).strftime("%Y-%m-%dT%H:%MZ")
+    result = batchrun(
+        seeded.emulator, "recover", "--scope", str(seeded.scope), "--since", since,
+        "--dry-run", cwd=seeded.cwd,
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert "batchrun: warning:" in result.stderr and "45" in result.stderr
+    assert seeded.query_answers().get("200", 0) > 0
+
+
+def test_a_recent_since_gets_no_retention_warning(seeded: Seeded) -> None:
+    result = seeded.recover("--dry-run")
+    assert result.code == 0, result.stderr
+    assert "retention" not in result.stderr
