@@ -9,11 +9,11 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from functools import partial
 
 from tenacity import RetryCallState
 
-from batchrun.arm.client import CreateRunResponse, RunReader, is_queue_refusal
+from batchrun.arm.client import RunReader, is_queue_refusal
 from batchrun.arm.pacing import PacerClosed, Pacers, SubscriptionPacer
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError, AuthError
@@ -29,14 +29,13 @@ from batchrun.run.pending import PendingRun
 from batchrun.run.progress import Progress
 from batchrun.run.queues import PipelineGates
 from batchrun.run.reconcile import MARGIN, Reconciler, ReconcileSettings
+from batchrun.run.sender import Sender, Trigger
 from batchrun.run.slots import FairSlots
 from batchrun.run.stops import Stops
 
+__all__ = ["Scheduler", "SchedulerSettings", "Trigger"]
+
 _log = get_logger("batchrun.run.scheduler")
-
-
-class Trigger(Protocol):
-    async def create_run(self, spec: RunSpec, *, client_request_id: str) -> CreateRunResponse: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +64,22 @@ class _Hold(enum.Enum):
 
 
 Outcome = RunResult | _Hold
+
+
+class _HeldBack:
+    """Asks whether a run is held back (for the pacer and the sender), and keeps why."""
+
+    def __init__(self, check: Callable[[], Outcome | None]) -> None:
+        self._check = check
+        self._reason: Outcome | None = None
+
+    def __call__(self) -> bool:
+        self._reason = self._check()
+        return self._reason is not None
+
+    def outcome(self) -> Outcome:
+        assert self._reason is not None, "asked only once held back"
+        return self._reason
 
 
 class Scheduler:
@@ -117,7 +132,6 @@ class Scheduler:
         pacers: Pacers | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._trigger = trigger
         self._writer = writer
         self._settings = settings
         self._progress = progress
@@ -133,11 +147,9 @@ class Scheduler:
         )
         for run_id in claimed:
             self._reconciler.claim(run_id)
-        self._journal = journal
         self._intents = intents or {}
         self._write_pacers = pacers or Pacers()
         self._clock = clock
-        self._slots = FairSlots(settings.concurrency)
         self._stopping = asyncio.Event()
         self._identical = IdenticalRuns()
         self._stops = Stops()
@@ -148,6 +160,18 @@ class Scheduler:
         )
         self._subscriptions: set[str] = set()
         self._crashes: list[BaseException] = []
+        self._sender = Sender(
+            trigger=trigger,
+            slots=FairSlots(settings.concurrency),
+            progress=progress,
+            journal=journal,
+            stops=self._stops,
+            gates=self._gates,
+            clock=clock,
+            reconcile_window_s=settings.reconcile.window_s,
+            pause_cap_s=settings.retry.max_seconds,
+            stop_batch=self.stop,
+        )
 
     @property
     def auth_failed(self) -> ApiError | None:
@@ -253,9 +277,9 @@ class Scheduler:
         pace → slot → held back now? → intent → send."""
         if run.first_attempt_at is None:
             run.first_attempt_at = self._clock()
-        held = self._held_back(run)
-        if held is not None:
-            return held
+        already = self._held_back(run)
+        if already is not None:
+            return already
         found = await self._reconcile_if_ambiguous(run)
         if found is not None:
             return run.succeeded(found, reconciled=True)
@@ -263,29 +287,16 @@ class Scheduler:
             guarded = await self._guard(run)
             if guarded is not None:
                 return guarded
-        held = await self._pace(run, pacer)
-        if held is not None:
-            return held
-        sent = await self._send(run, pacer)
-        if not isinstance(sent, CreateRunResponse):
-            return sent
+        # held back while waiting for the pacer or a slot (stopped, refused, paused, queue
+        # full): nothing is sent, no turn is kept
+        held = _HeldBack(partial(self._held_back, run))
+        if not await pacer.acquire(unless=held):
+            return held.outcome()
+        sent = await self._sender.send(run, pacer, unless=held)
+        if sent is None:
+            return held.outcome()
         self._reconciler.claim(sent.run_id)
         return run.succeeded(sent.run_id, response=sent)
-
-    async def _pace(self, run: PendingRun, pacer: SubscriptionPacer) -> Outcome | None:
-        """Wait for the subscription's pacer; or, should the run be held back meanwhile (its
-        subscription refused or paused, its pipeline's queue full), why, with no turn taken."""
-        reasons: list[Outcome] = []
-
-        def held_back() -> bool:
-            held = self._held_back(run)
-            if held is not None:
-                reasons.append(held)
-            return held is not None
-
-        if await pacer.acquire(unless=held_back):
-            return None
-        return reasons[-1]
 
     def _held_back(self, run: PendingRun) -> Outcome | None:
         """Why ``run`` must not be sent now, if it must not; raises ``_Stopped`` when the batch
@@ -349,16 +360,6 @@ class Scheduler:
         self._stops.credential_failed(error)
         self.stop()
 
-    def _write_intent_once(self, run: PendingRun) -> None:
-        if run.first_intent_at is None:
-            run.first_intent_at = datetime.now(UTC)
-            if self._journal is not None:
-                self._journal.intent(
-                    spec_id=run.spec.id,
-                    client_request_id=run.client_request_id,
-                    at=run.first_intent_at,
-                )
-
     def _reconcile_deadline(self, since: datetime) -> float:
         """The monotonic time until which a run created at ``since`` may still be invisible."""
         age = (datetime.now(UTC) - since).total_seconds()
@@ -378,81 +379,6 @@ class Scheduler:
         if found is not None:
             self._progress.reconciled += 1
         return found
-
-    async def _send(self, run: PendingRun, pacer: SubscriptionPacer) -> CreateRunResponse | Outcome:
-        """createRun on a request slot, unless the run is held back once it has the slot; the
-        pacer's turn is given back however this ends."""
-        spec, progress = run.spec, self._progress
-        settled = False
-        sent_at: float | None = None
-        try:
-            async with self._slots.hold(spec.subscription):
-                # the wait for a slot may have been long: a stop meanwhile sends nothing more
-                held = self._held_back(run)
-                if held is not None:
-                    return held
-                self._write_intent_once(run)
-                run.attempts += 1
-                sent_at = self._clock()
-                progress.in_flight += 1
-                try:
-                    response = await self._trigger.create_run(
-                        spec, client_request_id=run.client_request_id
-                    )
-                except ApiError as exc:
-                    settled = True
-                    # still on the slot: a 401 that stops the batch lets nothing else leave
-                    self._heard_error(run, pacer, exc, sent_at=sent_at)
-                    raise
-                finally:
-                    progress.in_flight -= 1
-                settled = True
-                pacer.completed(response.limits.remaining_writes)
-                self._stops.answered(spec.subscription, sent_at=sent_at)
-                self._gates.accepted(spec, id(run))
-                return response
-        finally:
-            if not settled:
-                # held back, stopped, cancelled, or no token: nothing (or nothing known) spent
-                if sent_at is None:
-                    pacer.unused()
-                else:
-                    pacer.abandoned()
-
-    def _heard_error(
-        self, run: PendingRun, pacer: SubscriptionPacer, error: ApiError, *, sent_at: float
-    ) -> None:
-        """What a failed createRun tells the pacer, the stops and the pipeline's gate."""
-        subscription = run.spec.subscription
-        if is_queue_refusal(error):
-            # ADF's queue, not ARM's budget: the subscription goes on, the pipeline waits
-            pacer.completed(error.remaining_writes)
-            self._stops.answered(subscription, sent_at=sent_at)
-            self._gates.refused(run.spec, id(run), error)
-            return
-        if error.status == 429:
-            self._progress.throttled += 1
-            self._stops.throttled(run.spec.subscription, error, now=self._clock())
-            wait = error.retry_after
-            # a pause longer than a run may retry for would only park the subscription
-            pacer.throttled_for(None if wait is None else min(wait, self._retry_budget_s))
-        elif error.status is None:
-            pacer.abandoned()
-        else:
-            pacer.completed(error.remaining_writes)
-        if error.status == 401:
-            if self._stops.refused(subscription, error, sent_at=sent_at):
-                self.stop()
-        elif error.status is not None:
-            self._stops.answered(subscription, sent_at=sent_at)
-        if error.sent and error.transient:
-            # the answer was lost, maybe not the request: look before posting again
-            run.may_exist = True
-            run.reconcile_deadline = self._clock() + self._settings.reconcile.window_s
-
-    @property
-    def _retry_budget_s(self) -> float:
-        return self._settings.retry.max_seconds
 
     def _raise_if_stopping(self) -> None:
         if self._stopping.is_set():

@@ -4,12 +4,9 @@ and a recovery entry whose rerun reconciliation cannot match."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import socket
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,12 +14,11 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.child import start_child
 from tests.helpers.cli import (
-    CLI_TIMEOUT_S,
     SUB_A,
     StartEmulator,
     batchrun,
-    cli_env,
     create_answers,
     manifest_text,
     run_cli,
@@ -94,21 +90,14 @@ def test_after_sigterm_only_the_requests_on_the_wire_are_sent(
         start_emulator, "--accept-any", "--quiet", "--write-burst", "5000",
         "--stall-after-create", "1.0", "--stall-ms", "2000",
     )  # fmt: skip
-    (tmp_path / "manifest.yaml").write_text(manifest_text(50))
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(manifest_text(50))
     report = tmp_path / "report.jsonl"
-    command = [sys.executable, "-m", "batchrun", "run", str(tmp_path / "manifest.yaml"),
-               "--report", str(report), "--log-format", "json", "--concurrency", "2"]  # fmt: skip
-    process = subprocess.Popen(
-        command, env=cli_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    for _ in range(3000):
-        if emulator.stats()["in_flight"] >= 2:
-            break
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.01)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=CLI_TIMEOUT_S)
-    assert process.returncode == 143, stderr[-2000:]
+    with start_child(emulator, manifest, "--report", str(report), "--concurrency", "2") as child:
+        child.wait_until(lambda: emulator.stats()["in_flight"] >= 2)
+        child.process.send_signal(signal.SIGTERM)
+        exit_code, _, stderr = child.finish()
+    assert exit_code == 143, stderr[-2000:]
     assert sum(create_answers(emulator).values()) == 2
     assert len([json.loads(line) for line in report.read_text().splitlines()]) == 2
     journal = (tmp_path / "report.jsonl.journal").read_text()
