@@ -14,6 +14,8 @@
     ├── OutputError          another file batchrun writes (the recovery manifest) cannot be
     │                        written: the disk, not the user, said no (exit 2)
     ├── AuthError            no token could be had (exit 3)
+    ├── UnreachableError     the endpoint never answered: connections refused, timed out or
+    │                        failed TLS; the batch stopped early (exit 4)
     └── ApiError             ARM/ADF answered with an error, or no answer came
         └── TransportError   no HTTP response: connect error, timeout, dropped connection
 
@@ -87,6 +89,10 @@ class OutputError(BatchrunError):
 
 class AuthError(BatchrunError):
     """No token could be had from the credential chain."""
+
+
+class UnreachableError(BatchrunError):
+    """The management endpoint never answered a batch: no connection could be made."""
 
 
 class ApiError(BatchrunError):

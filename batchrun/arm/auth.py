@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError
 
 from batchrun.errors import AuthError
 
@@ -162,7 +162,11 @@ class CredentialTokens:
     async def _refresh(self) -> str:
         try:
             token = await self._credential.get_token(self._scope)
-        except ClientAuthenticationError as exc:  # CredentialUnavailableError is a subclass
+        # not only ClientAuthenticationError (CredentialUnavailableError is one): once a
+        # credential has handed out a token, a failing token endpoint surfaces as the
+        # ServiceRequestError/ServiceResponseError/HttpResponseError of azure-core's pipeline,
+        # and that too means no token
+        except AzureError as exc:
             self._error = AuthError(self._explain(exc))
             self._generation += 1
             raise self._error from exc
@@ -170,7 +174,7 @@ class CredentialTokens:
         self._generation += 1
         return token.token
 
-    def _explain(self, exc: ClientAuthenticationError) -> str:
+    def _explain(self, exc: AzureError) -> str:
         message = str(exc.message or exc).strip() or type(exc).__name__
         message = _JWT.sub("<redacted>", message)
         if self._token is not None:

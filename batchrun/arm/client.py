@@ -11,9 +11,20 @@ status                   transient  sent (may the service have acted?)
 any other                no         yes
 =======================  =========  =====================================================
 
+Two answers are classified by what they say rather than by their status:
+
+- **ADF's own queue** (:func:`is_queue_refusal`): a createRun refused with "Pipeline execution
+  throttled" (a pipeline with a ``concurrency`` value holds 100 queued runs at most). ADF
+  documents the message, not the status: whatever the status, it is transient and not sent
+  (nothing was created), and it concerns that pipeline only.
+- **Another tenant** (:func:`is_wrong_tenant`): a 401 ``InvalidAuthenticationTokenTenant``, or
+  ``InvalidAuthenticationToken`` whose message speaks of the tenant or issuer: the token is
+  good, but not for that subscription.
+
 Failures without a response are :class:`~batchrun.errors.TransportError` (see
 :mod:`batchrun.arm.transport`). A 2xx whose body is not what the API promises is an
-``ApiError`` with code ``InvalidResponse`` (permanent, sent).
+``ApiError`` with code ``InvalidResponse``: permanent for reads; for a createRun it is
+ambiguous (transient and sent: the run may exist, so it is looked for before any re-post).
 
 Whatever a server sends back may echo the request, bearer token included, and escaped
 (``\\/``, ``\\u0065``, ``&#101;``) so that a plain search misses it. Every token sent is
@@ -59,7 +70,10 @@ __all__ = [
     "api_error",
     "build_session",
     "create_run_url",
+    "is_queue_refusal",
+    "is_wrong_tenant",
     "parse_retry_after",
+    "tenant_named",
 ]
 
 API_VERSION = "2018-06-01"
@@ -67,6 +81,11 @@ USER_AGENT = f"batchrun/{__version__}"
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 NOT_SENT_STATUSES = frozenset({401, 403, 429})
 _SNIPPET_CHARS = 200
+# ADF's words when a pipeline's queue is full; matched case-insensitively, whatever the status
+QUEUE_REFUSAL = "pipeline execution throttled"
+_TENANT_HINT = re.compile(r"\b(tenant|issuer)\b", re.IGNORECASE)
+# the tenant ARM names in its 401: "use the authority (URL) 'https://login.windows.net/<id>'"
+_TENANT_ID = re.compile(r"login\.[\w.-]+/([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +138,16 @@ class _Reply:
         scrubbed: dict[str, Any] = self.redactor.value(data, shapes=False)
         return scrubbed
 
-    def invalid(self, message: str) -> ApiError:
+    def invalid(self, message: str, *, ambiguous: bool = False) -> ApiError:
+        """``InvalidResponse``; ``ambiguous`` for a write the service may have carried out."""
+        maybe = "; the run may have been created" if ambiguous else ""
         return ApiError(
             status=self.status,
             code="InvalidResponse",
-            message=f"{message}: {_snippet(self.text, self.redactor) or '(empty body)'}",
+            message=f"{message}{maybe}: {_snippet(self.text, self.redactor) or '(empty body)'}",
             request_id=self.request_id,
             correlation_id=_header(self.headers, "x-ms-correlation-request-id", self.redactor),
-            transient=False,
+            transient=ambiguous,
             sent=True,
         )
 
@@ -187,9 +208,15 @@ class AdfClient:
         reply = await self._send(
             "POST", self.create_run_url(spec), spec.parameters or {}, client_request_id
         )
-        run_id = reply.json_object("createRun").get("runId")
+        # a 2xx means ADF took the request: whatever the body, the run may exist
+        try:
+            data = json.loads(reply.text)
+        except ValueError:
+            data = None
+        run_id = data.get("runId") if isinstance(data, dict) else None
         if not isinstance(run_id, str) or not run_id:
-            raise reply.invalid("createRun answered without a runId")
+            raise reply.invalid("createRun answered without a runId", ambiguous=True)
+        run_id = self._redactor.text(run_id)
         return CreateRunResponse(
             run_id=run_id,
             http_status=reply.status,
@@ -364,6 +391,7 @@ def api_error(
     if message is None:
         snippet = _snippet(text, redactor)
         message = f"{reason}: {snippet}" if snippet else f"{reason} (empty body)"
+    queue_full = QUEUE_REFUSAL in message.casefold()
     return ApiError(
         status=status,
         code=redactor.text(code) if code else f"HttpError{status}",
@@ -374,9 +402,29 @@ def api_error(
         correlation_id=_header(headers, "x-ms-correlation-request-id", redactor),
         retry_after=parse_retry_after(headers),
         remaining_writes=RateLimits.from_headers(headers).remaining_writes,
-        transient=status in TRANSIENT_STATUSES,
-        sent=status not in NOT_SENT_STATUSES,
+        transient=queue_full or status in TRANSIENT_STATUSES,
+        sent=not queue_full and status not in NOT_SENT_STATUSES,
     )
+
+
+def is_queue_refusal(error: ApiError) -> bool:
+    """ADF refused a createRun because the pipeline's queue is full: later, never failed."""
+    return QUEUE_REFUSAL in error.message.casefold()
+
+
+def is_wrong_tenant(error: ApiError) -> bool:
+    """A 401 that says the token is from another tenant than the subscription's."""
+    if error.status != 401:
+        return False
+    if error.code == "InvalidAuthenticationTokenTenant":
+        return True
+    return error.code == "InvalidAuthenticationToken" and bool(_TENANT_HINT.search(error.message))
+
+
+def tenant_named(error: ApiError) -> str | None:
+    """The tenant id a wrong-tenant 401 says the subscription belongs to, if it names one."""
+    match = _TENANT_ID.search(error.message)
+    return match.group(1) if match else None
 
 
 def _cloud_error(text: str) -> tuple[str | None, str | None, str | None, list[Any] | None]:

@@ -154,11 +154,19 @@ class SubscriptionPacer:
         wait = max(self._last_send, self._seen_at) + self._probe_s - now
         return max(0.0, wait)
 
-    async def acquire(self) -> None:
-        """Wait for this subscription's turn; the caller must then report how the request went
-        (``completed``/``throttled_for``/``abandoned``). Raises :class:`PacerClosed` once closed."""
+    async def acquire(self, *, unless: Callable[[], bool] | None = None) -> bool:
+        """Wait for this subscription's turn; the caller must then report, on every path, how the
+        request went (``completed``/``throttled_for``/``abandoned``) or that it was not sent
+        (``unused``): a turn never reported counts as in flight for ever. Raises
+        :class:`PacerClosed` once closed.
+
+        ``unless`` is asked whenever the wait may end (after each answer, pause or timer): when
+        it says true the wait ends without a turn and ``acquire`` returns False, so a request
+        that must not leave any more (its run held back) does not queue behind the others."""
         async with self._turn:
             while not self._closed:
+                if unless is not None and unless():
+                    return False
                 now = self._clock()
                 wait = self.delay(now)
                 if wait is not None and wait < _GRANULARITY_S:
@@ -172,6 +180,7 @@ class SubscriptionPacer:
                 raise PacerClosed
             self._in_flight += 1
             self._last_send = self._clock()
+            return True
 
     def close(self) -> None:
         """No more sends: every waiter, now and later, gets :class:`PacerClosed`."""
@@ -214,6 +223,12 @@ class SubscriptionPacer:
 
     def abandoned(self) -> None:
         """A send that got no answer (transport error): it may or may not have spent a token."""
+        self._in_flight = max(0, self._in_flight - 1)
+        self._changed.set()
+
+    def unused(self) -> None:
+        """The turn taken by ``acquire`` was not used: nothing was sent (the batch stopped, or
+        the run was held back after all)."""
         self._in_flight = max(0, self._in_flight - 1)
         self._changed.set()
 

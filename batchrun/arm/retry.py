@@ -4,8 +4,11 @@
   true — 408/429/5xx answers and lost connections. Everything else, including ``AuthError``, is
   raised at once.
 - **How often**: until ``max_attempts`` attempts or ``max_seconds`` since the first one.
-- **How long**: the server's ``Retry-After`` / ``x-ms-retry-after-ms`` when it gave one (honoured
-  in full, capped at ``max_seconds``), otherwise exponential backoff with full jitter.
+- **How long**: the server's ``Retry-After`` / ``x-ms-retry-after-ms`` when it gave one,
+  otherwise exponential backoff with full jitter; never past what ``max_seconds`` leaves. A
+  ``Retry-After`` longer than what is left (``999999``, an HTTP-date in 2099) stops at once:
+  waiting out a budget that cannot cover it would only park the run, so it fails with the
+  server's answer.
 - The last error is re-raised as itself (``reraise=True``), never wrapped in ``RetryError``.
 
 The caller drives the attempts, so each one can look at what the previous one left behind::
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 
 import tenacity
 from tenacity import RetryCallState
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from batchrun.errors import ApiError
@@ -51,7 +55,8 @@ class RetrySettings:
     before a run is failed."""
     max_seconds: float = 600.0
     """Seconds from the first attempt after which no new attempt starts (default 600); also the
-    cap on a single ``Retry-After`` wait, so one answer asking for an hour cannot park a run."""
+    cap on every wait: a ``Retry-After`` asking for more than is left fails the run at once, so
+    one answer asking for a day cannot park a run."""
     backoff_initial_s: float = 0.5
     """Seconds, the scale of the first backoff wait when the server gave no ``Retry-After``
     (default 0.5); each later wait may double it, with full jitter so retries do not march in
@@ -78,19 +83,43 @@ class _JitteredBackoff(tenacity.wait_random_exponential):
         return self._rng.uniform(self.min, high)
 
 
+def _failure(retry_state: RetryCallState) -> BaseException | None:
+    outcome = retry_state.outcome
+    return outcome.exception() if outcome is not None and outcome.failed else None
+
+
+def _seconds_left(retry_state: RetryCallState, budget_s: float) -> float:
+    return max(0.0, budget_s - (retry_state.seconds_since_start or 0.0))
+
+
 class wait_retry_after(wait_base):  # lower case, like the tenacity waits it composes with
-    """The server's Retry-After when the failed attempt carried one, else ``backoff``."""
+    """The server's Retry-After when the failed attempt carried one, else ``backoff``; never
+    longer than what is left of ``cap_s`` since the first attempt."""
 
     def __init__(self, backoff: wait_base, *, cap_s: float) -> None:
         self.backoff = backoff
         self.cap_s = cap_s
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        exc = _failure(retry_state)
         if isinstance(exc, ApiError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, 0.0), self.cap_s)
-        return self.backoff(retry_state)
+            wait = max(exc.retry_after, 0.0)
+        else:
+            wait = self.backoff(retry_state)
+        return min(wait, _seconds_left(retry_state, self.cap_s))
+
+
+class stop_when_told_to_wait_too_long(stop_base):  # lower case, like tenacity's stops
+    """Stop when the server's Retry-After asks for more than is left of ``budget_s``."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = _failure(retry_state)
+        if not isinstance(exc, ApiError) or exc.retry_after is None:
+            return False
+        return exc.retry_after > _seconds_left(retry_state, self.budget_s)
 
 
 def retrying(
@@ -114,6 +143,7 @@ def retrying(
         stop=(
             tenacity.stop_after_attempt(settings.max_attempts)
             | tenacity.stop_after_delay(settings.max_seconds)
+            | stop_when_told_to_wait_too_long(settings.max_seconds)
         ),
         retry=tenacity.retry_if_exception(is_transient),
         wait=wait_retry_after(backoff, cap_s=settings.max_seconds),

@@ -1,6 +1,6 @@
 """Exit codes, and the one map from an error batchrun raises on purpose to its code and message.
 
-Core functions raise; only the CLI exits. Codes ``0``-``3`` and ``129``/``130``/``143`` are the
+Core functions raise; only the CLI exits. Codes ``0``-``4`` and ``129``/``130``/``143`` are the
 contract scripts depend on (DESIGN.md); ``141`` is what a shell reports for a program killed by
 SIGPIPE.
 """
@@ -17,6 +17,7 @@ from batchrun.errors import (
     OutputError,
     ReportError,
     ScopeError,
+    UnreachableError,
     UsageError,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_SIGNAL",
+    "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "Exit",
     "exit_for",
@@ -39,6 +41,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 # no token could be had, or ARM rejected it
 EXIT_AUTH = 3
+# run: the endpoint never answered (refused, timed out, TLS) and the batch stopped early; apart
+# from 2 (nothing could ever be sent as given) because a network may heal: --resume sends the rest
+EXIT_UNREACHABLE = 4
 # the reader of stdout went away (`| head`): 128 + SIGPIPE, as `seq 1e9 | head` gives under
 # `set -o pipefail`, and unlike 0 or 1 it cannot be mistaken for an outcome of the runs
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
@@ -74,6 +79,8 @@ def exit_for(exc: BatchrunError, *, undone: str) -> Exit | None:
             return Exit(EXIT_USAGE, f"batchrun: error: {exc}")
         case AuthError():
             return Exit(EXIT_AUTH, f"batchrun: authentication failed; {undone}:\n{exc}")
+        case UnreachableError():
+            return Exit(EXIT_UNREACHABLE, f"batchrun: error: {exc}")
     return None
 
 

@@ -68,6 +68,11 @@ _BAD_GATEWAY = (
 )
 
 
+_SIGN_IN_PAGE = (
+    "<html><head><title>Sign in</title></head><body><p>Your session has expired.</p></body></html>"
+)
+
+
 class AdfApi:
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
@@ -215,6 +220,9 @@ class AdfApi:
         response = operation()
         if fault is Fault.FAIL_500_AFTER_CREATE:
             raise _internal_error()
+        if fault is Fault.GARBLED_AFTER_CREATE:
+            # a proxy's or gateway's page with a 200: the run exists, the answer does not say so
+            return web.Response(status=200, text=_SIGN_IN_PAGE, content_type="text/html")
         if fault is Fault.DROP_AFTER_CREATE:
             if request.transport is not None:
                 request.transport.close()
@@ -279,6 +287,7 @@ class AdfApi:
                 queued=_ticks(pipeline.queued_ms),
                 duration=_ticks(pipeline.duration_ms),
                 failure_message=Plan.of(pipeline, pipeline.name).run_message(),
+                invoked_by_type="Manual" if reference is None else state.settings.rerun_invoked_by,
             )
             if queue is not None:
                 queue.admit(run, state.now())

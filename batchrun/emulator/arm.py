@@ -131,5 +131,7 @@ class FrontDoor:
                 f"exceeded. Please try again after '{wait}' seconds after additional tokens are "
                 "available. Refer to https://aka.ms/arm-throttling for additional information."
             )
-        headers = dict(admission.headers, **{"Retry-After": str(wait)})
+        # a test's override: a client must survive a server asking for days
+        told = self._settings.throttle_retry_after or str(wait)
+        headers = dict(admission.headers, **{"Retry-After": told})
         return ArmError(429, "SubscriptionRequestsThrottled", message, headers=headers)

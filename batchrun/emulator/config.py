@@ -77,6 +77,9 @@ class Settings:
         "batchrun-emulator", "secret X-IDENTITY-HEADER value for /msi/token", repr=False
     )
     token_ttl_s: int = _opt(3600, "lifetime of tokens from /msi/token, seconds")
+    identity_fail_after: int | None = _opt(
+        None, "/msi/token hands out this many tokens, then drops every connection (an outage)"
+    )
     home_tenant: str = _opt(HOME_TENANT, "tenant id the bearer tokens are taken to come from")
     foreign_tenant_subscriptions: str = _opt(
         "", "comma-separated subscription ids of another tenant: every request to them is 401"
@@ -90,9 +93,9 @@ class Settings:
     hourly_writes: int = _opt(1200, "writes per hour window with --hourly")
     hourly_reads: int = _opt(12000, "reads per hour window with --hourly")
     global_bucket_per_subscription: bool = _opt(
-        False,
+        True,
         "the global (all-principals) buckets are per subscription, as in ARM; off: one global "
-        "write bucket for the whole emulator",
+        "write bucket for the whole emulator (an older habit)",
     )
     # run lifecycle
     run_queued_ms: int = _opt(1000, "time a new run stays Queued")
@@ -104,12 +107,17 @@ class Settings:
     queue_refusal_status: int = _opt(400, "HTTP status of a createRun refused by a full queue")
     queue_refusal_code: str = _opt("BadRequest", "CloudError code of that refusal")
     queue_refusal_retry_after_s: int = _opt(0, "Retry-After on that refusal; 0 sends none")
+    rerun_invoked_by: str = _opt(
+        "Manual",
+        "invokedBy name and type of a run created with referencePipelineRunId (ADF does not "
+        "document it)",
+    )
     # ADF's answers
     single_run_group_filter: bool = _opt(
-        False, "refuse a RunGroupId filter with more than one value, as ADF does"
+        True, "refuse a RunGroupId filter with more than one value, as ADF does"
     )
     correlation_from_client_request_id: bool = _opt(
-        True,
+        False,
         "without x-ms-correlation-request-id, reuse x-ms-client-request-id as the correlation "
         "id; off: ARM's own (a new id), as real ARM does",
     )
@@ -120,9 +128,15 @@ class Settings:
     fail_500: float = _opt(0.0, "probability of a 500 before the run is created")
     fail_503: float = _opt(0.0, "probability of a 503 before the run is created")
     fail_503_retry_after_s: int = _opt(1, "Retry-After on injected 503s; 0 sends none")
+    throttle_retry_after: str = _opt(
+        "", "Retry-After of every 429, seconds or an HTTP-date, instead of the bucket's wait"
+    )
     fail_502_html: float = _opt(0.0, "probability of a gateway 502 with an HTML body")
     fail_500_after_create: float = _opt(0.0, "probability of a 500 after the run is created")
     drop_after_create: float = _opt(0.0, "probability of closing the connection after creating")
+    garbled_after_create: float = _opt(
+        0.0, "probability of a 200 with an HTML body, no runId, after creating"
+    )
     stall_after_create: float = _opt(0.0, "probability of answering only after --stall-ms")
     stall_ms: int = _opt(30000, "delay of a stalled answer")
     faults_on_reads: bool = _opt(False, "also inject faults and latency into reads")
@@ -135,6 +149,7 @@ class Settings:
             "fail_502_html",
             "fail_500_after_create",
             "drop_after_create",
+            "garbled_after_create",
             "stall_after_create",
             "run_failure_rate",
         ):
@@ -163,6 +178,8 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 found.append(f"{name} must not be negative")
+        if self.identity_fail_after is not None and self.identity_fail_after < 0:
+            found.append("identity_fail_after must not be negative")
         if self.queue_cap < 0:
             found.append("queue_cap must not be negative")
         if not 400 <= self.queue_refusal_status <= 599:
@@ -185,6 +202,7 @@ class Settings:
             + self.fail_502_html
             + self.fail_500_after_create
             + self.drop_after_create
+            + self.garbled_after_create
             + self.stall_after_create
         )
 

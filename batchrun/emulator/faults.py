@@ -19,6 +19,7 @@ class Fault(enum.Enum):
     FAIL_502_HTML = "fail_502_html"
     FAIL_500_AFTER_CREATE = "fail_500_after_create"  # the run exists; the answer says 500
     DROP_AFTER_CREATE = "drop_after_create"  # the run exists; the connection is cut
+    GARBLED_AFTER_CREATE = "garbled_after_create"  # the run exists; a 200 without a runId
     STALL_AFTER_CREATE = "stall_after_create"  # the run exists; the answer comes too late
 
     @property

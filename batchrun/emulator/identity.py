@@ -12,7 +12,7 @@ import uuid
 
 from aiohttp import web
 
-from batchrun.emulator.arm import json_response
+from batchrun.emulator.arm import Dropped, json_response
 from batchrun.emulator.state import EmulatorState
 
 PATH = "/msi/token"
@@ -28,6 +28,7 @@ def _refused(status: int, description: str) -> web.Response:
 class IdentityEndpoint:
     def __init__(self, state: EmulatorState) -> None:
         self._state = state
+        self._issued = 0
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(PATH, self.token, name="msiToken")]
@@ -45,6 +46,13 @@ class IdentityEndpoint:
         resource = request.query.get("resource")
         if not resource:
             return _refused(400, "The resource query parameter is required.")
+        limit = state.settings.identity_fail_after
+        if limit is not None and self._issued >= limit:
+            # the endpoint is down: the connection is cut, as a crashed sidecar does
+            if request.transport is not None:
+                request.transport.close()
+            return Dropped(status=500)
+        self._issued += 1
         expires_on = int(state.clock.time()) + state.settings.token_ttl_s
         return json_response(
             200,

@@ -68,7 +68,11 @@ def render(item: View) -> dict[str, Any]:
         "parameters": run.wire_parameters,
         # the name ADF answers with (the reference's query example), not the swagger's plural
         "runDimension": {},
-        "invokedBy": {"name": "Manual", "id": run.invoked_by, "invokedByType": "Manual"},
+        "invokedBy": {
+            "name": run.invoked_by_type,
+            "id": run.invoked_by,
+            "invokedByType": run.invoked_by_type,
+        },
         "lastUpdated": format_time(item.last_updated),
         "runStart": format_time(run.start_at),
         "runEnd": None if item.run_end is None else format_time(item.run_end),

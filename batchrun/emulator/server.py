@@ -44,7 +44,7 @@ _GROUPS = {
     "expect_token": "authentication",
     "write_burst": "ARM throttling",
     "run_queued_ms": "pipeline runs",
-    "single_run_group_filter": "ADF/ARM answers (off: the emulator's older, laxer habits)",
+    "single_run_group_filter": "ADF/ARM answers (as in Azure by default; --no-…: older habits)",
     "seed": "fault injection (createRun only unless --faults-on-reads)",
 }
 _METAVARS = {
@@ -62,6 +62,7 @@ _PROBABILITIES = {
     "fail_502_html",
     "fail_500_after_create",
     "drop_after_create",
+    "garbled_after_create",
     "stall_after_create",
 }
 SHUTDOWN_GRACE_S = 2.0

@@ -51,6 +51,7 @@ class Run:
     # a waiting run's start with them
     queued_ticks: int = 0
     duration_ticks: int = 0
+    invoked_by_type: str = "Manual"
 
     def state(self, now: int) -> tuple[str, int, int | None]:
         """(status, lastUpdated, runEnd) at ``now``."""
@@ -140,6 +141,7 @@ class RunStore:
         queued: int | None = None,
         duration: int | None = None,
         failure_message: str | None = None,
+        invoked_by_type: str = "Manual",
     ) -> Run:
         """A new run starting ``now``; it joins ``group_of``'s recovery group when given.
 
@@ -177,6 +179,7 @@ class RunStore:
             end_updated_at=end_at,
             queued_ticks=queued,
             duration_ticks=duration,
+            invoked_by_type=invoked_by_type,
         )
         self.factory(key).add(run)
         return run

@@ -29,3 +29,14 @@ RECONCILE_MAX_LOOKS: Final = 1000
 
 # pages of one recovery group's runs: a group holds the run and its few reruns
 GUARD_MAX_PAGES: Final = 100
+
+# ADF's queue of a pipeline is full (run.queues): the first wait before a probe, doubling while
+# probes are refused. A queued run takes seconds to minutes to start, so a second is the least
+# worth waiting; half a minute bounds how late a freed place is noticed
+QUEUE_BACKOFF_MIN_S: Final = 1.0
+QUEUE_BACKOFF_MAX_S: Final = 30.0
+
+# refused connections (or failed TLS handshakes) in a row, with no answer ever from the
+# endpoint, before the batch stops as unreachable: a first wave of requests fails within
+# milliseconds, so three say "wrong port/host" without waiting, and one blip is not enough
+UNREACHABLE_AFTER: Final = 3

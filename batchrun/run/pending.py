@@ -30,6 +30,14 @@ class PendingRun:
     posting again, ask ADF, and keep asking until this monotonic time."""
     attempts: int = 0
     """createRun requests sent so far."""
+    first_attempt_at: float | None = None
+    """Monotonic time the run's first attempt began: ``--max-retry-time`` counts from it."""
+    failures: int = 0
+    """Attempts that failed and count against ``--max-attempts`` (ADF's queue refusals do
+    not): kept across the waits for a full pipeline queue, which each begin a new policy."""
+    may_exist: bool = False
+    """Whether an earlier attempt (this process's or a crashed one's) may have created the run:
+    a newer run in a recovery group since the first attempt is then taken as ours."""
 
     @classmethod
     def begin(cls, spec: RunSpec, *, first_intent_at: datetime | None) -> PendingRun:

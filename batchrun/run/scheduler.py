@@ -3,36 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from functools import partial
 
 from tenacity import RetryCallState
 
-from batchrun.arm.client import CreateRunResponse, RunReader
+from batchrun.arm.client import RunReader, is_queue_refusal
 from batchrun.arm.pacing import PacerClosed, Pacers, SubscriptionPacer
 from batchrun.arm.retry import RetrySettings, retrying
-from batchrun.errors import ApiError
+from batchrun.errors import ApiError, AuthError
 from batchrun.log import get_logger
 from batchrun.model import RunSpec
 from batchrun.report.writer import ReportWriter, RunResult
 from batchrun.run.constants import TASKS_PER_SLOT
-from batchrun.run.guard import newer_run_in_group
+from batchrun.run.guard import newest_in_group
 from batchrun.run.identical import IdenticalRuns
 from batchrun.run.journal import Journal
+from batchrun.run.lanes import Lane
 from batchrun.run.pending import PendingRun
 from batchrun.run.progress import Progress
-from batchrun.run.reconcile import Reconciler, ReconcileSettings
+from batchrun.run.queues import PipelineGates
+from batchrun.run.reconcile import MARGIN, Reconciler, ReconcileSettings
+from batchrun.run.sender import Sender, Trigger
 from batchrun.run.slots import FairSlots
+from batchrun.run.stops import Stops
+
+__all__ = ["Scheduler", "SchedulerSettings", "Trigger"]
 
 _log = get_logger("batchrun.run.scheduler")
-
-
-class Trigger(Protocol):
-    async def create_run(self, spec: RunSpec, *, client_request_id: str) -> CreateRunResponse: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,32 +57,65 @@ class _Stopped(Exception):
     """A run that must not start another attempt: the batch is stopping."""
 
 
+class _Hold(enum.Enum):
+    """A run to give back to its lane: its pipeline's queue at ADF is full."""
+
+    QUEUE_FULL = "queue full"
+
+
+Outcome = RunResult | _Hold
+
+
+class _HeldBack:
+    """Asks whether a run is held back (for the pacer and the sender), and keeps why."""
+
+    def __init__(self, check: Callable[[], Outcome | None]) -> None:
+        self._check = check
+        self._reason: Outcome | None = None
+
+    def __call__(self) -> bool:
+        self._reason = self._check()
+        return self._reason is not None
+
+    def outcome(self) -> Outcome:
+        assert self._reason is not None, "asked only once held back"
+        return self._reason
+
+
 class Scheduler:
     """Triggers a batch of runs, and writes one report line for each run that ends.
 
-    It owns, for one batch: a dispatcher per subscription, fed in manifest order from its own
-    queue (a throttled subscription never holds up another); the request slots all subscriptions
-    share (:class:`~batchrun.run.slots.FairSlots`, handed out in turn); a write pacer per
-    subscription (:mod:`batchrun.arm.pacing`) and read pacers for reconciliation; the
-    :class:`~batchrun.run.reconcile.Reconciler`; and the stop event.
+    It owns, for one batch: a :class:`~batchrun.run.lanes.Lane` per subscription, fed in
+    manifest order (a throttled subscription never holds up another, a full pipeline never
+    holds up the other pipelines: :mod:`batchrun.run.queues`); the request slots all
+    subscriptions share (:class:`~batchrun.run.slots.FairSlots`, handed out in turn); a write
+    pacer per subscription (:mod:`batchrun.arm.pacing`) and read pacers for reconciliation; the
+    :class:`~batchrun.run.reconcile.Reconciler`; the stops (:mod:`batchrun.run.stops`).
 
     The flow of a run: wait, while identical entries go (:mod:`batchrun.run.identical`); then
-    attempts, as the retry policy allows, each one in this order: stop if the batch is stopping;
-    if an earlier attempt may have created the run, ask ADF for it (found: succeeded); on the
-    first attempt, skip a recovery whose group was rerun since (the recovery guard); wait for the
-    subscription's pacer; write the intent (once); send on a request slot. When the retries run
-    out, an ambiguous last attempt is looked for once more before the run is failed; a 401 stops
-    the batch (the token is bad for every run).
+    attempts, as the retry policy allows, each one in this order: is it held back (the batch
+    stopping, its subscription refused, its pipeline's queue full)? if an earlier attempt may
+    have created the run, ask ADF for it (found: succeeded); for a recovery entry, the recovery
+    guard, before every post: a newer run in the group is ours when an earlier attempt may have
+    made it, else the entry is skipped; wait for the subscription's pacer; wait for a request
+    slot; held back now? (nothing leaves after a stop); write the intent (once); send. When the
+    retries run out, an ambiguous last attempt is looked for once more before the run is
+    failed.
 
     Invariants:
 
     - at most ``concurrency`` requests are in flight; a run holds a slot only while its request
       is on the wire, never while it waits between attempts;
-    - at most ``concurrency * TASKS_PER_SLOT`` runs per subscription are under way: a dispatcher
-      waits for room *before* it creates a run's task;
-    - a run's intent is in the journal before its first request leaves;
-    - a run that ends gets exactly one line; a run stopped by ``stop()`` or a 401 before it ended
-      gets none, so ``--resume`` picks it up. Requests already on the wire finish and are written.
+    - at most ``concurrency * TASKS_PER_SLOT`` runs per subscription are under way: a lane waits
+      for room *before* it creates a run's task, and a run waiting for a full pipeline queue
+      holds no task;
+    - a run's intent is in the journal just before its first request leaves, never earlier (an
+      intent makes ``--resume`` look for the run in ADF);
+    - after ``stop()`` no request leaves: only those already on the wire finish, and are written;
+    - every pacer turn taken is given back, however the attempt ends;
+    - a run that ends gets exactly one line; a run stopped by ``stop()``, a bad token or an
+      unreachable endpoint before it ended gets none, so ``--resume`` picks it up; a task that
+      raises anything unexpected stops the batch, and ``run`` raises it.
     """
 
     def __init__(
@@ -96,7 +132,6 @@ class Scheduler:
         pacers: Pacers | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._trigger = trigger
         self._writer = writer
         self._settings = settings
         self._progress = progress
@@ -112,14 +147,37 @@ class Scheduler:
         )
         for run_id in claimed:
             self._reconciler.claim(run_id)
-        self._journal = journal
         self._intents = intents or {}
         self._write_pacers = pacers or Pacers()
         self._clock = clock
-        self._slots = FairSlots(settings.concurrency)
         self._stopping = asyncio.Event()
         self._identical = IdenticalRuns()
-        self.auth_failed: ApiError | None = None
+        self._stops = Stops()
+        self._gates = PipelineGates(
+            clock=clock,
+            stall_s=settings.retry.max_seconds,
+            open_at=settings.concurrency * TASKS_PER_SLOT,
+        )
+        self._subscriptions: set[str] = set()
+        self._crashes: list[BaseException] = []
+        self._sender = Sender(
+            trigger=trigger,
+            slots=FairSlots(settings.concurrency),
+            progress=progress,
+            journal=journal,
+            stops=self._stops,
+            gates=self._gates,
+            clock=clock,
+            reconcile_window_s=settings.reconcile.window_s,
+            pause_cap_s=settings.retry.max_seconds,
+            stop_batch=self.stop,
+        )
+
+    @property
+    def auth_failed(self) -> ApiError | None:
+        """Why no request could be authenticated: the token was refused (or could not be had)
+        and the batch stopped, or every subscription of the batch was refused."""
+        return self._stops.token_refused or self._stops.all_refused(self._subscriptions)
 
     def stop(self) -> None:
         """Stop dispatching and starting attempts; what is on the wire finishes."""
@@ -128,92 +186,167 @@ class Scheduler:
         self._read_pacers.close()
 
     async def run(self, specs: Iterable[RunSpec]) -> None:
+        """Trigger ``specs``. Raises UnreachableError when the endpoint never answered, and
+        the first unexpected error of a run's task (after the batch stopped for it)."""
         queues: dict[str, deque[RunSpec]] = defaultdict(deque)
         for spec in specs:
             queues[spec.subscription].append(spec)
+        self._subscriptions = set(queues)
         async with asyncio.TaskGroup() as group:
             for queue in queues.values():
-                group.create_task(self._dispatch(queue))
+                lane = Lane(
+                    queue,
+                    gates=self._gates,
+                    max_tasks=self._settings.concurrency * TASKS_PER_SLOT,
+                    begin=self._begin,
+                    on_crash=self._crashed,
+                )
+                group.create_task(lane.drive(self._execute, self._stopping))
+        if self._crashes:
+            raise self._crashes[0]
+        not_sent = self._progress.total - self._progress.done
+        unreachable = self._stops.unreachable_error(not_sent=not_sent)
+        if unreachable is not None:
+            raise unreachable
 
-    async def _dispatch(self, queue: deque[RunSpec]) -> None:
-        tasks = asyncio.Semaphore(self._settings.concurrency * TASKS_PER_SLOT)
-        running: set[asyncio.Task[None]] = set()
-        while queue and not self._stopping.is_set():
-            await tasks.acquire()
-            if self._stopping.is_set():
-                tasks.release()
-                break
-            task = asyncio.create_task(self._execute(queue.popleft()))
-            running.add(task)
-            task.add_done_callback(running.discard)
-            task.add_done_callback(lambda _: tasks.release())
-        if running:
-            await asyncio.gather(*running)
+    def _crashed(self, error: BaseException) -> None:
+        _log.error("run.crashed", error=repr(error), exc_info=error)
+        self._crashes.append(error)
+        self.stop()
 
-    async def _execute(self, spec: RunSpec) -> None:
-        async with self._identical.one_at_a_time(spec):
-            run = PendingRun.begin(spec, first_intent_at=self._intents.get(spec.id))
-            result = await self._trigger_run(run)
-        if result is not None:
-            self._finish(result)
+    def _begin(self, spec: RunSpec) -> PendingRun:
+        run = PendingRun.begin(spec, first_intent_at=self._intents.get(spec.id))
+        if run.first_intent_at is not None:
+            # a crashed process's intent: its attempt may have created the run
+            run.may_exist = True
+            run.reconcile_deadline = self._reconcile_deadline(run.first_intent_at)
+        return run
 
-    async def _trigger_run(self, run: PendingRun) -> RunResult | None:
+    async def _execute(self, run: PendingRun) -> PendingRun | None:
+        """Takes ``run`` to its end and writes its line; returns it to wait for its pipeline's
+        queue."""
+        try:
+            async with self._identical.one_at_a_time(run.spec):
+                outcome = await self._trigger_run(run)
+        finally:
+            self._gates.settled(run.spec, id(run))
+        if outcome is _Hold.QUEUE_FULL:
+            return run
+        if outcome is not None:
+            self._finish(outcome)
+        return None
+
+    async def _trigger_run(self, run: PendingRun) -> Outcome | None:
         """Attempts until one ends the run, or the retries run out; None when the batch stops
         first (the run gets no line)."""
         # made now, not at its first send, so that a stop() meanwhile closes it
         pacer = self._write_pacers[run.spec.subscription]
-        if run.first_intent_at is not None:
-            # a crashed process's intent: its attempt may have created the run
-            run.reconcile_deadline = self._reconcile_deadline(run.first_intent_at)
-        policy = retrying(
-            self._settings.retry, sleep=self._sleep_ending_on_stop, before_sleep=self._before_retry
-        )
+        retry = self._settings.retry
+        # a run back from a full queue starts a new policy: its earlier failures still count
+        left = replace(retry, max_attempts=max(1, retry.max_attempts - run.failures))
+        policy = retrying(left, sleep=self._sleep_ending_on_stop, before_sleep=self._before_retry)
         try:
             async for attempt in policy:
                 with attempt:
                     return await self._attempt(run, pacer)
         except (_Stopped, PacerClosed):
             return None
+        except AuthError as exc:
+            self._credential_failed(exc)
+            return None
         except ApiError as exc:
             return await self._gave_up(run, exc)
         raise AssertionError("retrying() returns or raises")  # pragma: no cover
 
-    async def _attempt(self, run: PendingRun, pacer: SubscriptionPacer) -> RunResult:
-        """One attempt, top to bottom: stopping? → an earlier attempt's run in ADF? → the
-        recovery guard (first attempt only) → pace → intent → send. Returns the run's result, or
-        raises the ApiError for the retry policy to judge."""
-        self._raise_if_stopping()
+    async def _attempt(self, run: PendingRun, pacer: SubscriptionPacer) -> Outcome:
+        """One attempt (:meth:`_attempt_once`); a failure the retry policy is to judge is
+        counted and raised, a full queue gives the run back to its lane."""
+        try:
+            return await self._attempt_once(run, pacer)
+        except ApiError as exc:
+            if is_queue_refusal(exc):
+                return self._held_back(run) or _Hold.QUEUE_FULL
+            run.failures += 1
+            if self._stops.connection_failed(exc):
+                self.stop()
+                raise _Stopped from exc
+            raise
+
+    async def _attempt_once(self, run: PendingRun, pacer: SubscriptionPacer) -> Outcome:
+        """Top to bottom: held back? → an earlier attempt's run in ADF? → the recovery guard →
+        pace → slot → held back now? → intent → send."""
+        if run.first_attempt_at is None:
+            run.first_attempt_at = self._clock()
+        already = self._held_back(run)
+        if already is not None:
+            return already
         found = await self._reconcile_if_ambiguous(run)
         if found is not None:
             return run.succeeded(found, reconciled=True)
-        if run.attempts == 0:
-            # a recovery entry whose group was rerun since must not be rerun again
-            newer = await newer_run_in_group(self._reader, run.spec)
-            if newer is not None:
-                return run.skipped(f"a newer run {newer} exists in the group")
-        await pacer.acquire()
-        self._write_intent_once(run)
-        run.attempts += 1
-        try:
-            response = await self._send(run, pacer)
-        except ApiError as exc:
-            if exc.sent and exc.transient:
-                # the answer was lost, maybe not the request: look before posting again
-                run.reconcile_deadline = self._clock() + self._settings.reconcile.window_s
-            raise
-        self._reconciler.created(run.spec, response.run_id)
-        return run.succeeded(response.run_id, response=response)
+        if run.spec.is_recovery:
+            guarded = await self._guard(run)
+            if guarded is not None:
+                return guarded
+        # held back while waiting for the pacer or a slot (stopped, refused, paused, queue
+        # full): nothing is sent, no turn is kept
+        held = _HeldBack(partial(self._held_back, run))
+        if not await pacer.acquire(unless=held):
+            return held.outcome()
+        sent = await self._sender.send(run, pacer, unless=held)
+        if sent is None:
+            return held.outcome()
+        self._reconciler.created(run.spec, sent.run_id)
+        return run.succeeded(sent.run_id, response=sent)
+
+    def _held_back(self, run: PendingRun) -> Outcome | None:
+        """Why ``run`` must not be sent now, if it must not; raises ``_Stopped`` when the batch
+        stops. Asked before an attempt and again once it has its slot."""
+        if self._stopping.is_set():
+            raise _Stopped
+        refusal = self._stops.refusal(run.spec.subscription)
+        if refusal is not None:
+            return run.failed(refusal)
+        now = self._clock()
+        started = run.first_attempt_at if run.first_attempt_at is not None else now
+        left = self._settings.retry.max_seconds - (now - started)
+        paused = self._stops.paused_beyond(run.spec.subscription, now=now, left_s=left)
+        if paused is not None:
+            return run.failed(paused)
+        stalled = self._gates.stalled(run.spec)
+        if stalled is not None:
+            return run.failed(stalled)
+        if not self._gates.may_send(run.spec, id(run)):
+            return _Hold.QUEUE_FULL
+        return None
+
+    async def _guard(self, run: PendingRun) -> RunResult | None:
+        """The recovery guard, before every post of a recovery entry: has its group been rerun?
+
+        A newer run that started after our first attempt, when an attempt may have created it,
+        is ours (its answer was lost and reconciliation did not see it): succeeded. Any other
+        newer run means the group was rerun by someone else: skipped, never rerun twice.
+        """
+        newer = await newest_in_group(self._reader, run.spec)
+        if newer is None:
+            return None
+        first = run.first_intent_at
+        if run.may_exist and first is not None and newer.started_since(first, margin=MARGIN):
+            self._reconciler.claim(newer.run_id)
+            self._progress.reconciled += 1
+            return run.succeeded(newer.run_id, reconciled=True)
+        return run.skipped(f"a newer run {newer.run_id} exists in the group")
 
     async def _gave_up(self, run: PendingRun, error: ApiError) -> RunResult | None:
         """The retry policy gave up on ``error``: the run's line, or None when stopping."""
-        if error.status == 401 and self.auth_failed is None:
-            # the token is bad for every run: stop sending
-            self.auth_failed = error
-            self.stop()
+        if error.status == 401:
+            return run.failed(self._stops.refused_answer(run.spec.subscription, error))
         try:
             # the last attempt may have been ambiguous: look once more before saying failed
             found = await self._reconcile_if_ambiguous(run)
         except (_Stopped, PacerClosed):
+            return None
+        except AuthError as exc:
+            self._credential_failed(exc)
             return None
         except ApiError as reconcile_error:
             return run.failed(reconcile_error)
@@ -221,15 +354,11 @@ class Scheduler:
             return run.succeeded(found, reconciled=True)
         return run.failed(error)
 
-    def _write_intent_once(self, run: PendingRun) -> None:
-        if run.first_intent_at is None:
-            run.first_intent_at = datetime.now(UTC)
-            if self._journal is not None:
-                self._journal.intent(
-                    spec_id=run.spec.id,
-                    client_request_id=run.client_request_id,
-                    at=run.first_intent_at,
-                )
+    def _credential_failed(self, error: AuthError) -> None:
+        if self._stops.token_refused is None:
+            _log.error("batch.no_token", error=str(error))
+        self._stops.credential_failed(error)
+        self.stop()
 
     def _reconcile_deadline(self, since: datetime) -> float:
         """The monotonic time until which a run created at ``since`` may still be invisible."""
@@ -251,32 +380,6 @@ class Scheduler:
         if found is not None:
             self._progress.reconciled += 1
         return found
-
-    async def _send(self, run: PendingRun, pacer: SubscriptionPacer) -> CreateRunResponse:
-        """createRun on a request slot; the subscription's pacer hears how it went."""
-        spec, progress = run.spec, self._progress
-        async with self._slots.hold(spec.subscription):
-            progress.in_flight += 1
-            try:
-                response = await self._trigger.create_run(
-                    spec, client_request_id=run.client_request_id
-                )
-            except ApiError as exc:
-                self._tell_pacer_failed(pacer, exc)
-                raise
-            finally:
-                progress.in_flight -= 1
-        pacer.completed(response.limits.remaining_writes)
-        return response
-
-    def _tell_pacer_failed(self, pacer: SubscriptionPacer, error: ApiError) -> None:
-        if error.status == 429:
-            self._progress.throttled += 1
-            pacer.throttled_for(error.retry_after)
-        elif error.status is None:
-            pacer.abandoned()
-        else:
-            pacer.completed(error.remaining_writes)
 
     def _raise_if_stopping(self) -> None:
         if self._stopping.is_set():

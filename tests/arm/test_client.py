@@ -261,17 +261,19 @@ async def test_odd_names_are_percent_encoded_once(
     ("body", "text"),
     [({}, None), ({"runId": ""}, None), ({"runId": 42}, None), (None, "not json"), (None, "[]")],
 )
-async def test_200_without_a_run_id_is_a_permanent_sent_error(
+async def test_200_without_a_run_id_is_an_ambiguous_error(
     client: AdfClient, arm: FakeArm, body: Any, text: str | None
 ) -> None:
+    # ADF took the request: the run may exist, so it is looked for before any re-post
     arm.reply(200, body if body is not None else None, text=text, x_ms_request_id="r-1")
     error = await create_error(client)
     assert (error.status, error.code, error.transient, error.sent) == (
         200,
         "InvalidResponse",
-        False,
+        True,
         True,
     )
+    assert "may have been created" in error.message
     assert error.request_id == "r-1"
 
 

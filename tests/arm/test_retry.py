@@ -5,6 +5,7 @@ import pytest
 import tenacity
 from tenacity import RetryCallState
 
+from batchrun.arm.client import api_error
 from batchrun.arm.retry import RetrySettings, is_transient, retrying
 from batchrun.errors import ApiError, AuthError, TransportError
 from tests.helpers.clock import FakeTime
@@ -94,7 +95,7 @@ async def test_permanent_errors_stop_at_once(fake_time: FakeTime, error: BaseExc
         (7.0, 600.0, 7.0),
         (0.0, 600.0, 0.0),
         (45.0, 600.0, 45.0),  # beyond backoff_max_s: honoured in full
-        (900.0, 600.0, 600.0),  # capped at max_seconds
+        (590.0, 600.0, 590.0),  # within what is left: honoured in full
     ],
 )
 async def test_retry_after_is_the_wait(
@@ -152,9 +153,45 @@ async def test_retrying_stops_after_max_seconds(
     errors: list[BaseException] = [transient(retry_after=4.0) for _ in range(100)]
     with pytest.raises(ApiError):
         await attempt_until_done(policy, errors)
-    # attempts at t=0, 4, 8 and 12; after the one at 12 s the 10 s budget is spent
-    assert fake_time.slept == [4.0, 4.0, 4.0]
-    assert len(errors) == 96
+    # attempts at t=0, 4 and 8; after the one at 8 s only 2 s are left, less than Retry-After
+    assert fake_time.slept == [4.0, 4.0]
+    assert len(errors) == 97
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "999999"},
+        {"Retry-After": "Thu, 01 Jan 2099 00:00:00 GMT"},
+        {"x-ms-retry-after-ms": "999999000"},
+    ],
+)
+async def test_a_retry_after_beyond_the_budget_fails_at_once_with_the_answer(
+    fake_time: FakeTime, headers: dict[str, str]
+) -> None:
+    throttled = api_error(429, None, headers, '{"error": {"code": "TooManyRequests"}}')
+    assert throttled.retry_after is not None and throttled.retry_after > 600
+    policy = retrying(RetrySettings(max_seconds=600.0), sleep=fake_time.sleep)
+    with pytest.raises(ApiError) as caught:
+        await attempt_until_done(policy, [throttled])
+    assert caught.value is throttled
+    assert fake_time.slept == []
+
+
+async def test_a_wait_is_capped_at_what_the_budget_leaves(
+    fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tenacity, "time", SimpleNamespace(monotonic=fake_time.monotonic))
+    policy = retrying(
+        RetrySettings(max_attempts=10, max_seconds=10.0, backoff_initial_s=8.0, backoff_max_s=8.0),
+        sleep=fake_time.sleep,
+        rng=random.Random(0),
+    )
+    errors: list[BaseException] = [transient() for _ in range(10)]
+    with pytest.raises(ApiError):
+        await attempt_until_done(policy, errors)
+    # the second backoff drew more than the 3.2 s left: it waits what is left, then stops
+    assert sum(fake_time.slept) == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize("hook_is_async", [True, False])

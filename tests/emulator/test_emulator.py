@@ -207,10 +207,12 @@ async def test_create_run_answers_like_the_example(adf_for: AdfFor) -> None:
     assert served.state.stats.runs_created == 1
 
 
-async def test_client_request_id_becomes_the_correlation_id(adf_for: AdfFor) -> None:
+async def test_client_request_id_does_not_become_the_correlation_id(adf_for: AdfFor) -> None:
+    # ARM makes its own correlation id unless the caller sent x-ms-correlation-request-id
     adf, _ = await adf_for()
     _, _, response = await adf.create(headers={"x-ms-client-request-id": "abc-123"})
-    assert response.headers["x-ms-correlation-request-id"] == "abc-123"
+    assert response.headers["x-ms-correlation-request-id"] != "abc-123"
+    assert uuid.UUID(response.headers["x-ms-correlation-request-id"])
     assert response.headers["x-ms-client-request-id"] == "abc-123"
     assert response.headers["x-ms-request-id"] != "abc-123"
 
@@ -613,17 +615,16 @@ async def test_writes_beyond_the_burst_get_429_with_retry_after(adf_for: AdfFor)
     assert (await adf.create("p", sub="22222222-2222-2222-2222-222222222222"))[0] == 200
 
 
-async def test_the_global_write_bucket_is_shared_by_subscriptions(adf_for: AdfFor) -> None:
+async def test_the_global_write_bucket_is_not_shared_by_subscriptions(adf_for: AdfFor) -> None:
+    # ARM's global limit is per subscription (all principals together), not one for the service
     adf, _ = await adf_for(write_burst=1, write_refill=1)
-    for n in range(15):
+    for n in range(16):
         status, _, response = await adf.create("p", sub=f"sub-{n}")
         assert status == 200
-        assert response.headers["x-ms-ratelimit-remaining-subscription-global-writes"] == str(
-            14 - n
-        )
+        assert response.headers["x-ms-ratelimit-remaining-subscription-global-writes"] == "14"
     status, body, response = await adf.create("p", sub="sub-15")
     assert error_code((status, body), 429) == "SubscriptionRequestsThrottled"
-    assert response.headers["x-ms-ratelimit-remaining-subscription-writes"] == "1"
+    assert response.headers["x-ms-ratelimit-remaining-subscription-writes"] == "0"
 
 
 async def test_reads_beyond_their_burst_get_429(adf_for: AdfFor) -> None:

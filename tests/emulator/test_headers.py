@@ -24,6 +24,6 @@ async def test_a_correlation_id_sent_is_echoed(adf_for: AdfFor) -> None:
 
 
 async def test_the_older_habit_reuses_the_client_request_id(adf_for: AdfFor) -> None:
-    adf, _ = await adf_for()
+    adf, _ = await adf_for(correlation_from_client_request_id=True)
     _, _, headers = await adf.create("p", headers={"x-ms-client-request-id": "abc-123"})
     assert headers["x-ms-correlation-request-id"] == "abc-123"

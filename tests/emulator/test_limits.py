@@ -49,7 +49,7 @@ async def test_reads_report_the_global_read_bucket(adf_for: AdfFor) -> None:
 
 
 async def test_the_older_model_keeps_one_global_write_bucket(adf_for: AdfFor) -> None:
-    adf, _ = await adf_for(write_burst=1, write_refill=1)
+    adf, _ = await adf_for(global_bucket_per_subscription=False, write_burst=1, write_refill=1)
     _, _, headers = await adf.create("p", sub="sub-a")
     assert headers[GLOBAL_WRITES] == "14"
     _, _, headers = await adf.as_principal("other").create("p", sub="sub-b")

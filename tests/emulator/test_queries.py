@@ -35,9 +35,9 @@ async def test_a_run_group_filter_of_one_value_is_answered(adf_for: AdfFor) -> N
     assert [run["runId"] for run in await adf.runs(where("RunGroupId", "In", first))] == [first]
 
 
-async def test_several_run_groups_are_still_answered_unless_asked(adf_for: AdfFor) -> None:
-    # the emulator's older, laxer default: batchrun's monitoring still sends such queries
-    adf, _ = await adf_for()
+async def test_several_run_groups_are_answered_by_the_older_habit(adf_for: AdfFor) -> None:
+    # the emulator's older, laxer habit, no longer the default: ADF refuses such a filter
+    adf, _ = await adf_for(single_run_group_filter=False)
     first, second = await adf.run_id("p"), await adf.run_id("p")
     found = await adf.runs(where("RunGroupId", "In", first, second))
     assert {run["runId"] for run in found} == {first, second}

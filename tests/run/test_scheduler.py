@@ -207,10 +207,11 @@ async def test_stop_lets_in_flight_requests_finish_and_dispatches_no_more(tmp_pa
 
 
 async def test_a_paused_subscription_does_not_hold_up_another(tmp_path: Path) -> None:
-    # subscription sub-0's runs are all throttled with a long Retry-After; sub-1's must finish
+    # sub-0's runs are all throttled with a long Retry-After (within --max-retry-time); sub-1's
+    # must finish
     long_429 = ApiError(
         status=429, code="SubscriptionRequestsThrottled", message="m", transient=True,
-        sent=False, retry_after=3600,
+        sent=False, retry_after=300,
     )  # fmt: skip
     runs = specs(40, subscriptions=2)
     trigger = SpyTrigger({spec.id: [long_429] for spec in runs if spec.subscription == "sub-0"})

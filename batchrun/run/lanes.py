@@ -1,0 +1,136 @@
+"""One subscription's lane: its runs in manifest order, those a full pipeline holds back, and the
+tasks under way.
+
+A lane hands a run a task only when there is room (``max_tasks``, so tasks never pile up ahead
+of the request slots) and when its pipeline's gate lets it go (:mod:`batchrun.run.queues`): a
+run whose pipeline's queue is full waits here as a plain object, holding no task, so the other
+pipelines of the subscription take the room. A task that ADF's queue refuses comes back and
+waits again; its pipeline's runs keep their manifest order.
+
+Every task is watched to its end: one that raises (a bug, never an expected failure) is handed
+to ``on_crash``, which stops the batch loudly; a cancelled lane cancels its tasks and waits for
+them, so none is left running unseen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from batchrun.model import RunSpec
+from batchrun.run.pending import PendingRun
+from batchrun.run.queues import GateKey, PipelineGates, gate_key
+
+Execute = Callable[[PendingRun], Coroutine[Any, Any, PendingRun | None]]
+"""Takes a run to its end; returns it when its pipeline's queue was full (to wait again)."""
+
+
+class Lane:
+    def __init__(
+        self,
+        specs: deque[RunSpec],
+        *,
+        gates: PipelineGates,
+        max_tasks: int,
+        begin: Callable[[RunSpec], PendingRun],
+        on_crash: Callable[[BaseException], None],
+    ) -> None:
+        self._specs = specs
+        self._gates = gates
+        self._room = asyncio.Semaphore(max_tasks)
+        self._begin = begin
+        self._on_crash = on_crash
+        self._held: dict[GateKey, deque[PendingRun]] = {}
+        self._running: set[asyncio.Task[PendingRun | None]] = set()
+        self._changed = asyncio.Event()
+
+    async def drive(self, execute: Execute, stopping: asyncio.Event) -> None:
+        """Hand out runs until none is left (or the batch stops), then wait for the tasks."""
+        try:
+            while not stopping.is_set():
+                await self._room.acquire()
+                run = await self._next(stopping)
+                if run is None:
+                    self._room.release()
+                    break
+                task = asyncio.create_task(execute(run))
+                self._running.add(task)
+                task.add_done_callback(self._ended)
+            while self._running:
+                await asyncio.wait(set(self._running))
+        except asyncio.CancelledError:
+            for task in self._running:
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+            raise
+
+    def _ended(self, task: asyncio.Task[PendingRun | None]) -> None:
+        self._running.discard(task)
+        self._room.release()
+        self._changed.set()
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved here, always: never "exception was never retrieved"
+        if error is not None:
+            self._on_crash(error)
+            return
+        returned = task.result()
+        if returned is not None:
+            self._hold(returned)
+
+    async def _next(self, stopping: asyncio.Event) -> PendingRun | None:
+        """The next run that may have a task; None when every run has been handed out and
+        ended (or the batch stops)."""
+        while not stopping.is_set():
+            run = self._next_held() or self._next_listed()
+            if run is not None:
+                self._gates.let_through(run.spec, id(run))
+                return run
+            if not self._held and not self._running:
+                return None
+            self._changed.clear()
+            await _until_either(self._changed, stopping, within_s=self._reopens_in())
+        return None
+
+    def _next_held(self) -> PendingRun | None:
+        for key, waiting in list(self._held.items()):
+            if not self._gates.holds(waiting[0].spec):
+                run = waiting.popleft()
+                if not waiting:
+                    del self._held[key]
+                return run
+        return None
+
+    def _next_listed(self) -> PendingRun | None:
+        while self._specs:
+            run = self._begin(self._specs.popleft())
+            if self._gates.holds(run.spec) or gate_key(run.spec) in self._held:
+                self._hold(run)  # behind its pipeline's earlier runs
+                continue
+            return run
+        return None
+
+    def _hold(self, run: PendingRun) -> None:
+        self._held.setdefault(gate_key(run.spec), deque()).append(run)
+
+    def _reopens_in(self) -> float | None:
+        waits = [
+            wait
+            for waiting in self._held.values()
+            if (wait := self._gates.reopens_in(waiting[0].spec)) is not None
+        ]
+        return min(waits) if waits else None
+
+
+async def _until_either(
+    changed: asyncio.Event, stopping: asyncio.Event, *, within_s: float | None
+) -> None:
+    """Until ``changed`` or ``stopping`` is set, or ``within_s`` seconds pass."""
+    waiters = {asyncio.ensure_future(changed.wait()), asyncio.ensure_future(stopping.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
