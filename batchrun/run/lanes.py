@@ -43,7 +43,8 @@ class Lane:
         self._begin = begin
         self._on_crash = on_crash
         self._held: dict[GateKey, deque[PendingRun]] = {}
-        self._running: set[asyncio.Task[PendingRun | None]] = set()
+        # each task's run: a run may give its room back while it waits (see PendingRun.room)
+        self._running: dict[asyncio.Task[PendingRun | None], PendingRun] = {}
         self._changed = asyncio.Event()
 
     async def drive(self, execute: Execute, stopping: asyncio.Event) -> None:
@@ -55,8 +56,9 @@ class Lane:
                 if run is None:
                     self._room.release()
                     break
+                run.room, run.holds_room = self._room, True
                 task = asyncio.create_task(execute(run))
-                self._running.add(task)
+                self._running[task] = run
                 task.add_done_callback(self._ended)
             while self._running:
                 await asyncio.wait(set(self._running))
@@ -67,8 +69,7 @@ class Lane:
             raise
 
     def _ended(self, task: asyncio.Task[PendingRun | None]) -> None:
-        self._running.discard(task)
-        self._room.release()
+        self._running.pop(task).leave_room()
         self._changed.set()
         if task.cancelled():
             return

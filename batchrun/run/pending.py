@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,22 @@ class PendingRun:
     may_exist: bool = False
     """Whether an earlier attempt (this process's or a crashed one's) may have created the run:
     a newer run in a recovery group since the first attempt is then taken as ours."""
+    room: asyncio.Semaphore | None = None
+    """Its lane's room for tasks (:class:`batchrun.run.lanes.Lane`), while the run has a task."""
+    holds_room: bool = False
+
+    def leave_room(self) -> None:
+        """Give the lane's room back (a run waiting for reconciliation sends nothing for a
+        while: the runs behind it take the room meanwhile); at most once."""
+        if self.holds_room and self.room is not None:
+            self.holds_room = False
+            self.room.release()
+
+    async def take_room(self) -> None:
+        """Wait for room in the lane again before another attempt."""
+        if not self.holds_room and self.room is not None:
+            await self.room.acquire()
+            self.holds_room = True
 
     @classmethod
     def begin(cls, spec: RunSpec, *, first_intent_at: datetime | None) -> PendingRun:

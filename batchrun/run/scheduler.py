@@ -106,9 +106,10 @@ class Scheduler:
 
     - at most ``concurrency`` requests are in flight; a run holds a slot only while its request
       is on the wire, never while it waits between attempts;
-    - at most ``concurrency * TASKS_PER_SLOT`` runs per subscription are under way: a lane waits
-      for room *before* it creates a run's task, and a run waiting for a full pipeline queue
-      holds no task;
+    - at most ``concurrency * TASKS_PER_SLOT`` runs per subscription are under way, not counting
+      runs waiting for reconciliation (they send nothing, share one read per poll, and give their
+      room back until they must post again): a lane waits for room *before* it creates a run's
+      task, and a run waiting for a full pipeline queue holds no task;
     - a run's intent is in the journal just before its first request leaves, never earlier (an
       intent makes ``--resume`` look for the run in ADF);
     - after ``stop()`` no request leaves: only those already on the wire finish, and are written;
@@ -370,6 +371,8 @@ class Scheduler:
         if run.reconcile_deadline is None or run.first_intent_at is None:
             return None
         deadline, run.reconcile_deadline = run.reconcile_deadline, None
+        # waiting sends nothing: the runs behind it in the lane take its room meanwhile
+        run.leave_room()
         try:
             found = await self._reconciler.find(
                 run.spec, created_since=run.first_intent_at, deadline=deadline
@@ -379,7 +382,9 @@ class Scheduler:
             self._progress.window = self._reconciler.window.describe()
         if found is not None:
             self._progress.reconciled += 1
-        return found
+            return found
+        await run.take_room()
+        return None
 
     def _raise_if_stopping(self) -> None:
         if self._stopping.is_set():

@@ -11,8 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from batchrun.arm.client import CreateRunResponse, QueryResponse, RateLimits
 from batchrun.arm.retry import RetrySettings
 from batchrun.errors import TransportError
@@ -94,14 +92,6 @@ async def test_a_waiting_run_holds_no_request_slot(tmp_path: Path) -> None:
     assert len(adf.runs) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a run waiting for reconciliation keeps its dispatcher permit (concurrency x "
-        "TASKS_PER_SLOT per subscription), so that many waiting runs stop the subscription's "
-        "queue until their window ends; the scheduler change is described in the speed-14 notes"
-    ),
-)
 async def test_waiting_runs_do_not_hold_up_their_subscriptions_queue(tmp_path: Path) -> None:
     waiting = [spec(f"lost-{n}") for n in range(TASKS_PER_SLOT)]
     adf = HidingAdf(lost={s.id for s in waiting}, unlocks="behind")
