@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import structlog
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
 
 LogFormat = Literal["console", "json"]
 

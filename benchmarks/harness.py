@@ -17,18 +17,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import trustme
 
 from batchrun.emulator import process
-from batchrun.emulator.process import EmulatorProcess
-from benchmarks.workloads import Workload
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from batchrun.emulator.process import EmulatorProcess
+    from benchmarks.workloads import Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 IDENTITY_SECRET = "bench-identity-secret"

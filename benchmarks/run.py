@@ -19,11 +19,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.harness import (
     ROOT,
@@ -37,6 +36,9 @@ from benchmarks.harness import (
     wait_until_quiet,
 )
 from benchmarks.workloads import Workload, workloads
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 ROWS = ("throttled", "latency", "multi", "peer", "cpu", "memory", "faults", "lossy")
 RESULTS = Path(__file__).resolve().parent / "results"

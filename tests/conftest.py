@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -31,11 +30,15 @@ from batchrun.emulator import process
 from batchrun.emulator.app import STATE, build_app
 from batchrun.emulator.clock import Clock, ManualClock
 from batchrun.emulator.config import Settings, Topology
-from batchrun.emulator.history import PastRun
 from batchrun.emulator.process import READY_TIMEOUT_S, EmulatorProcess
 from tests.helpers.emulator import InProcessEmulator, ServeEmulator, StartEmulator
 from tests.helpers.paths import ROOT
 from tests.helpers.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator, Sequence
+
+    from batchrun.emulator.history import PastRun
 
 
 @pytest.fixture(autouse=True)

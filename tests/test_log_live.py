@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
 
 from batchrun import log
 from batchrun.run.progress import Progress, show_progress
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture(autouse=True)

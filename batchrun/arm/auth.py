@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from azure.core.exceptions import AzureError
@@ -14,6 +13,8 @@ from azure.core.exceptions import AzureError
 from batchrun.errors import AuthError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
 

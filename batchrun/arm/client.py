@@ -38,25 +38,29 @@ import html
 import json
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
 from batchrun import __version__
-from batchrun.arm.auth import TokenProvider
 from batchrun.arm.ratelimit import RateLimits, parse_retry_after, server_date
 from batchrun.arm.transport import Timeouts, build_session, proxy_for, transport_errors
 from batchrun.errors import ApiError
 from batchrun.log import Redactor
-from batchrun.model import RunSpec
 from batchrun.text import shorten
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import aiohttp
+
+    from batchrun.arm.auth import TokenProvider
+    from batchrun.model import RunSpec
 
 __all__ = [
     "API_VERSION",

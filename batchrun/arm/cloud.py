@@ -12,14 +12,17 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from batchrun.arm.transport import is_loopback
 from batchrun.errors import UsageError
 from batchrun.log import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Mapping
 
 __all__ = [
     "ALLOW_ENDPOINT_VAR",

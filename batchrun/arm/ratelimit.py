@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _WRITES = "x-ms-ratelimit-remaining-subscription-writes"
 _GLOBAL_WRITES = "x-ms-ratelimit-remaining-subscription-global-writes"

@@ -15,17 +15,19 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
-
-from tenacity import RetryCallState
+from typing import TYPE_CHECKING, Any, Final
 
 from batchrun.arm.client import QueryResponse, RunReader
-from batchrun.arm.pacing import Pacers
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError, AuthError
 from batchrun.log import get_logger
-from batchrun.model import FactoryRef
 from batchrun.times import Now, parse_time, utc_now
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
+    from batchrun.arm.pacing import Pacers
+    from batchrun.model import FactoryRef
 
 RUNNING: Final = frozenset({"Queued", "InProgress", "Canceling"})
 # per-group lookups of one factory in flight at once; the reads pacer sets the pace

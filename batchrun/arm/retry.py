@@ -32,9 +32,8 @@ the place to log and count the retry. ``retry_state.outcome.exception()`` is the
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import tenacity
 from tenacity import RetryCallState
@@ -42,6 +41,10 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from batchrun.errors import ApiError
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Awaitable, Callable
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,17 @@ anything is sent and both close what they opened, in the same order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from batchrun.arm.auth import CredentialTokens, TokenProvider, default_credential
 from batchrun.arm.client import USER_AGENT, AdfClient
-from batchrun.arm.cloud import Cloud
 from batchrun.arm.transport import Timeouts, build_session
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from batchrun.arm.cloud import Cloud
 
 __all__ = ["credential_tokens", "open_client"]
 

@@ -23,10 +23,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
-from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -35,6 +34,9 @@ from azure.core.pipeline.transport import AioHttpTransport
 from yarl import URL
 
 from batchrun.errors import TransportError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
 
 # Checked in this order; either replaces the system trust store, as in OpenSSL and requests.
 CA_BUNDLE_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")

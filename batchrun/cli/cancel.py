@@ -21,10 +21,9 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from batchrun.arm.cloud import Cloud
 from batchrun.arm.session import credential_tokens, open_client
-from batchrun.arm.transport import Timeouts
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from batchrun.cli.options import (
     add_connection_options,
@@ -40,6 +39,10 @@ from batchrun.run.cancel import CANCELLABLE, CancelResult, Target, cancel_all, r
 from batchrun.run.cancel import scope_targets as find_scope_targets
 from batchrun.run.outcome import Followed, last_lines, to_follow
 from batchrun.times import utc_now
+
+if TYPE_CHECKING:
+    from batchrun.arm.cloud import Cloud
+    from batchrun.arm.transport import Timeouts
 
 NAME = "cancel"
 HELP = "cancel runs in bulk: a report's, or those a scope finds"

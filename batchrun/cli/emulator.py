@@ -7,7 +7,10 @@ output (``--quiet``) and maps its own errors: ``2`` a bad configuration, ``1`` c
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 NAME = "emulator"
 HELP = "serve the local ADF emulator"

@@ -13,8 +13,7 @@ import importlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from batchrun import __version__
 from batchrun.cli.exits import (
@@ -29,6 +28,9 @@ from batchrun.cli.exits import (
 from batchrun.cli.options import HelpFormatter
 from batchrun.errors import BatchrunError
 from batchrun.log import configure
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["build_parser", "main"]
 
@@ -60,7 +62,7 @@ COMMANDS: tuple[str, ...] = (
 
 
 def subcommand(name: str) -> SubCommand:
-    return cast(SubCommand, importlib.import_module(f"batchrun.cli.{name}"))
+    return cast("SubCommand", importlib.import_module(f"batchrun.cli.{name}"))
 
 
 _EXIT_CODES = f"""\

@@ -13,10 +13,9 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from batchrun.arm.cloud import Cloud
 from batchrun.arm.session import credential_tokens, open_client
-from batchrun.arm.transport import Timeouts
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK
 from batchrun.cli.options import (
     add_connection_options,
@@ -41,6 +40,10 @@ from batchrun.recover.search import (
     retention_warning,
 )
 from batchrun.times import parse_time, utc_now
+
+if TYPE_CHECKING:
+    from batchrun.arm.cloud import Cloud
+    from batchrun.arm.transport import Timeouts
 
 NAME = "recover"
 HELP = "find failed runs; write a recovery manifest"

@@ -9,7 +9,6 @@ SIGHUP/SIGINT/SIGTERM (the first signal's).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import json
@@ -18,9 +17,9 @@ import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batchrun.arm.client import create_run_url
-from batchrun.arm.cloud import Cloud
 from batchrun.arm.session import credential_tokens
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL, EXIT_USAGE
 from batchrun.cli.options import (
@@ -38,6 +37,11 @@ from batchrun.manifest.shard import parse_shard, select
 from batchrun.report.summary import render, summarize
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.runner import BatchOutcome, BatchSettings, run_batch
+
+if TYPE_CHECKING:
+    import argparse
+
+    from batchrun.arm.cloud import Cloud
 
 NAME = "run"
 HELP = "trigger every run of a manifest"

@@ -9,9 +9,12 @@ Exit code: ``0``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from importlib.resources import files
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 NAME = "schema"
 HELP = "print the manifest JSON Schema (for editors)"

@@ -6,12 +6,15 @@ cannot be read.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batchrun.cli.exits import EXIT_FAILED, EXIT_OK
 from batchrun.cli.options import add_log_options
 from batchrun.report.summary import FORMATS, render, summarize
+
+if TYPE_CHECKING:
+    import argparse
 
 NAME = "summary"
 HELP = "summarise one or more reports"

@@ -12,18 +12,15 @@ position) or an option is; ``3`` no token, or ARM rejected it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchrun.arm.cloud import Cloud
 from batchrun.arm.session import credential_tokens, open_client
-from batchrun.arm.transport import Timeouts
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK
 from batchrun.cli.options import (
     add_connection_options,
@@ -34,8 +31,14 @@ from batchrun.cli.options import (
 )
 from batchrun.errors import ManifestError
 from batchrun.manifest.loader import Manifest, describe, load_manifests
-from batchrun.model import RunSpec
 from batchrun.run.preflight import Preflight, PreflightSettings, preflight
+
+if TYPE_CHECKING:
+    import argparse
+
+    from batchrun.arm.cloud import Cloud
+    from batchrun.arm.transport import Timeouts
+    from batchrun.model import RunSpec
 
 NAME = "validate"
 HELP = "check manifests; --online: against ADF too"

@@ -15,10 +15,9 @@ import math
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from batchrun.arm.cloud import Cloud
 from batchrun.arm.session import credential_tokens
-from batchrun.arm.transport import Timeouts
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL
 from batchrun.cli.options import (
     add_connection_options,
@@ -32,6 +31,10 @@ from batchrun.errors import ApiError
 from batchrun.report.summary import render, summarize
 from batchrun.run.monitor import FollowSettings
 from batchrun.run.watch import WatchOutcome, watch_report
+
+if TYPE_CHECKING:
+    from batchrun.arm.cloud import Cloud
+    from batchrun.arm.transport import Timeouts
 
 NAME = "watch"
 HELP = "follow the runs of a report to their end"

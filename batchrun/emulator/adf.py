@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -42,8 +42,6 @@ from batchrun.emulator.config import FactorySpec, PipelineSpec
 from batchrun.emulator.faults import Fault
 from batchrun.emulator.pipelines import etag, pipeline_resource
 from batchrun.emulator.query import query, render, view
-from batchrun.emulator.queue import PipelineQueue
-from batchrun.emulator.state import EmulatorState
 from batchrun.emulator.store import FINISHED, Run
 from batchrun.emulator.wire import (
     TICKS_PER_SECOND,
@@ -53,6 +51,10 @@ from batchrun.emulator.wire import (
     check_name,
     parse_bool,
 )
+
+if TYPE_CHECKING:
+    from batchrun.emulator.queue import PipelineQueue
+    from batchrun.emulator.state import EmulatorState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -5,21 +5,25 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
 from email.utils import formatdate
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from batchrun.emulator.adf import AdfApi
 from batchrun.emulator.arm import Dropped, error_response, json_response
 from batchrun.emulator.clock import Clock, SystemClock
 from batchrun.emulator.config import Settings, Topology
-from batchrun.emulator.history import PastRun
 from batchrun.emulator.identity import IdentityEndpoint
 from batchrun.emulator.state import EmulatorState
 from batchrun.emulator.wire import ArmError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from aiohttp.typedefs import Handler, Middleware
+
+    from batchrun.emulator.history import PastRun
 
 STATE = web.AppKey("emulator_state", EmulatorState)
 

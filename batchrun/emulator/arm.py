@@ -5,13 +5,15 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from batchrun.emulator.config import Settings
-from batchrun.emulator.limits import Admission, ArmLimits
 from batchrun.emulator.wire import API_VERSION, ArmError
+
+if TYPE_CHECKING:
+    from batchrun.emulator.config import Settings
+    from batchrun.emulator.limits import Admission, ArmLimits
 
 WRITE = "write"
 READ = "read"

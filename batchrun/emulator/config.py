@@ -158,13 +158,17 @@ class Settings:
                 found.append(f"{name} must be a probability between 0 and 1, not {value}")
         if self.fault_total() > 1.0:
             found.append(f"the fault probabilities add up to {self.fault_total():g}; at most 1")
-        for name in ("write_burst", "read_burst", "hourly_writes", "hourly_reads"):
-            if getattr(self, name) < 1:
-                found.append(f"{name} must be at least 1")
-        for name in ("write_refill", "read_refill"):
-            if getattr(self, name) <= 0:
-                found.append(f"{name} must be above 0 (tokens per second)")
-        for name in (
+        found.extend(
+            f"{name} must be at least 1"
+            for name in ("write_burst", "read_burst", "hourly_writes", "hourly_reads")
+            if getattr(self, name) < 1
+        )
+        found.extend(
+            f"{name} must be above 0 (tokens per second)"
+            for name in ("write_refill", "read_refill")
+            if getattr(self, name) <= 0
+        )
+        non_negative = (
             "token_ttl_s",
             "run_queued_ms",
             "run_duration_ms",
@@ -175,9 +179,10 @@ class Settings:
             "stall_ms",
             "fail_503_retry_after_s",
             "queue_refusal_retry_after_s",
-        ):
-            if getattr(self, name) < 0:
-                found.append(f"{name} must not be negative")
+        )
+        found.extend(
+            f"{name} must not be negative" for name in non_negative if getattr(self, name) < 0
+        )
         if self.identity_fail_after is not None and self.identity_fail_after < 0:
             found.append("identity_fail_after must not be negative")
         if self.queue_cap < 0:
@@ -472,7 +477,7 @@ def _failure(value: Any, where: str) -> ActivityFailure | None:
 
 def _pipelines(value: Any, where: str) -> dict[str, PipelineSpec]:
     listed = isinstance(value, list)
-    entries = {name: None for name in value} if listed else _mapping(value, where)
+    entries = dict.fromkeys(value) if listed else _mapping(value, where)
     pipelines: dict[str, PipelineSpec] = {}
     for name, body in entries.items():
         here = f"{where}.{name}"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 import random
+from typing import TYPE_CHECKING
 
-from batchrun.emulator.config import Settings
+if TYPE_CHECKING:
+    from batchrun.emulator.config import Settings
 
 
 class Fault(enum.Enum):

@@ -22,14 +22,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from batchrun.emulator.config import ConfigError, FactorySpec, Topology
 from batchrun.emulator.store import FAILED, STATUSES, SUCCEEDED
 from batchrun.emulator.wire import TICKS_PER_SECOND, ArmError, parse_time
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _FACTORY_PATH = re.compile(
     r"^/?subscriptions/([^/]+)/resourceGroups/([^/]+)"

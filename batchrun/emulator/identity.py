@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from batchrun.emulator.arm import Dropped, json_response
-from batchrun.emulator.state import EmulatorState
+
+if TYPE_CHECKING:
+    from batchrun.emulator.state import EmulatorState
 
 PATH = "/msi/token"
 API_VERSION = "2019-08-01"

@@ -8,10 +8,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from batchrun.emulator.clock import Clock
-from batchrun.emulator.config import Settings
+if TYPE_CHECKING:
+    from batchrun.emulator.clock import Clock
+    from batchrun.emulator.config import Settings
 
 Monotonic = Callable[[], float]
 

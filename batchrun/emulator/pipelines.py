@@ -8,10 +8,12 @@ when the config does; ``If-None-Match`` with it (or ``*``) answers 304 without a
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchrun.emulator.config import FactorySpec, PipelineSpec
 from batchrun.emulator.wire import canonical_json
+
+if TYPE_CHECKING:
+    from batchrun.emulator.config import FactorySpec, PipelineSpec
 
 __all__ = ["etag", "pipeline_resource"]
 

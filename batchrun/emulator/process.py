@@ -11,10 +11,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -34,7 +36,7 @@ class EmulatorProcess:
         context = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
         url = f"{self.url}/_emulator/stats"
         with urllib.request.urlopen(url, timeout=10, context=context) as response:
-            return cast(dict[str, Any], json.load(response))
+            return cast("dict[str, Any]", json.load(response))
 
     def log(self) -> str:
         """What the emulator wrote to stderr (one line per request unless --quiet)."""

@@ -18,8 +18,8 @@ import shlex
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -37,6 +37,9 @@ from batchrun.emulator.config import (
     setting_type,
 )
 from batchrun.emulator.history import PastRun, load_history
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # option groups in --help, by the first setting of each
 _GROUPS = {

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from batchrun.emulator.arm import FrontDoor
-from batchrun.emulator.clock import Clock
-from batchrun.emulator.config import Settings, Topology
 from batchrun.emulator.faults import FaultInjector
-from batchrun.emulator.history import PastRun
 from batchrun.emulator.limits import ArmLimits
 from batchrun.emulator.queue import Queues
 from batchrun.emulator.spelling import Spellings
@@ -17,6 +14,13 @@ from batchrun.emulator.stats import Stats
 from batchrun.emulator.store import RunStore, Timing
 from batchrun.emulator.tenancy import TenantCheck
 from batchrun.emulator.wire import TICKS_PER_SECOND, to_ticks
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from batchrun.emulator.clock import Clock
+    from batchrun.emulator.config import Settings, Topology
+    from batchrun.emulator.history import PastRun
 
 _TICKS_PER_MS = TICKS_PER_SECOND // 1000
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun.emulator.wire import wire_parameters
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 QUEUED = "Queued"
 IN_PROGRESS = "InProgress"

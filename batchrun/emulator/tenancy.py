@@ -11,9 +11,12 @@ so the same subscription always names the same tenant.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
-from batchrun.emulator.config import Settings
 from batchrun.emulator.wire import ArmError
+
+if TYPE_CHECKING:
+    from batchrun.emulator.config import Settings
 
 __all__ = ["TenantCheck", "tenant_of"]
 

@@ -11,8 +11,7 @@ to quote them. Names follow :mod:`batchrun.manifest.rules`; ``${VAR}`` is substi
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -35,6 +34,9 @@ from batchrun.manifest.rules import (
 )
 from batchrun.manifest.scalars import SUSPECT_START, integer_problem, misread, misread_text
 from batchrun.manifest.yamlnodes import BOOL, FLOAT, INT, MAP, NULL, SEQ, STR, TIMESTAMP, Pair
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 __all__ = ["FIELD_SET", "FieldReader"]
 

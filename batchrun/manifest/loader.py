@@ -35,11 +35,10 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 from yaml.error import Mark
@@ -53,6 +52,9 @@ from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
 from batchrun.manifest.yamlnodes import INT, STR, ItemSink, Loader, Pair, gc_paused
 from batchrun.model import RunSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 # The fingerprint is the sha256 of this JSON text, hashed as the runs are built:
 # {"fields": FIELDS, "runs": [[the fields of each run], ...]} with sorted keys.

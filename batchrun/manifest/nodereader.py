@@ -8,8 +8,7 @@ the scope file reader build on it, so both read YAML by the same rules and say s
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 from yaml.error import Mark
@@ -31,6 +30,9 @@ from batchrun.manifest.yamlnodes import (
     Pair,
     short_tag,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["INVALID", "NodeReader", "describe_node", "join", "offset_mark"]
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from yaml.constructor import SafeConstructor
-from yaml.nodes import ScalarNode
 
 from batchrun.manifest.limits import INTEGERS
+
+if TYPE_CHECKING:
+    from yaml.nodes import ScalarNode
 
 __all__ = ["SUSPECT_START", "integer_problem", "misread", "misread_text"]
 

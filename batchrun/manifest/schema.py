@@ -11,11 +11,13 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun.manifest.rules import CONTROL, DOT_SEGMENTS, FIELDS, NAME_RULES, PATH_UNSAFE, REQUIRED
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SCHEMA_ID = "https://github.com/batchrun/batchrun/schema/manifest-v1.json"
 PACKAGED = Path(__file__).parents[1] / "schema" / "manifest-v1.json"

@@ -23,10 +23,9 @@ reported at once with its file:line:column. A file with ``runs:`` is read as a m
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import yaml
 from yaml.error import Mark
@@ -39,6 +38,9 @@ from batchrun.manifest.nodereader import INVALID, NodeReader, describe_node
 from batchrun.manifest.rules import GUID, name_problem, subscription_problem
 from batchrun.manifest.yamlnodes import INT, NULL, Loader
 from batchrun.model import FactoryRef
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _TOP: Final = frozenset(("version", "defaults", "factories"))
 _DEFAULTS: Final = frozenset(("subscription", "resource_group"))

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from batchrun.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 

@@ -16,10 +16,9 @@ import gc
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from yaml.composer import ComposerError
-from yaml.error import Mark
 from yaml.events import (
     AliasEvent,
     MappingEndEvent,
@@ -33,6 +32,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from batchrun.manifest.limits import MAX_NESTING, MAX_YAML_NESTING
+
+if TYPE_CHECKING:
+    from yaml.error import Mark
 
 try:
     from yaml import CSafeLoader as _BaseLoader

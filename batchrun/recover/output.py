@@ -13,19 +13,22 @@ import contextlib
 import os
 import re
 from collections import Counter
-from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import yaml
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-from batchrun.arm.reads import PipelineRun
 from batchrun.errors import OutputError, UsageError
-from batchrun.model import FactoryRef
-from batchrun.recover.search import Recovery, RecoveryPlan, Skip
 from batchrun.text import shorten
 from batchrun.times import utc_iso
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchrun.arm.reads import PipelineRun
+    from batchrun.model import FactoryRef
+    from batchrun.recover.search import Recovery, RecoveryPlan, Skip
 
 MESSAGE_CHARS: Final = 120
 _PLAIN: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.()-]*")

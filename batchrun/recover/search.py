@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from batchrun.arm.client import RunReader
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.reads import (
     CLOCK_SKEW,
@@ -55,6 +53,11 @@ from batchrun.errors import ApiError, AuthError
 from batchrun.log import get_logger
 from batchrun.model import FactoryRef, RunSpec
 from batchrun.times import Now, utc_now
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from batchrun.arm.client import RunReader
 
 RECOVERABLE: Final = ("Failed", "Cancelled", "Succeeded")
 # ADF keeps pipeline-run data for 45 days ("Data Factory limits": run history retention)

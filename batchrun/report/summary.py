@@ -15,11 +15,8 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from batchrun.errors import ReportError
 from batchrun.report.outcome import OutcomeSummary, summarize_outcomes
@@ -27,6 +24,11 @@ from batchrun.report.outcome import slim as slim_outcome
 from batchrun.report.reader import read_records
 from batchrun.text import shorten
 from batchrun.times import parse_time, utc_iso
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from datetime import datetime
+    from pathlib import Path
 
 Format = Literal["table", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("table", "json", "markdown")

@@ -15,15 +15,18 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from batchrun.errors import ReportError, WriteError
-from batchrun.model import RunSpec
 from batchrun.times import utc_iso
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+    from pathlib import Path
+
+    from batchrun.model import RunSpec
 
 Status = Literal["succeeded", "failed", "skipped"]
 

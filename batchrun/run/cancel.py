@@ -15,18 +15,20 @@ import fnmatch
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from batchrun.arm.client import RunReader
 from batchrun.arm.pacing import Pacers
-from batchrun.arm.ratelimit import RateLimits
 from batchrun.arm.reads import CLOCK_SKEW, PagedReads
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError
 from batchrun.log import get_logger
-from batchrun.model import FactoryRef
-from batchrun.run.outcome import Followed
 from batchrun.times import parse_time
+
+if TYPE_CHECKING:
+    from batchrun.arm.ratelimit import RateLimits
+    from batchrun.model import FactoryRef
+    from batchrun.run.outcome import Followed
 
 _log = get_logger("batchrun.run.cancel")
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from batchrun.model import RunSpec
+if TYPE_CHECKING:
+    from batchrun.model import RunSpec
 
 __all__ = ["QUEUE_CAP", "Definition", "parameter_problems", "queue_problem"]
 

@@ -12,17 +12,20 @@ newer run is, ours or someone else's, follows from when it started
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchrun.arm.client import QueryResponse, RunReader
 from batchrun.arm.reads import CLOCK_SKEW, PipelineRun, all_pages, group_query
 from batchrun.errors import ApiError
-from batchrun.model import RunSpec
 from batchrun.run.constants import GUARD_MAX_PAGES
 from batchrun.times import Now, utc_now
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from batchrun.arm.client import QueryResponse, RunReader
+    from batchrun.model import RunSpec
 
 
 @dataclass(frozen=True, slots=True)

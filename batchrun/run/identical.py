@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from batchrun.model import RunSpec
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from batchrun.model import RunSpec
 
 
 class IdenticalRuns:

@@ -22,11 +22,8 @@ once its intent is on disk.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun import __version__
 from batchrun.arm.pacing import PacerClosed
@@ -34,6 +31,11 @@ from batchrun.errors import ReportError, WriteError
 from batchrun.report.reader import read_records
 from batchrun.report.writer import AppendOnlyJsonl
 from batchrun.times import parse_time, utc_iso
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+    from pathlib import Path
 
 
 def journal_path(report: Path) -> Path:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchrun.model import RunSpec
 from batchrun.run.pending import PendingRun
 from batchrun.run.queues import GateKey, PipelineGates, gate_key
+
+if TYPE_CHECKING:
+    from batchrun.model import RunSpec
 
 Execute = Callable[[PendingRun], Coroutine[Any, Any, PendingRun | None]]
 """Takes a run to its end; returns it when its pipeline's queue was full (to wait again)."""

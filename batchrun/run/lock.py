@@ -22,11 +22,14 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 from batchrun.errors import ReportError
 from batchrun.times import utc_iso
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
 
 __all__ = ["BatchLock", "lock_path"]
 

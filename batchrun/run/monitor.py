@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from batchrun.arm.client import QueryResponse, RunReader
 from batchrun.arm.pacing import Pacers
@@ -32,7 +32,6 @@ from batchrun.arm.reads import CLOCK_SKEW, PagedReads, all_pages
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError
 from batchrun.log import get_logger
-from batchrun.model import FactoryRef
 from batchrun.run.cancel import CancelClient, cancel_paced
 from batchrun.run.outcome import (
     FAILED,
@@ -44,8 +43,11 @@ from batchrun.run.outcome import (
     outcome_record,
     terminal,
 )
-from batchrun.run.progress import FollowProgress
 from batchrun.times import Now, parse_time
+
+if TYPE_CHECKING:
+    from batchrun.model import FactoryRef
+    from batchrun.run.progress import FollowProgress
 
 _log = get_logger("batchrun.run.monitor")
 

@@ -24,16 +24,18 @@ never trigger the run again) and adds:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from batchrun.model import FactoryRef
 from batchrun.report.reader import read_records
 from batchrun.times import parse_time, utc_iso
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from datetime import datetime, timedelta
+    from pathlib import Path
 
 SUCCEEDED: Final = "Succeeded"
 FAILED: Final = "Failed"

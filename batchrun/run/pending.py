@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from batchrun.arm.client import CreateRunResponse
-from batchrun.errors import ApiError
-from batchrun.model import RunSpec
 from batchrun.report.writer import RunResult
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from batchrun.arm.client import CreateRunResponse
+    from batchrun.errors import ApiError
+    from batchrun.model import RunSpec
 
 
 @dataclass(slots=True)

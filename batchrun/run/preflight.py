@@ -19,17 +19,20 @@ the manifest entry it concerns, with what ADF said.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from batchrun.arm.client import PipelineResponse
 from batchrun.arm.pacing import Pacers, Sleep
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError, AuthError, TransportError
 from batchrun.model import FactoryRef, RunSpec
 from batchrun.run.declared import Definition, parameter_problems, queue_problem
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+    from batchrun.arm.client import PipelineResponse
 
 __all__ = ["Finding", "PipelineReader", "Preflight", "PreflightSettings", "preflight"]
 

@@ -24,12 +24,16 @@ and waiting longer would only hide it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from batchrun.errors import ApiError
-from batchrun.model import RunSpec
 from batchrun.run.constants import QUEUE_BACKOFF_MAX_S, QUEUE_BACKOFF_MIN_S
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from batchrun.model import RunSpec
 
 GateKey = tuple[str, str, str, str]
 

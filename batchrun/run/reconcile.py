@@ -32,18 +32,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchrun.arm.client import RunReader
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.reads import PagedReads
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError
 from batchrun.log import get_logger
-from batchrun.model import RunSpec
 from batchrun.run.constants import RECONCILE_MAX_LOOKS
 from batchrun.run.sharedreads import (
     MARGIN,
@@ -56,6 +53,12 @@ from batchrun.run.sharedreads import (
     sample_key,
 )
 from batchrun.run.visibility import VisibilityLag, Window, WindowRule
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from batchrun.arm.client import RunReader
+    from batchrun.model import RunSpec
 
 __all__ = [
     "MARGIN",

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from batchrun.arm.auth import TokenProvider
 from batchrun.arm.retry import RetrySettings
 from batchrun.arm.session import open_client
 from batchrun.arm.transport import Timeouts
 from batchrun.errors import ApiError, ReportError, WriteError
 from batchrun.log import get_logger
-from batchrun.manifest.loader import Manifest
-from batchrun.model import RunSpec
 from batchrun.report.reader import read_records
 from batchrun.report.writer import ReportWriter
 from batchrun.run.journal import BatchIdentity, Journal, journal_path, read_intents
@@ -23,6 +18,15 @@ from batchrun.run.progress import Progress
 from batchrun.run.reconcile import RECONCILE_FAILED, ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
 from batchrun.run.stopper import Stopper
+
+if TYPE_CHECKING:
+    import signal
+    from datetime import datetime
+    from pathlib import Path
+
+    from batchrun.arm.auth import TokenProvider
+    from batchrun.manifest.loader import Manifest
+    from batchrun.model import RunSpec
 
 _log = get_logger("batchrun.run.runner")
 

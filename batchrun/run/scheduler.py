@@ -6,32 +6,36 @@ import asyncio
 import enum
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-
-from tenacity import RetryCallState
+from typing import TYPE_CHECKING
 
 from batchrun.arm.client import RunReader, is_queue_refusal
 from batchrun.arm.pacing import PacerClosed, Pacers, SubscriptionPacer
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError, AuthError
 from batchrun.log import get_logger
-from batchrun.model import RunSpec
 from batchrun.report.writer import ReportWriter, RunResult
 from batchrun.run.constants import TASKS_PER_SLOT
 from batchrun.run.guard import newest_in_group
 from batchrun.run.identical import IdenticalRuns
-from batchrun.run.journal import Journal
 from batchrun.run.lanes import Lane
 from batchrun.run.pending import PendingRun
-from batchrun.run.progress import Progress
 from batchrun.run.queues import PipelineGates
 from batchrun.run.reconcile import MARGIN, Reconciler, ReconcileSettings
 from batchrun.run.sender import Sender, Trigger
 from batchrun.run.slots import FairSlots
 from batchrun.run.stops import Stops
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from tenacity import RetryCallState
+
+    from batchrun.model import RunSpec
+    from batchrun.run.journal import Journal
+    from batchrun.run.progress import Progress
 
 __all__ = ["Scheduler", "SchedulerSettings", "Trigger"]
 

@@ -8,20 +8,23 @@ nothing left (held back once it had its slot, the batch stopping, no token, a ca
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from batchrun.arm.client import CreateRunResponse, is_queue_refusal
-from batchrun.arm.pacing import SubscriptionPacer
 from batchrun.errors import ApiError
-from batchrun.model import RunSpec
-from batchrun.run.journal import Journal
-from batchrun.run.pending import PendingRun
-from batchrun.run.progress import Progress
-from batchrun.run.queues import PipelineGates
-from batchrun.run.slots import FairSlots
-from batchrun.run.stops import Stops
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from batchrun.arm.pacing import SubscriptionPacer
+    from batchrun.model import RunSpec
+    from batchrun.run.journal import Journal
+    from batchrun.run.pending import PendingRun
+    from batchrun.run.progress import Progress
+    from batchrun.run.queues import PipelineGates
+    from batchrun.run.slots import FairSlots
+    from batchrun.run.stops import Stops
 
 
 class Trigger(Protocol):

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchrun.arm.reads import PagedReads
 from batchrun.model import FactoryRef, RunSpec
 from batchrun.run.constants import RECONCILE_MAX_PAGES
-from batchrun.run.visibility import SampleKey, VisibilityLag
 from batchrun.times import parse_time
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from batchrun.arm.reads import PagedReads
+    from batchrun.run.visibility import SampleKey, VisibilityLag
 
 # How far before our first attempt (in server time) a run may have started and still be ours.
 # The server's clock is read from Date, which is truncated to the second and read after the

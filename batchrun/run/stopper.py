@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-from batchrun.errors import WriteError
 from batchrun.log import get_logger
-from batchrun.model import RunSpec
 from batchrun.run.progress import Progress, show_progress
-from batchrun.run.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from batchrun.errors import WriteError
+    from batchrun.model import RunSpec
+    from batchrun.run.scheduler import Scheduler
 
 __all__ = ["STOP_SIGNALS", "Stopper"]
 

@@ -21,11 +21,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from batchrun.arm.client import is_wrong_tenant, tenant_named
 from batchrun.errors import ApiError, AuthError, UnreachableError
 from batchrun.run.constants import UNREACHABLE_AFTER
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # transport failures that prove no connection was made; a refusal of every one, from an
 # endpoint that never answered, is a wrong host, port or trust store, not a passing blip

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 # subscription, resource group, factory, pipeline: casefolded, as ADF compares names
 SampleKey = tuple[str, str, str, str]

@@ -11,11 +11,9 @@ import asyncio
 import signal
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from batchrun.arm.auth import TokenProvider
 from batchrun.arm.session import open_client
-from batchrun.arm.transport import Timeouts
 from batchrun.errors import ReportError
 from batchrun.log import get_logger
 from batchrun.report.writer import AppendOnlyJsonl
@@ -23,6 +21,12 @@ from batchrun.run.monitor import FollowResult, FollowSettings, Monitor
 from batchrun.run.outcome import Followed, Verdict, last_lines, to_follow, verdict
 from batchrun.run.progress import FollowProgress, show_following
 from batchrun.times import utc_now
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchrun.arm.auth import TokenProvider
+    from batchrun.arm.transport import Timeouts
 
 _log = get_logger("batchrun.run.watch")
 

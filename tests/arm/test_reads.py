@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,8 @@ from batchrun.arm.retry import RetrySettings
 from batchrun.model import FactoryRef
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from tests.helpers.emulator import ServeEmulator
 
 R, GR = (

@@ -7,12 +7,15 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.cli.exits import EXIT_BROKEN_PIPE
 from tests.helpers.cli import CLI_TIMEOUT_S, manifest_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 

@@ -7,12 +7,11 @@ import json
 import shlex
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.cli.main import build_parser
-from batchrun.emulator.process import EmulatorProcess
 from tests.helpers.cli import (
     CANARY,
     CLI_TIMEOUT_S,
@@ -23,6 +22,11 @@ from tests.helpers.cli import (
     batchrun,
 )
 from tests.helpers.paths import ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchrun.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.e2e
 

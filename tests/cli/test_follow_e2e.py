@@ -8,13 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from batchrun.emulator.process import EmulatorProcess
 from tests.helpers.cli import CLI_TIMEOUT_S, SUB_A, StartEmulator, cli_env, run_cli, start
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchrun.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +44,13 @@ subscriptions:
 
 def manifest(**counts: int) -> str:
     """``pipeline=count`` runs, spread over two factories; ids are ``<pipeline>-<n>``."""
-    runs = []
-    for pipeline, count in counts.items():
-        for n in range(count):
-            runs.append(
-                f"  - {{id: {pipeline}-{n}, factory: factory-{n % 2}, pipeline: {pipeline}, "
-                f"parameters: {{partition: {n}}}}}\n"
-            )
+    runs: list[str] = []
+    runs.extend(
+        f"  - {{id: {pipeline}-{n}, factory: factory-{n % 2}, pipeline: {pipeline}, "
+        f"parameters: {{partition: {n}}}}}\n"
+        for pipeline, count in counts.items()
+        for n in range(count)
+    )
     head = f"version: 1\ndefaults: {{subscription: {SUB_A}, resource_group: rg-data}}\nruns:\n"
     return head + "".join(runs)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
@@ -15,6 +14,10 @@ from batchrun.cli.exits import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_OK
 from batchrun.cli.main import build_parser, main
 from batchrun.manifest.schema import PACKAGED
 from tests.helpers.paths import ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture(autouse=True)

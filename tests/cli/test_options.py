@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.cli.options import positive_float
 from tests.helpers.cli import batchrun_offline, manifest_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "infinity", "0", "-1", "1e-400"])

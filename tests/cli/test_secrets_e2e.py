@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trustme
@@ -16,7 +16,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from batchrun.emulator import process
-from batchrun.emulator.process import EmulatorProcess
 from tests.helpers.cli import (
     CLI_TIMEOUT_S,
     IDENTITY_HEADER,
@@ -29,6 +28,11 @@ from tests.helpers.cli import (
     start,
 )
 from tests.helpers.paths import ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchrun.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -190,7 +194,7 @@ async def test_a_proxy_in_the_environment_never_sees_loopback_traffic(
     manifest.write_text(manifest_text(3))
     env = cli_env(arm, identity=identity) | extra
     env = {k: v for k, v in env.items() if k.lower() != "no_proxy"}
-    env |= {name: recording_proxy.url for name in PROXY_VARS}
+    env |= dict.fromkeys(PROXY_VARS, recording_proxy.url)
     report = tmp_path / "report.jsonl"
     done = await cli(env, "run", str(manifest), "--report", str(report), "--max-attempts", "1")
     assert recording_proxy.seen == []

@@ -19,14 +19,16 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from batchrun.report.summary import summarize
 from tests.helpers.cli import cli_env, start
-from tests.helpers.emulator import StartEmulator
 from tests.helpers.paths import ROOT
+
+if TYPE_CHECKING:
+    from tests.helpers.emulator import StartEmulator
 
 DOCKERFILE = ROOT / "Dockerfile"
 CONSTRAINTS = ROOT / "constraints.txt"

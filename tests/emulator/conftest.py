@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pytest
 
 from tests.helpers.emulator_http import Adf, AdfFor, topology
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from tests.helpers.emulator import InProcessEmulator, ServeEmulator
 
 

@@ -7,8 +7,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
@@ -30,6 +29,9 @@ from batchrun.emulator.limits import HourlyWindow, TokenBucket
 from batchrun.emulator.wire import format_time, parse_time
 from tests.helpers.emulator import InProcessEmulator, ServeEmulator, StartEmulator, emulator_exit
 from tests.helpers.paths import DATA, ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEMO_CONFIG = ROOT / "configs" / "demo-emulator.yaml"
 SPEC = json.loads((DATA / "adf-openapi-subset.json").read_text())

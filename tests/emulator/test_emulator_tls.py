@@ -6,7 +6,7 @@ import re
 import ssl
 import urllib.error
 import urllib.request
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trustme
@@ -14,7 +14,11 @@ import trustme
 from batchrun.emulator.config import load_config
 from batchrun.emulator.process import READY_TIMEOUT_S, EmulatorProcess
 from tests.helpers.emulator import StartEmulator, emulator_exit
-from tests.helpers.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.helpers.tls import TlsFiles
 
 CREATE_RUN = (
     "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-data"

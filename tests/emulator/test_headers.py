@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
-from tests.helpers.emulator_http import AdfFor
+if TYPE_CHECKING:
+    from tests.helpers.emulator_http import AdfFor
 
 
 async def test_the_correlation_id_is_not_the_client_request_id(adf_for: AdfFor) -> None:

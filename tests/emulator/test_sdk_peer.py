@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trustme
@@ -27,8 +25,13 @@ from azure.mgmt.datafactory.models import RunFilterParameters, RunQueryFilter, R
 from batchrun.emulator.app import STATE, build_app
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Settings, parse_config
-from batchrun.emulator.state import EmulatorState
 from tests.helpers.emulator_http import SUB
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+    from pathlib import Path
+
+    from batchrun.emulator.state import EmulatorState
 
 RG = "rg-data"
 FACTORY = "sales-eu"

@@ -8,13 +8,16 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from batchrun.emulator.process import EmulatorProcess
 from tests.helpers.cli import CLI_TIMEOUT_S, cli_env
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from batchrun.emulator.process import EmulatorProcess
 
 __all__ = ["Child", "start_child"]
 

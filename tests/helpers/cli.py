@@ -10,11 +10,14 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchrun.emulator.process import EmulatorProcess
 from tests.helpers.emulator import StartEmulator
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchrun.emulator.process import EmulatorProcess
 
 __all__ = [
     "CANARY",

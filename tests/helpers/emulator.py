@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
-
-from aiohttp.test_utils import TestClient
+from typing import TYPE_CHECKING, Any, Protocol
 
 from batchrun.emulator.clock import Clock, ManualClock
-from batchrun.emulator.config import Topology
-from batchrun.emulator.history import PastRun
-from batchrun.emulator.process import EmulatorProcess
-from batchrun.emulator.state import EmulatorState
 from tests.helpers.paths import ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from aiohttp.test_utils import TestClient
+
+    from batchrun.emulator.config import Topology
+    from batchrun.emulator.history import PastRun
+    from batchrun.emulator.process import EmulatorProcess
+    from batchrun.emulator.state import EmulatorState
 
 # a start that fails reads its config and stops; this only bounds a hang
 EXIT_TIMEOUT_S = 30

@@ -5,16 +5,18 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import aiohttp
 import yaml
 from jsonschema import Draft4Validator
 from yarl import URL
 
 from batchrun.emulator.config import Topology, parse_config
 from tests.helpers.paths import DATA
+
+if TYPE_CHECKING:
+    import aiohttp
 
 SPEC = json.loads((DATA / "adf-openapi-subset.json").read_text())
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from batchrun.arm.client import RunReader
 from batchrun.report.writer import ReportWriter
-from batchrun.run.progress import Progress
 from batchrun.run.scheduler import Scheduler, SchedulerSettings, Trigger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+
+    from batchrun.run.progress import Progress
 
 Key = TypeVar("Key")
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.errors import ManifestError
 from batchrun.manifest.loader import load_manifest
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 IssuesOf = Callable[..., list[str]]
 Issues = Callable[[str], list[str]]  # a fixture built on issues_of for one kind of file

@@ -3,7 +3,7 @@ malformed ``${...}`` quoted whole."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +11,9 @@ from batchrun.errors import ManifestError
 from batchrun.manifest.envsubst import SubstitutionError, bare_references, substitute
 from batchrun.manifest.indentation import indentation_hint
 from batchrun.manifest.loader import load_manifest
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 HEAD = """\
 version: 1

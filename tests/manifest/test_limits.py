@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.manifest.limits import MAX_NESTING, MAX_PARAMETER_VALUES, MAX_YAML_NESTING
 from batchrun.manifest.loader import load_manifest
-from tests.manifest.conftest import Issues, IssuesOf
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.manifest.conftest import Issues, IssuesOf
 
 SUB = "11111111-1111-1111-1111-111111111111"
 HEAD = f"version: 1\nruns:\n  - subscription: {SUB}\n    resource_group: rg\n"
@@ -69,8 +73,9 @@ def test_nesting_through_aliases_counts_the_expanded_depth(
     # each anchor is 40 levels deep and holds the previous one: 200 levels once expanded,
     # while the YAML itself never nests deeper than 41
     lines = ["      a0: &a0 " + "[" * 40 + "]" * 40 + "\n"]
-    for n in range(1, 5):
-        lines.append(f"      a{n}: &a{n} " + "[" * 40 + f"*a{n - 1}" + "]" * 40 + "\n")
+    lines += [
+        f"      a{n}: &a{n} " + "[" * 40 + f"*a{n - 1}" + "]" * 40 + "\n" for n in range(1, 5)
+    ]
     found = issues("".join(lines))
     assert found
     assert all("nested more than 64 lists and mappings deep" in issue for issue in found)

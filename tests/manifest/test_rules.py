@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -10,6 +10,9 @@ from batchrun.errors import ManifestError, ScopeError
 from batchrun.manifest.loader import load_manifest
 from batchrun.manifest.rules import name_problem, subscription_problem
 from batchrun.manifest.scope import load_scope
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SUB = "11111111-1111-1111-1111-111111111111"
 GOOD = {"subscription": SUB, "resource_group": "rg", "factory": "fac", "pipeline": "P"}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.errors import ManifestError, ManifestIssue
 from batchrun.manifest.loader import load_manifest
-from tests.manifest.conftest import IssuesOf
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.manifest.conftest import IssuesOf
 
 SUB = "11111111-1111-1111-1111-111111111111"
 RUN = f"version: 1\nruns:\n  - subscription: {SUB}\n    resource_group: rg\n"

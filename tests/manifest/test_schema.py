@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import pytest
@@ -13,6 +12,9 @@ import yaml
 
 from batchrun.manifest.schema import PACKAGED, render
 from tests.helpers.paths import DATA, ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CORPUS = DATA / "manifests"
 VALIDATOR = jsonschema.Draft202012Validator(json.loads(render()))

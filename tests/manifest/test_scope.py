@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.errors import ManifestError, PositionedError, ScopeError
 from batchrun.manifest.scope import load_scope
 from batchrun.model import FactoryRef
-from tests.manifest.conftest import Issues, IssuesOf
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.manifest.conftest import Issues, IssuesOf
 
 SUB = "11111111-1111-1111-1111-111111111111"
 

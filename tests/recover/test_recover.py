@@ -8,10 +8,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pytest
 import yaml
 
@@ -47,7 +45,6 @@ from batchrun.recover.search import (
 )
 from batchrun.run.guard import newer_run_in_group
 from tests.helpers.clock import FakeTime
-from tests.helpers.emulator import InProcessEmulator, ServeEmulator
 from tests.helpers.paths import ROOT
 from tests.helpers.recovery_history import (
     BIG,
@@ -61,6 +58,13 @@ from tests.helpers.recovery_history import (
     recovery_spec,
 )
 from tests.helpers.tokens import StaticTokens
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import aiohttp
+
+    from tests.helpers.emulator import InProcessEmulator, ServeEmulator
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 FAST_RETRY = RetrySettings(max_attempts=4, max_seconds=60, backoff_initial_s=0.01)

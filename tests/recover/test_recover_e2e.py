@@ -7,17 +7,20 @@ import json
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from batchrun.emulator.process import EmulatorProcess
 from batchrun.manifest.loader import load_manifest
-from batchrun.model import RunSpec
 from tests.helpers.cli import CliResult, batchrun, start
-from tests.helpers.emulator import StartEmulator
 from tests.helpers.recovery_history import FACTORIES, SUB_A, History, build_history, expected_specs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchrun.emulator.process import EmulatorProcess
+    from batchrun.model import RunSpec
+    from tests.helpers.emulator import StartEmulator
 
 pytestmark = pytest.mark.e2e
 

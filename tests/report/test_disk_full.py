@@ -7,10 +7,10 @@ import os
 import resource
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +22,9 @@ from batchrun.run.constants import TASKS_PER_SLOT
 from batchrun.run.journal import BatchIdentity, Journal, JournalClosed, journal_path
 from tests.helpers.child import start_child
 from tests.helpers.cli import StartEmulator, manifest_text, run_cli, start
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 FULL = Path("/dev/full")  # every write fails with ENOSPC
 needs_dev_full = pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full (Linux)")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun.report.outcome import Percentiles
 from batchrun.report.summary import render, summarize
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def trigger(id_: str, pipeline: str = "LoadOrders", **extra: Any) -> dict[str, Any]:

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -11,6 +10,9 @@ from batchrun.errors import ReportError
 from batchrun.model import RunSpec
 from batchrun.report.reader import read_records
 from batchrun.report.writer import ReportWriter, RunResult, Status
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SPEC = RunSpec(
     id="sales-eu",

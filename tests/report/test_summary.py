@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -11,6 +10,9 @@ from batchrun.errors import ReportError
 from batchrun.model import RunSpec
 from batchrun.report.summary import render, summarize
 from batchrun.report.writer import ReportWriter, RunResult, Status
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 T0 = datetime(2026, 11, 26, 2, 0, 0, tzinfo=UTC)
 

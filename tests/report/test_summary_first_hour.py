@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
@@ -12,6 +11,10 @@ import structlog
 from batchrun.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from batchrun.cli.main import main
 from batchrun.report.summary import FAILED_SHOWN, render, summarize
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture(autouse=True)

@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from batchrun.emulator.process import EmulatorProcess
 from tests.helpers.cli import (
     CLI_TIMEOUT_S,
     SUB_A,
@@ -25,6 +23,11 @@ from tests.helpers.cli import (
     run_cli,
     start,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from batchrun.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from azure.core.credentials import AccessToken
@@ -17,6 +17,9 @@ from batchrun.run.guard import NewerRun
 from batchrun.run.queues import PipelineGates
 from batchrun.run.stops import Stops
 from tests.helpers.clock import FakeTime
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 LOAD = RunSpec(id="a", subscription="S", resource_group="rg", factory="f", pipeline="LoadOrders")
 # ADF's names are case-insensitive: the same pipeline

@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 from collections import Counter
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +16,9 @@ from batchrun.report.reader import read_records
 from batchrun.run.lock import BatchLock, lock_path
 from tests.helpers.child import start_child
 from tests.helpers.cli import StartEmulator, manifest_text, run_cli, start
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_the_holder_writes_its_pid_and_host_and_removes_the_file_when_done(

@@ -7,8 +7,7 @@ import datetime as dt
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +19,9 @@ from batchrun.run.progress import Progress
 from batchrun.run.reconcile import ReconcileSettings, parameters_match
 from batchrun.run.scheduler import SchedulerSettings
 from tests.helpers.scheduling import report_lines, scheduler_writing
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FAST_RETRY = RetrySettings(max_attempts=5, backoff_initial_s=0.001, backoff_max_s=0.002)
 QUICK_LOOK = ReconcileSettings(window_s=2.0, first_poll_s=0.001, max_poll_s=0.005)

@@ -11,11 +11,9 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
@@ -24,7 +22,6 @@ from batchrun.emulator.app import STATE, build_app
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Settings, Topology
 from batchrun.emulator.history import load_history
-from batchrun.emulator.state import EmulatorState
 from tests.helpers.cli import (
     CLI_TIMEOUT_S,
     IDENTITY_HEADER,
@@ -34,6 +31,12 @@ from tests.helpers.cli import (
     run_cli,
     start,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from batchrun.emulator.state import EmulatorState
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,6 +12,9 @@ from batchrun.manifest.loader import Manifest
 from batchrun.model import RunSpec
 from batchrun.run.journal import BatchIdentity, journal_path, read_intents
 from batchrun.run.runner import BatchSettings, resumption
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SPECS = tuple(
     RunSpec(id=f"r{n}", subscription="s", resource_group="rg", factory="f", pipeline="p")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +17,9 @@ from batchrun.run.progress import Progress
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
 from tests.helpers.scheduling import report_lines, scheduler_writing
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FAST_RETRY = RetrySettings(max_attempts=4, backoff_initial_s=0.001, backoff_max_s=0.002)
 NO_WAIT = ReconcileSettings(window_s=0.0)

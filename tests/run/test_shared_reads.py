@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +18,9 @@ from batchrun.model import RunSpec
 from batchrun.run.reconcile import RECONCILE_FAILED, Reconciler, ReconcileSettings
 from batchrun.run.sharedreads import claim_key
 from tests.helpers.timeline import Timeline
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 NO_RETRY = RetrySettings(max_attempts=1)
 LOOK = ReconcileSettings(window_s=10.0, first_poll_s=1.0, max_poll_s=8.0)

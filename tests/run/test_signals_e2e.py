@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import signal
 from collections import Counter
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.report.reader import read_records
 from tests.helpers.child import start_child
 from tests.helpers.cli import StartEmulator, manifest_text, run_cli, start
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 

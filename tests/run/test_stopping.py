@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +21,9 @@ from batchrun.run.progress import Progress
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
 from tests.helpers.scheduling import report_lines
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SETTINGS = SchedulerSettings(
     concurrency=2,

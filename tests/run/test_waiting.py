@@ -8,8 +8,7 @@ their window ends (a duplicate). So these tests are decided by the order of even
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun.arm.client import CreateRunResponse, QueryResponse, RateLimits
 from batchrun.arm.retry import RetrySettings
@@ -20,6 +19,9 @@ from batchrun.run.progress import Progress
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.scheduler import SchedulerSettings
 from tests.helpers.scheduling import report_lines, scheduler_writing
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # long enough that a waiting run found at all was found through the later run, never by luck
 WINDOW = ReconcileSettings(window_s=3.0, first_poll_s=0.001, max_poll_s=0.005)
