@@ -33,6 +33,10 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from batchrun.errors import ApiError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -220,6 +224,14 @@ class SubscriptionPacer:
         self._seen_at = now
         self._paused_until = max(self._paused_until, now + (retry_after or self._probe_s))
         self._changed.set()
+
+    def failed(self, error: ApiError) -> None:
+        """A request that raised: a 429 pauses until its Retry-After; any other failure gives
+        the turn back without a budget reading (what it spent is not known)."""
+        if error.status == 429:
+            self.throttled_for(error.retry_after)
+        else:
+            self.abandoned()
 
     def abandoned(self) -> None:
         """A send that got no answer (transport error): it may or may not have spent a token."""

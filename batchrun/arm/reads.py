@@ -221,11 +221,8 @@ class PagedReads:
                         filter_parameters=body,
                     )
                 except ApiError as exc:
-                    if exc.status == 429:
-                        self.throttled += 1
-                        pacer.throttled_for(exc.retry_after)
-                    else:
-                        pacer.abandoned()
+                    self.throttled += exc.status == 429
+                    pacer.failed(exc)
                     raise
                 except AuthError:
                     pacer.abandoned()

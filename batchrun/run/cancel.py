@@ -106,10 +106,7 @@ async def cancel_paced(
                         is_recursive=recursive,
                     )
                 except ApiError as exc:
-                    if exc.status == 429:
-                        pacer.throttled_for(exc.retry_after)
-                    else:
-                        pacer.abandoned()
+                    pacer.failed(exc)
                     raise
                 pacer.completed(limits.remaining_writes)
                 return "requested", None

@@ -344,10 +344,7 @@ class Monitor:
                             filter_parameters=parameters,
                         )
                     except ApiError as exc:
-                        if exc.status == 429:
-                            pacer.throttled_for(exc.retry_after)
-                        else:
-                            pacer.abandoned()
+                        pacer.failed(exc)
                         raise
                     pacer.completed(answer.limits.remaining_reads)
                     return answer
