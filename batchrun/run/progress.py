@@ -6,9 +6,12 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from batchrun.log import get_logger, live_line
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _LIVE_EVERY_S = 0.5
 _LOG_EVERY_S = 10.0
@@ -72,28 +75,44 @@ class Progress:
 
 async def show_progress(progress: Progress, *, stream: TextIO, live: bool) -> None:
     """Until cancelled: a live status line on a TTY, else a log line every 10 seconds."""
+
+    def fields() -> dict[str, object]:
+        eta = progress.eta_s()
+        return {
+            "done": progress.done,
+            "total": progress.total,
+            "rate": round(progress.rate(), 1),
+            "eta_s": None if eta is None else round(eta),
+            "in_flight": progress.in_flight,
+            "retries": progress.retries,
+            "throttled": progress.throttled,
+            "failed": progress.failed,
+            "reconciled": progress.reconciled,
+            "reads": progress.reads,
+        }
+
+    await _show(progress.line, "progress", fields, stream=stream, live=live)
+
+
+async def _show(
+    line: Callable[[], str],
+    event: str,
+    fields: Callable[[], dict[str, object]],
+    *,
+    stream: TextIO,
+    live: bool,
+) -> None:
+    """Until cancelled: ``line()`` redrawn in place on a TTY (log lines print above it, never
+    glued onto it), else the ``event`` log line with ``fields()`` every 10 seconds."""
     log = get_logger("batchrun.run.progress")
-    # log lines (run.finished, retries, warnings) are printed above it, never glued onto it
     status = live_line(stream)
     try:
         while True:
             await asyncio.sleep(_LIVE_EVERY_S if live else _LOG_EVERY_S)
             if live:
-                status.show(progress.line())
+                status.show(line())
             else:
-                log.info(
-                    "progress",
-                    done=progress.done,
-                    total=progress.total,
-                    rate=round(progress.rate(), 1),
-                    eta_s=None if progress.eta_s() is None else round(progress.eta_s() or 0),
-                    in_flight=progress.in_flight,
-                    retries=progress.retries,
-                    throttled=progress.throttled,
-                    failed=progress.failed,
-                    reconciled=progress.reconciled,
-                    reads=progress.reads,
-                )
+                log.info(event, **fields())
     finally:
         status.clear()
 
@@ -141,21 +160,14 @@ class FollowProgress:
 
 async def show_following(progress: FollowProgress, *, stream: TextIO, live: bool) -> None:
     """Until cancelled: a live line of the counts by status on a TTY, else a log line every 10 s."""
-    log = get_logger("batchrun.run.progress")
-    status = live_line(stream)
-    try:
-        while True:
-            await asyncio.sleep(_LIVE_EVERY_S if live else _LOG_EVERY_S)
-            if live:
-                status.show(progress.line())
-            else:
-                log.info(
-                    "following",
-                    total=progress.total,
-                    **progress.counts(),
-                    polls=progress.polls,
-                    reads=progress.reads,
-                    throttled=progress.throttled,
-                )
-    finally:
-        status.clear()
+
+    def fields() -> dict[str, object]:
+        return {
+            "total": progress.total,
+            **progress.counts(),
+            "polls": progress.polls,
+            "reads": progress.reads,
+            "throttled": progress.throttled,
+        }
+
+    await _show(progress.line, "following", fields, stream=stream, live=live)
