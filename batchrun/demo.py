@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = args.reports / f"demo-{stamp}.jsonl"
     token = secrets.token_urlsafe(32)
-    emulator_args = ["--config", str(args.emulator_config), "--expect-token", token, "--quiet"]
+    # `--opt=value`: a random token may start with "-", which argparse would take for an option
+    emulator_args = ["--config", str(args.emulator_config), f"--expect-token={token}", "--quiet"]
     emulator_args += ["--identity-header", IDENTITY_HEADER]
     with process.start(emulator_args) as emulator:
         print(f"emulator listening on {emulator.url}", flush=True)

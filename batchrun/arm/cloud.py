@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from batchrun.arm.transport import is_loopback
 from batchrun.errors import UsageError
 from batchrun.log import get_logger
 
@@ -38,6 +37,22 @@ ALLOW_ENDPOINT_VAR = "BATCHRUN_ALLOW_ENDPOINT"
 # Lower-case ASCII only (urlsplit lower-cases): a host compared as text must be the host dialled.
 _HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?")
 _log = get_logger(__name__)
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url``'s host is ``localhost``, 127.0.0.0/8 or ``::1``."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

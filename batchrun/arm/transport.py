@@ -33,6 +33,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from azure.core.pipeline.transport import AioHttpTransport
 from yarl import URL
 
+from batchrun.arm.cloud import is_loopback
 from batchrun.errors import TransportError, UsageError
 
 if TYPE_CHECKING:
@@ -87,22 +88,6 @@ class Proxy:
 
     url: URL | None = None
     auth: aiohttp.BasicAuth | None = field(default=None, repr=False)
-
-
-def is_loopback(url: str) -> bool:
-    """True when ``url``'s host is ``localhost``, 127.0.0.0/8 or ``::1``."""
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def proxy_for(endpoint: str) -> Proxy:

@@ -20,7 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchrun.arm.session import credential_tokens, open_client
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK
 from batchrun.cli.options import (
     add_connection_options,
@@ -108,6 +107,9 @@ async def _online(
     cloud: Cloud,
     timeouts: Timeouts,
 ) -> Preflight:
+    # here, not at the top: an offline `validate` must not pay for aiohttp and azure-identity
+    from batchrun.arm.session import credential_tokens, open_client
+
     async with (
         credential_tokens(cloud) as tokens,
         open_client(
