@@ -49,7 +49,13 @@ from yarl import URL
 
 from batchrun import __version__
 from batchrun.arm.ratelimit import RateLimits, parse_retry_after, server_date
-from batchrun.arm.transport import Timeouts, build_session, proxy_for, transport_errors
+from batchrun.arm.timeouts import Timeouts
+from batchrun.arm.transport import (
+    build_session,
+    client_timeout,
+    proxy_for,
+    transport_errors,
+)
 from batchrun.errors import ApiError
 from batchrun.log import Redactor
 from batchrun.text import shorten
@@ -194,7 +200,7 @@ class AdfClient:
         self._tokens = tokens
         self._user_agent = user_agent
         self._timeouts = timeouts
-        self._client_timeout = timeouts.client_timeout()
+        self._client_timeout = client_timeout(timeouts)
         self._proxy = proxy_for(self._endpoint)
 
     def __repr__(self) -> str:

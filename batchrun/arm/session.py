@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 from batchrun.arm.auth import CredentialTokens, TokenProvider, default_credential
 from batchrun.arm.client import USER_AGENT, AdfClient
-from batchrun.arm.transport import Timeouts, build_session
+from batchrun.arm.transport import build_session
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from batchrun.arm.cloud import Cloud
+    from batchrun.arm.timeouts import Timeouts
 
 __all__ = ["credential_tokens", "open_client"]
 

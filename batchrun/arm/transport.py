@@ -39,29 +39,17 @@ from batchrun.errors import TransportError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from batchrun.arm.timeouts import Timeouts
+
 # Checked in this order; either replaces the system trust store, as in OpenSSL and requests.
 CA_BUNDLE_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """``connect_s`` bounds each TCP+TLS connect; ``read_s`` bounds each wait for response bytes.
-
-    Waiting for a free pooled connection is queueing, not failure, so it has no limit.
-    """
-
-    connect_s: float = 10.0
-    """Seconds for one TCP connect and TLS handshake (``--connect-timeout``, default 10). Nothing
-    is sent before the connection is up, so a connect that times out is retried at no risk; ten
-    seconds is far beyond a healthy handshake."""
-    read_s: float = 60.0
-    """Seconds of silence while waiting for response bytes (``--read-timeout``, default 60), not
-    a bound on the whole answer. A read that times out is a lost answer: the run may exist, so it
-    is reconciled before it is sent again. A minute leaves a slow answer time to come, and still
-    notices a hung connection."""
-
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect_s, sock_read=self.read_s)
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """aiohttp's form of ``timeouts``: no bound on the whole answer (see :class:`Timeouts`)."""
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.read_s
+    )
 
 
 def ssl_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
@@ -160,7 +148,7 @@ def build_session(*, timeouts: Timeouts, limit: int) -> aiohttp.ClientSession:
         raise ValueError(f"limit must be at least 1, got {limit}")
     connector = aiohttp.TCPConnector(limit=limit, ssl=ssl_context())
     return aiohttp.ClientSession(
-        connector=connector, timeout=timeouts.client_timeout(), trust_env=False
+        connector=connector, timeout=client_timeout(timeouts), trust_env=False
     )
 
 

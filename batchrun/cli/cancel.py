@@ -42,7 +42,7 @@ from batchrun.times import utc_now
 
 if TYPE_CHECKING:
     from batchrun.arm.cloud import Cloud
-    from batchrun.arm.transport import Timeouts
+    from batchrun.arm.timeouts import Timeouts
 
 NAME = "cancel"
 HELP = "cancel runs in bulk: a report's, or those a scope finds"

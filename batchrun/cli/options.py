@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from batchrun.arm.cloud import Cloud
     from batchrun.arm.retry import RetrySettings
-    from batchrun.arm.transport import Timeouts
+    from batchrun.arm.timeouts import Timeouts
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -51,7 +51,7 @@ def add_connection_options(
     # here, not at the top: `validate` and `summary` share this module and need no aiohttp
     from batchrun.arm.cloud import CLOUDS
     from batchrun.arm.retry import RetrySettings
-    from batchrun.arm.transport import Timeouts
+    from batchrun.arm.timeouts import Timeouts
 
     parser.add_argument(
         "--concurrency", type=positive_int, default=concurrency, help=concurrency_help
@@ -124,7 +124,7 @@ def retry_settings(args: argparse.Namespace) -> RetrySettings:
 
 
 def timeouts(args: argparse.Namespace) -> Timeouts:
-    from batchrun.arm.transport import Timeouts
+    from batchrun.arm.timeouts import Timeouts
 
     return Timeouts(connect_s=args.connect_timeout, read_s=args.read_timeout)
 

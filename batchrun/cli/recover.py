@@ -43,7 +43,7 @@ from batchrun.times import parse_time, utc_now
 
 if TYPE_CHECKING:
     from batchrun.arm.cloud import Cloud
-    from batchrun.arm.transport import Timeouts
+    from batchrun.arm.timeouts import Timeouts
 
 NAME = "recover"
 HELP = "find failed runs; write a recovery manifest"

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import argparse
 
     from batchrun.arm.cloud import Cloud
-    from batchrun.arm.transport import Timeouts
+    from batchrun.arm.timeouts import Timeouts
     from batchrun.model import RunSpec
 
 NAME = "validate"

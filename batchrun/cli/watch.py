@@ -34,7 +34,7 @@ from batchrun.run.watch import WatchOutcome, watch_report
 
 if TYPE_CHECKING:
     from batchrun.arm.cloud import Cloud
-    from batchrun.arm.transport import Timeouts
+    from batchrun.arm.timeouts import Timeouts
 
 NAME = "watch"
 HELP = "follow the runs of a report to their end"

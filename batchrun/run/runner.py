@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from batchrun.arm.retry import RetrySettings
 from batchrun.arm.session import open_client
-from batchrun.arm.transport import Timeouts
+from batchrun.arm.timeouts import Timeouts
 from batchrun.errors import ApiError, ReportError, WriteError
 from batchrun.log import get_logger
 from batchrun.report.reader import read_records

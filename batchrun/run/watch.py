@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from batchrun.arm.auth import TokenProvider
-    from batchrun.arm.transport import Timeouts
+    from batchrun.arm.timeouts import Timeouts
 
 _log = get_logger("batchrun.run.watch")
 

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
-from batchrun.arm.client import AdfClient, QueryResponse, RateLimits, Timeouts
+from batchrun.arm.client import AdfClient, QueryResponse, RateLimits
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.ratelimit import server_date
 from batchrun.arm.reads import PagedReads
 from batchrun.arm.retry import RetrySettings
+from batchrun.arm.timeouts import Timeouts
 from batchrun.model import FactoryRef
 
 if TYPE_CHECKING:

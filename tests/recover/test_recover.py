@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from batchrun.arm.client import AdfClient, QueryResponse, RateLimits, Timeouts
+from batchrun.arm.client import AdfClient, QueryResponse, RateLimits
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.reads import GROUP_QUERIES_AT_ONCE
 from batchrun.arm.retry import RetrySettings
+from batchrun.arm.timeouts import Timeouts
 from batchrun.cli.recover import add_arguments, parse_option_time, settings_from
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Topology

@@ -15,7 +15,7 @@ import pytest
 from batchrun.arm.client import AdfClient, QueryResponse
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.retry import RetrySettings
-from batchrun.arm.transport import Timeouts
+from batchrun.arm.timeouts import Timeouts
 from batchrun.errors import ApiError
 from batchrun.model import FactoryRef, RunSpec
 from batchrun.run.monitor import MIN_INTERVAL_S, FollowSettings, Monitor

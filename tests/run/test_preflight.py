@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
-from batchrun.arm.client import AdfClient, Timeouts
+from batchrun.arm.client import AdfClient
 from batchrun.arm.retry import RetrySettings
+from batchrun.arm.timeouts import Timeouts
 from batchrun.emulator.config import parse_config
 from batchrun.emulator.history import parse_history
 from batchrun.model import RunSpec
