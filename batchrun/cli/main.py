@@ -147,6 +147,14 @@ _VERDICTS = {
 }
 
 
+def _verdict(command: str, code: int) -> str:
+    verdict = _VERDICTS.get(code, f"ended with exit code {code}")
+    if command == "watch" and code in EXIT_SIGNAL.values():
+        # nothing is left to send: what is left is following
+        verdict = verdict.replace("--resume finishes", "batchrun watch goes on")
+    return verdict
+
+
 def _tell(args: argparse.Namespace, code: int, detail: str) -> None:
     """Send the batch's one notification, if ``--notify``/``$BATCHRUN_NOTIFY`` asks for one."""
     if not hasattr(args, "notify_on") or getattr(args, "dry_run", False):
@@ -162,7 +170,7 @@ def _tell(args: argparse.Namespace, code: int, detail: str) -> None:
     ending = Ending(
         name=Path(name).name,
         code=code,
-        verdict=_VERDICTS.get(code, f"ended with exit code {code}"),
+        verdict=_verdict(args.command, code),
         report=args.report,
         detail=detail,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ x-pipelines: &pipelines
     activities: [{{name: CopyOrders, type: Copy}}]
     failure: {{activity: CopyOrders, code: "2200", failure_type: UserError,
               message: "ErrorCode=UserErrorSourceBlobNotExist, the blob is missing"}}
+  Slow: {{duration_ms: 600000}}
 subscriptions:
   {SUB_A}:
     resource_groups:
@@ -186,3 +188,39 @@ async def test_success_is_quiet_by_default_and_dry_run_masks(
     assert "would notify (always): json://…" in dry.out
     assert SECRET not in dry.out and SECRET not in done.out
     assert receiver.got == []  # neither a success (--notify-on failure) nor a dry run sends
+
+
+async def test_a_watch_stopped_by_sigterm_still_notifies_once(
+    tmp_path: Path, emulator: EmulatorProcess, receiver: Receiver
+) -> None:
+    (tmp_path / "m.yaml").write_text(manifest(LoadOrders=1, Slow=2))
+    report = tmp_path / "report.jsonl"
+    env = cli_env(emulator)
+    sent = await batchrun(env, "run", str(tmp_path / "m.yaml"), "--report", str(report))
+    assert sent.code == 0, sent.out
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "batchrun", "watch", str(report), "--poll", "0.2",
+        "--notify", receiver.url,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        # following: the quick run has its outcome line, the slow ones cannot have one yet
+        for _ in range(600):
+            if '"outcome"' in report.read_text():
+                break
+            await asyncio.sleep(0.1)  # a file another process writes: no clock to inject
+        child.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(child.communicate(), CLI_TIMEOUT_S)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert child.returncode == 143, out.decode()
+    assert len(receiver.got) == 1
+    message = receiver.got[0]
+    assert message["title"] == (
+        "batchrun report.jsonl: interrupted by SIGTERM (batchrun watch goes on)"
+    )
+    assert "3 runs: 3 succeeded" in message["message"]
+    assert "not followed" in message["message"]
+    assert SECRET not in out.decode()
