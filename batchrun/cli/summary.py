@@ -8,7 +8,6 @@ cannot be read, or the output cannot be written.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from batchrun.cli.exits import EXIT_FAILED, EXIT_OK
@@ -42,13 +41,15 @@ def command(args: argparse.Namespace) -> int:
         from batchrun.report.html import render_html
         from batchrun.report.timeline import read_timeline
 
-        text = render_html(summary, read_timeline(args.reports))
+        text = render_html(summary, read_timeline(args.reports)).rstrip("\n")
     else:
-        text = render(summary, args.format) + "\n"
+        text = render(summary, args.format)
     if args.output is None:
-        sys.stdout.write(text)
+        # print, not one write: its closing newline is a second write, which is where a reader
+        # that left (`| head -1`) shows as a BrokenPipeError (tests/cli/test_broken_pipe.py)
+        print(text)
     else:
-        _write(args.output, text)
+        _write(args.output, text + "\n")
         print(f"summary: {args.output}")
     return EXIT_FAILED if summary.failed else EXIT_OK
 
