@@ -48,7 +48,7 @@ def night_lines(runs: int, *, pipelines: int = 6, factories: int = 2) -> list[di
         start = trigger + timedelta(seconds=5 + n % 30)
         end = start + timedelta(seconds=60 + n % 90)
         outcome = "Failed" if n % 25 == 4 else "Succeeded"
-        ended = base | {
+        ended: dict[str, Any] = base | {
             "status": "succeeded",
             "outcome": outcome,
             "run_start": _iso(start),
