@@ -1,4 +1,5 @@
-"""`make demo`: the emulator on a free port, a real `batchrun run --wait` against it, the summary.
+"""`make demo`: the emulator on a free port, a real `batchrun run --wait` against it, the summary,
+and the night as a self-contained HTML page (reports/demo-<stamp>.html).
 
 The runs are followed to their end: a few ExportReports runs fail in their CopyToSftp activity,
 and the summary groups them by the activity's error code (its exit code is then 1).
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from batchrun.emulator import process
+from batchrun.report.html import write_html
 
 IDENTITY_HEADER = "batchrun-emulator"
 
@@ -77,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         'eval "$(batchrun emulator --background)", then batchrun run configs/demo.yaml '
         "(README: The emulator)"
     )
+    if report.exists():
+        # the picture of the night, last: what `batchrun summary --format html -o FILE` writes
+        page = report.with_suffix(".html")
+        write_html([report], page)
+        print(f"the night as a page (open it in a browser): {page}")
     return code
 
 

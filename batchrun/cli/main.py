@@ -9,10 +9,12 @@ commands raise, and only :func:`main` exits (through :mod:`batchrun.cli.exits`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from batchrun import __version__
@@ -22,6 +24,7 @@ from batchrun.cli.exits import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SIGNAL,
+    EXIT_UNREACHABLE,
     EXIT_USAGE,
     exit_for,
 )
@@ -120,16 +123,65 @@ def _main(argv: Sequence[str] | None) -> int:
     # once per process, before anything logs; the emulator has no log options (it has its own)
     if hasattr(args, "log_level"):
         configure(fmt=args.log_format, level=args.log_level)
+    detail = ""
     try:
-        return sub.command(args)
+        code = sub.command(args)
     except BatchrunError as exc:
         ending = exit_for(exc, undone=sub.UNDONE)
         if ending is None:
             raise
         print(ending.message, file=sys.stderr)
-        return ending.code
+        code, detail = ending.code, ending.message
     except KeyboardInterrupt:
-        return EXIT_SIGNAL[signal.SIGINT]
+        code = EXIT_SIGNAL[signal.SIGINT]
+    # the one place every ending of a batch passes: also exit 2, 3, 4 and the signals
+    _tell(args, code, detail)
+    return code
+
+
+_VERDICTS = {
+    EXIT_OK: "every run succeeded",
+    EXIT_FAILED: "some runs failed",
+    EXIT_USAGE: "stopped: usage, manifest or report error",
+    EXIT_AUTH: "stopped: authentication failed",
+    EXIT_UNREACHABLE: "stopped: the endpoint is unreachable (--resume sends the rest)",
+    **{code: f"interrupted by {sig.name} (--resume finishes)" for sig, code in EXIT_SIGNAL.items()},
+}
+
+
+def _verdict(command: str, code: int) -> str:
+    verdict = _VERDICTS.get(code, f"ended with exit code {code}")
+    if command == "watch" and code in EXIT_SIGNAL.values():
+        # nothing is left to send: what is left is following
+        verdict = verdict.replace("--resume finishes", "batchrun watch goes on")
+    return verdict
+
+
+def _tell(args: argparse.Namespace, code: int, detail: str) -> None:
+    """Send the batch's one notification, if ``--notify``/``$BATCHRUN_NOTIFY`` asks for one."""
+    if not hasattr(args, "notify_on") or getattr(args, "dry_run", False):
+        return
+    if args.notify_on == "failure" and code == EXIT_OK:
+        return
+    from batchrun.report.notify import Ending, compose, notify_urls, send
+
+    urls = notify_urls(args.notify, os.environ)
+    if not urls:
+        return
+    name = getattr(args, "manifest", None) or args.report
+    ending = Ending(
+        name=Path(name).name,
+        code=code,
+        verdict=_verdict(args.command, code),
+        report=args.report,
+        detail=detail,
+    )
+    try:
+        message = compose(ending)
+    except BatchrunError as exc:  # a report that cannot be read: say the ending, not the report
+        message = compose(dataclasses.replace(ending, report=None, detail=f"{detail}\n{exc}"))
+    for warning in send(urls, message):
+        print(f"batchrun: warning: {warning}", file=sys.stderr)
 
 
 def _discard_stdout() -> None:

@@ -143,3 +143,20 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
         default="info",
         help="any case; debug shows every retry",
     )
+
+
+def add_notify_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--notify",
+        action="append",
+        metavar="URL",
+        help="when the batch ends, send one message here (an apprise URL: msteams://, slack://, "
+        "mailto://, json://, ...; repeatable; also $BATCHRUN_NOTIFY, space or comma "
+        "separated); the URL is a secret: never printed or written",
+    )
+    parser.add_argument(
+        "--notify-on",
+        choices=["failure", "always"],
+        default="failure",
+        help="failure: only when the exit code is not 0",
+    )

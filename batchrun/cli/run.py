@@ -25,6 +25,7 @@ from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL, EXI
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
+    add_notify_options,
     cloud_and_endpoint,
     positive_float,
     retry_settings,
@@ -88,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="then follow every triggered run to its end (exit 0 only if all Succeeded)",
     )
     add_follow_options(parser)
+    add_notify_options(parser)
     add_log_options(parser)
 
 
@@ -101,6 +103,7 @@ def command(args: argparse.Namespace) -> int:
     cloud, endpoint = cloud_and_endpoint(args)
     if args.dry_run:
         _print_dry_run(manifest, endpoint)
+        _print_notifiers(args)
         return EXIT_OK
     report = args.report or Path(
         f"batchrun-report-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl"
@@ -116,6 +119,7 @@ def command(args: argparse.Namespace) -> int:
             f"{report}: the directory {report.parent} does not exist; create it, or give "
             "--report a path in an existing directory"
         )
+    args.report = report  # the notification at the end names it (cli/main.py)
     settings = BatchSettings(
         report=report,
         endpoint=endpoint,
@@ -189,3 +193,12 @@ def _print_dry_run(manifest: Manifest, endpoint: str) -> None:
         body = json.dumps(spec.parameters, separators=(",", ":"), ensure_ascii=False)
         print(f"{spec.id}\tPOST\t{create_run_url(endpoint, spec)}\t{body}")
     print(f"{len(manifest.runs)} runs; nothing was sent", file=sys.stderr)
+
+
+def _print_notifiers(args: argparse.Namespace) -> None:
+    from batchrun.report.notify import masked, notify_urls
+
+    urls = notify_urls(args.notify, os.environ)
+    if urls:
+        names = ", ".join(masked(url) for url in urls)
+        print(f"would notify ({args.notify_on}): {names}", file=sys.stderr)

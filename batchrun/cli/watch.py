@@ -22,6 +22,7 @@ from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL
 from batchrun.cli.options import (
     add_connection_options,
     add_log_options,
+    add_notify_options,
     cloud_and_endpoint,
     positive_float,
     retry_settings,
@@ -94,6 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_options(
         parser, concurrency=8, concurrency_help="factories read at once", retried="read"
     )
+    add_notify_options(parser)
     add_log_options(parser)
 
 
