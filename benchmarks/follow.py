@@ -142,7 +142,7 @@ class FollowLoad:
 def follow_load(*, quick: bool) -> FollowLoad:
     if quick:
         return FollowLoad(1000, 5, durations_ms=(6000, 9000, 12000), sdk_sample=350)
-    return FollowLoad(10_000, 20, durations_ms=(20000, 35000, 50000), sdk_sample=1000)
+    return FollowLoad(10_000, 20, durations_ms=(30000, 45000, 60000), sdk_sample=1000)
 
 
 @dataclass(frozen=True, slots=True)

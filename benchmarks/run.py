@@ -625,10 +625,12 @@ def row_follow(bench: Bench) -> list[Figure]:
                 f"{sample.foreign_cpu_share:.0%} of a core"
             )
             bench.follow.append(sample)
-    return follow_figures(load, bench.follow)
+    return follow_figures(load, bench.follow, bench.notes)
 
 
-def follow_figures(load: FollowLoad, samples: Sequence[FollowSample]) -> list[Figure]:
+def follow_figures(
+    load: FollowLoad, samples: Sequence[FollowSample], notes: list[str]
+) -> list[Figure]:
     """The row from its samples: reads per poll, 429s and RSS judged on the worst sample, how
     late an end reaches the report on the worst line of all; the SDK way for information."""
     n, f = f"{load.runs:,}", load.factories
@@ -654,8 +656,16 @@ def follow_figures(load: FollowLoad, samples: Sequence[FollowSample]) -> list[Fi
     sample_429 = _median([x["throttled"] for x in sdk])
     sample_failed = _median([x["failed"] for x in sdk])
     rate = sample_n / sample_wall if sample_wall else 0.0
-    # the sample's burst is free; a poll of every run is bound by the refill
-    measured_poll_s = max(0, load.runs - load.read_burst) / rate if rate else float("inf")
+    # the sample's first read_burst GETs are answered at once; past them the refill sets the
+    # pace, and polling on and on a poll of every run gets no burst
+    paced = sample_n - load.read_burst
+    sustained = paced / sample_wall if paced > 0 and sample_wall else 0.0
+    measured_poll_s = load.runs / sustained if sustained else float("inf")
+    if before:
+        notes.append(
+            f"follow: {before} runs ended before `batchrun watch` started (the trigger took "
+            "longer than their run); their lag is not counted."
+        )
     return [
         Figure(
             "follow",
@@ -731,7 +741,7 @@ def follow_figures(load: FollowLoad, samples: Sequence[FollowSample]) -> list[Fi
         ),
         Figure(
             "follow",
-            f"SDK measured, extrapolated to {n} GETs",
+            f"SDK measured, past the burst: {n} GETs at {sustained:.1f}/s",
             f"{measured_poll_s:.0f} s / poll",
             f"{measured_poll_s / load.poll_s:.0f}x --poll",
             "",
