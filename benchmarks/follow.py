@@ -23,7 +23,7 @@ import statistics
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -243,8 +243,8 @@ class FollowSample:
         return {
             "runs": self.runs,
             "factories": self.factories,
-            "trigger": vars_of(self.trigger),
-            "watch": vars_of(self.watch),
+            "trigger": asdict(self.trigger),
+            "watch": asdict(self.watch),
             "outcomes": self.outcomes,
             "polls": self.polls,
             "query_reads": self.query_reads,
@@ -261,10 +261,6 @@ class FollowSample:
             "foreign_cpu_share": self.foreign_cpu_share,
             "sdk": self.sdk,
         }
-
-
-def vars_of(measured: Measured) -> dict[str, float]:
-    return {name: getattr(measured, name) for name in Measured.__slots__}
 
 
 def _answers(stats: dict[str, Any], name: str) -> dict[str, int]:
@@ -405,9 +401,4 @@ def sdk_poll(
         raise BenchError(
             f"benchmarks.peer_sdk_poll exited {measured.code}:\n{_tail(err_path)}"
         ) from None
-    return result | {"process": vars_of(measured)}
-
-
-def report_reads(sample: FollowSample) -> float:
-    """queryPipelineRuns requests (pages included) per poll."""
-    return sample.query_reads / sample.polls if sample.polls else 0.0
+    return result | {"process": asdict(measured)}
