@@ -234,12 +234,13 @@ class FollowSample:
     activity_throttled: int
     lags_s: list[float] = field(repr=False)
     ended_before_watch: int
+    # the lags of runs that ended Failed: their line waits for a paced queryActivityruns
+    failed_lags_s: list[float] = field(repr=False)
     emulator_cpu_s: float
     foreign_cpu_share: float
     sdk: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        lags = sorted(self.lags_s)
         return {
             "runs": self.runs,
             "factories": self.factories,
@@ -251,16 +252,21 @@ class FollowSample:
             "query_throttled": self.query_throttled,
             "activity_reads": self.activity_reads,
             "activity_throttled": self.activity_throttled,
-            "lag_s": {
-                "n": len(lags),
-                "p50": statistics.median(lags) if lags else None,
-                "max": lags[-1] if lags else None,
-            },
+            "lag_s": _spread(self.lags_s),
+            "failed_lag_s": _spread(self.failed_lags_s),
             "ended_before_watch": self.ended_before_watch,
             "emulator_cpu_s": self.emulator_cpu_s,
             "foreign_cpu_share": self.foreign_cpu_share,
             "sdk": self.sdk,
         }
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    return {
+        "n": len(values),
+        "p50": statistics.median(values) if values else None,
+        "max": max(values, default=None),
+    }
 
 
 def _answers(stats: dict[str, Any], name: str) -> dict[str, int]:
@@ -338,6 +344,8 @@ def follow_sample(load: FollowLoad, *, tls: Tls, workdir: Path, tag: str) -> Fol
         query_reads, query_throttled = _delta(before, after, "queryPipelineRuns")
         activity_reads, activity_throttled = _delta(before, after, "queryActivityruns")
         lags, before_watch = lags_s(tail.seen, since=started)
+        failed = [line for line in tail.seen if line.outcome == "Failed"]
+        failed_lags, _ = lags_s(failed, since=started)
         # the SDK's poll starts with the bucket as full as the watch's was
         time.sleep(load.read_burst / load.read_refill)
         sdk = sdk_poll(load, report, url=url, tls=tls, workdir=workdir, tag=tag)
@@ -356,6 +364,7 @@ def follow_sample(load: FollowLoad, *, tls: Tls, workdir: Path, tag: str) -> Fol
         activity_throttled,
         lags,
         before_watch,
+        failed_lags,
         observed.emulator_cpu_s,
         observed.foreign_cpu_share,
         sdk,

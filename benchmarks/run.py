@@ -617,9 +617,11 @@ def row_follow(bench: Bench) -> list[Figure]:
             _progress(f"{tag}: {load.runs} runs over {load.factories} factories")
             sample = follow_sample(load, tls=bench.tls, workdir=bench.workdir, tag=tag)
             lag = max(sample.lags_s, default=0.0)
+            failed_lag = max(sample.failed_lags_s, default=0.0)
             _progress(
                 f"{tag}: trigger {sample.trigger.wall_s:.1f}s, watch {sample.watch.wall_s:.1f}s "
-                f"({sample.polls} polls, {sample.query_reads} queries, max lag {lag:.2f}s), "
+                f"({sample.polls} polls, {sample.query_reads} queries, max lag {lag:.2f}s, "
+                f"of a Failed run {failed_lag:.2f}s), "
                 f"rss {sample.watch.max_rss_mb:.0f} MB, SDK {sample.sdk['read']} GETs in "
                 f"{sample.sdk['wall_s']:.1f}s, other processes "
                 f"{sample.foreign_cpu_share:.0%} of a core"
@@ -641,6 +643,7 @@ def follow_figures(
     lags = sorted(lag for s in samples for lag in s.lags_s)
     worst_lag = lags[-1] if lags else float("inf")
     lag_limit = load.poll_s + 1.0
+    failed_lags = sorted(lag for s in samples for lag in s.failed_lags_s)
     before = max(s.ended_before_watch for s in samples)
     rss = max(s.watch.max_rss_mb for s in samples)
     polls = _median([s.polls for s in samples])
@@ -693,6 +696,18 @@ def follow_figures(
             f"≤ {lag_limit:g} s",
             bool(lags) and worst_lag <= lag_limit,
             {"p50_s": _median(lags) if lags else 0.0, "max_s": worst_lag, "ended_before": before},
+        ),
+        Figure(
+            "follow",
+            "  of which runs that ended Failed: p50 | max",
+            f"{_median(failed_lags):.2f} | {failed_lags[-1]:.2f} s" if failed_lags else "none",
+            "",
+            "",
+            None,
+            {
+                "p50_s": _median(failed_lags) if failed_lags else 0.0,
+                "max_s": max(failed_lags, default=0.0),
+            },
         ),
         Figure(
             "follow",

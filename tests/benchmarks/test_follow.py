@@ -107,6 +107,7 @@ def _sample(*, throttled: int = 0, lag: float = 1.0, rss: float = 80.0) -> Follo
         activity_throttled=0,
         lags_s=[0.5, lag],
         ended_before_watch=0,
+        failed_lags_s=[lag],
         emulator_cpu_s=0.5,
         foreign_cpu_share=0.0,
         sdk={"read": 300, "failed": 0, "wall_s": 2.0, "throttled": 40},
