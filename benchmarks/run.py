@@ -1,7 +1,7 @@
 """``python -m benchmarks.run``: batchrun against the emulator and the SDK peer; prints the table.
 
 Rows: ``throttled``, ``latency``, ``multi``, ``peer``, ``cpu``, ``memory``, ``faults``,
-``lossy`` (see README.md). Each figure is the median of ``--reps`` samples (3; 1 with
+``lossy``, ``follow`` (see README.md). Each figure is the median of ``--reps`` samples (3; 1 with
 ``--quick``, which also shrinks every workload). Results go to
 ``benchmarks/results/latest.json`` (a full run) or ``partial.json`` (``--quick`` or ``--only``).
 Exit status: 0 when every row ran (targets missed or not), 1 when a sample could not be taken.
@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.follow import FollowLoad, FollowSample, follow_load, follow_sample
 from benchmarks.harness import (
     ROOT,
     BenchError,
@@ -40,10 +41,12 @@ from benchmarks.workloads import Workload, workloads
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-ROWS = ("throttled", "latency", "multi", "peer", "cpu", "memory", "faults", "lossy")
+ROWS = ("throttled", "latency", "multi", "peer", "cpu", "memory", "faults", "lossy", "follow")
 RESULTS = Path(__file__).resolve().parent / "results"
 VALIDATE_LIMIT_S = 2.0
 RSS_LIMIT_MB = 120.0
+# issue 13: `batchrun watch` following 10,000 runs
+FOLLOW_RSS_LIMIT_MB = 150.0
 # issue 14: the latency row within this factor of the bare-aiohttp floor measured in the same run
 FLOOR_FACTOR = 1.10
 
@@ -75,6 +78,8 @@ class Bench:
     samples: dict[tuple[str, str], list[Sample]] = field(default_factory=dict)
     offline: dict[str, list[Measured]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    quick: bool = False
+    follow: list[FollowSample] = field(default_factory=list)
 
     def taken(self, workload: str, client: str) -> list[Sample]:
         """The samples of ``client`` on ``workload``, taken on first use."""
@@ -602,6 +607,165 @@ def row_lossy(bench: Bench) -> list[Figure]:
     ]
 
 
+def row_follow(bench: Bench) -> list[Figure]:
+    """Issue 13: `batchrun watch` following every run of a report, and the SDK way beside it."""
+    load = follow_load(quick=bench.quick)
+    if not bench.follow:
+        for rep in range(bench.reps):
+            tag = f"follow-{rep}"
+            bench.settle(tag)
+            _progress(f"{tag}: {load.runs} runs over {load.factories} factories")
+            sample = follow_sample(load, tls=bench.tls, workdir=bench.workdir, tag=tag)
+            lag = max(sample.lags_s, default=0.0)
+            failed_lag = max(sample.failed_lags_s, default=0.0)
+            _progress(
+                f"{tag}: trigger {sample.trigger.wall_s:.1f}s, watch {sample.watch.wall_s:.1f}s "
+                f"({sample.polls} polls, {sample.query_reads} queries, max lag {lag:.2f}s, "
+                f"of a Failed run {failed_lag:.2f}s), "
+                f"rss {sample.watch.max_rss_mb:.0f} MB, SDK {sample.sdk['read']} GETs in "
+                f"{sample.sdk['wall_s']:.1f}s, other processes "
+                f"{sample.foreign_cpu_share:.0%} of a core"
+            )
+            bench.follow.append(sample)
+    return follow_figures(load, bench.follow, bench.notes)
+
+
+def follow_figures(
+    load: FollowLoad, samples: Sequence[FollowSample], notes: list[str]
+) -> list[Figure]:
+    """The row from its samples: reads per poll, 429s and RSS judged on the worst sample, how
+    late an end reaches the report on the worst line of all; the SDK way for information."""
+    n, f = f"{load.runs:,}", load.factories
+    per_poll = [s.query_reads / s.polls for s in samples if s.polls]
+    worst_per_poll = max(per_poll, default=0.0)
+    throttled = max(s.query_throttled + s.activity_throttled for s in samples)
+    reads = max(s.query_reads + s.activity_reads for s in samples)
+    lags = sorted(lag for s in samples for lag in s.lags_s)
+    worst_lag = lags[-1] if lags else float("inf")
+    lag_limit = load.poll_s + 1.0
+    failed_lags = sorted(lag for s in samples for lag in s.failed_lags_s)
+    before = max(s.ended_before_watch for s in samples)
+    rss = max(s.watch.max_rss_mb for s in samples)
+    polls = _median([s.polls for s in samples])
+    failed = _median([s.outcomes.get("Failed", 0) for s in samples])
+    activity = _median([s.activity_reads for s in samples])
+    # the SDK way: one GET per run per poll, against the same read budget
+    # polling on and on, the burst is spent once: each poll costs its reads' refill time
+    sdk_poll_s = load.runs / load.read_refill
+    ours_poll_s = worst_per_poll / load.read_refill
+    sdk = [s.sdk for s in samples]
+    sample_n = int(_median([x["read"] + x["failed"] for x in sdk]))
+    sample_wall = _median([x["wall_s"] for x in sdk])
+    sample_429 = _median([x["throttled"] for x in sdk])
+    sample_failed = _median([x["failed"] for x in sdk])
+    rate = sample_n / sample_wall if sample_wall else 0.0
+    # the sample's first read_burst GETs are answered at once; past them the refill sets the
+    # pace, and polling on and on a poll of every run gets no burst
+    paced = sample_n - load.read_burst
+    sustained = paced / sample_wall if paced > 0 and sample_wall else 0.0
+    measured_poll_s = load.runs / sustained if sustained else float("inf")
+    if before:
+        notes.append(
+            f"follow: {before} runs ended before `batchrun watch` started (the trigger took "
+            "longer than their run); their lag is not counted."
+        )
+    return [
+        Figure(
+            "follow",
+            f"queryPipelineRuns / poll ({n} runs, {f} factories)",
+            f"{worst_per_poll:.1f} ({polls:.0f} polls)",
+            f"{worst_per_poll / load.reads_bound:.3f}",
+            f"≤ {f} x {load.pages_per_factory} = {load.reads_bound}",
+            worst_per_poll <= load.reads_bound,
+            {"per_poll": worst_per_poll, "bound": load.reads_bound, "polls": polls},
+        ),
+        Figure(
+            "follow",
+            "429s on reads / reads (queries + activity runs)",
+            f"{throttled} / {reads}",
+            f"{throttled / reads:.2%}" if reads else "",
+            "= 0",
+            throttled == 0,
+            {"throttled": throttled, "reads": reads},
+        ),
+        Figure(
+            "follow",
+            f"end in report after run_end: p50 | max (--poll {load.poll_s:g})",
+            f"{_median(lags):.2f} | {worst_lag:.2f} s" if lags else "none",
+            f"{worst_lag / lag_limit:.3f}",
+            f"≤ {lag_limit:g} s",
+            bool(lags) and worst_lag <= lag_limit,
+            {"p50_s": _median(lags) if lags else 0.0, "max_s": worst_lag, "ended_before": before},
+        ),
+        Figure(
+            "follow",
+            "  of which runs that ended Failed: p50 | max",
+            f"{_median(failed_lags):.2f} | {failed_lags[-1]:.2f} s" if failed_lags else "none",
+            "",
+            "",
+            None,
+            {
+                "p50_s": _median(failed_lags) if failed_lags else 0.0,
+                "max_s": max(failed_lags, default=0.0),
+            },
+        ),
+        Figure(
+            "follow",
+            "batchrun watch: peak RSS",
+            f"{rss:.0f} MB",
+            f"{rss / FOLLOW_RSS_LIMIT_MB:.3f}",
+            f"≤ {FOLLOW_RSS_LIMIT_MB:g} MB",
+            rss <= FOLLOW_RSS_LIMIT_MB,
+            {"max_rss_mb": rss},
+        ),
+        Figure(
+            "follow",
+            "queryActivityruns / runs ended Failed",
+            f"{activity:.0f} / {failed:.0f}",
+            f"{activity / failed:.2f}" if failed else "",
+            "",
+            None,
+            {"activity_reads": activity, "failed": failed},
+        ),
+        Figure(
+            "follow",
+            "SDK way: GETs / poll vs batchrun's reads / poll",
+            f"{load.runs:,} vs {worst_per_poll:.1f}",
+            f"{load.runs / worst_per_poll:.0f}x" if worst_per_poll else "",
+            "",
+            None,
+            {"sdk_gets": load.runs, "batchrun_reads": worst_per_poll},
+        ),
+        Figure(
+            "follow",
+            f"read budget one poll uses (refill {load.read_refill:g}/s): SDK | batchrun",
+            f"{sdk_poll_s:.0f} s | {ours_poll_s:.2f} s",
+            f"{sdk_poll_s / load.poll_s:.0f}x --poll | {ours_poll_s / load.poll_s:.2f}x",
+            "",
+            None,
+            {"sdk_poll_s": sdk_poll_s, "batchrun_poll_s": ours_poll_s},
+        ),
+        Figure(
+            "follow",
+            f"SDK measured: one poll of {sample_n:,} GETs (429s, failed)",
+            f"{sample_wall:.2f} s ({sample_429:.0f}, {sample_failed:.0f})",
+            f"{rate:.0f} GETs/s",
+            "",
+            None,
+            {"wall_s": sample_wall, "throttled": sample_429, "failed": sample_failed},
+        ),
+        Figure(
+            "follow",
+            f"SDK measured, past the burst: {n} GETs at {sustained:.1f}/s",
+            f"{measured_poll_s:.0f} s / poll",
+            f"{measured_poll_s / load.poll_s:.0f}x --poll",
+            "",
+            None,
+            {"poll_s": measured_poll_s},
+        ),
+    ]
+
+
 ROW_FUNCTIONS: dict[str, Callable[[Bench], list[Figure]]] = {
     "throttled": row_throttled,
     "latency": row_latency,
@@ -611,6 +775,7 @@ ROW_FUNCTIONS: dict[str, Callable[[Bench], list[Figure]]] = {
     "memory": row_memory,
     "faults": row_faults,
     "lossy": row_lossy,
+    "follow": row_follow,
 }
 
 
@@ -734,6 +899,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Tls.create(workdir),
             batchrun_tls=not args.batchrun_http,
             quiet_wait_s=args.quiet_wait,
+            quick=args.quick,
         )
         for row in rows:
             print(f"{row}…", file=sys.stderr, flush=True)
@@ -768,6 +934,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workloads": {name: asdict(w) for name, w in bench.workloads.items()},
         "figures": [{**asdict(f), "verdict": f.verdict} for f in figures],
         "samples": [s.as_json() for group in bench.samples.values() for s in group],
+        "follow_samples": [s.as_json() for s in bench.follow],
         "offline_samples": {
             name: [asdict(m) for m in measured] for name, measured in bench.offline.items()
         },
