@@ -38,7 +38,7 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import yaml
 from yaml.error import Mark
@@ -73,13 +73,14 @@ def load_manifest(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -
     """Read, validate and expand one manifest; raise :class:`ManifestError` listing every issue."""
     name = os.fspath(path)
     try:
-        data = Path(name).read_bytes()
+        # libyaml reads the file as it parses: the whole text in memory would add its size to
+        # a big batch's peak (12 MB for 100,000 runs); only an error's hint reads it again
+        stream = Path(name).open("rb")  # noqa: SIM115 (closed by the with below)
     except OSError as exc:
-        message = f"cannot read the manifest: {exc.strerror or exc}"
-        raise ManifestError([ManifestIssue(name, 0, 0, "", message)]) from exc
+        raise ManifestError([_unreadable(name, exc)]) from exc
     reader = _Reader(name, environ)
-    with gc_paused():
-        runs, fingerprint = reader.read(data)
+    with stream, gc_paused():
+        runs, fingerprint = reader.read(stream)
     warnings = _once_each(sorted(reader.warnings, key=_position))
     return Manifest(name, tuple(runs), tuple(warnings), fingerprint)
 
@@ -137,12 +138,16 @@ class _Reader(FieldReader):
         self._rows: list[tuple[Any, ...]] = []  # the runs' fields, not yet hashed
         self._separator = b""
 
-    def read(self, data: bytes) -> tuple[list[RunSpec], str]:
-        loader = Loader(data)
-        self._mentions_defaults = b"defaults" in data
+    def read(self, stream: BinaryIO) -> tuple[list[RunSpec], str]:
+        try:
+            self._mentions_defaults = _mentions(stream, b"defaults")
+            loader = Loader(stream)  # type: ignore[arg-type]  # PyYAML reads files as well
+        except OSError as exc:
+            raise ManifestError([_unreadable(self.file, exc)]) from exc
         try:
             root = loader.document(self._stream)
         except yaml.YAMLError as exc:
+            data = self._text_again()
             raise ManifestError([_hinted(self.yaml_issue(exc, data), data)]) from exc
         finally:
             loader.dispose()
@@ -165,11 +170,19 @@ class _Reader(FieldReader):
                     f"{message} from its factory and pipeline: choose another",
                 )
         if self.errors:
+            data = self._text_again()
             errors = [_hinted(issue, data) for issue in self.errors]
             raise ManifestError(sorted(errors, key=_position))
         self._hash_rows()
         self._fingerprint.update(b"]}")
         return self._runs, self._fingerprint.hexdigest()
+
+    def _text_again(self) -> bytes:
+        """The manifest's text, for the hints of its errors."""
+        try:
+            return Path(self.file).read_bytes()
+        except OSError as exc:
+            raise ManifestError([_unreadable(self.file, exc)]) from exc
 
     def _stream(self, pairs: list[Pair], key: Node) -> ItemSink | None:
         """Walk the runs as they are composed, when version and defaults are known by then."""
@@ -372,6 +385,19 @@ def _hinted(issue: ManifestIssue, data: bytes) -> ManifestIssue:
     if hint is None:
         return issue
     return dataclasses.replace(issue, message=f"{issue.message}; {hint}")
+
+
+def _unreadable(name: str, exc: OSError) -> ManifestIssue:
+    return ManifestIssue(name, 0, 0, "", f"cannot read the manifest: {exc.strerror or exc}")
+
+
+def _mentions(stream: BinaryIO, word: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether ``word`` is anywhere in ``stream``, read a chunk at a time; rewound after."""
+    found, tail = False, b""
+    while not found and (block := stream.read(chunk)):
+        found, tail = word in tail + block, block[-len(word) :]
+    stream.seek(0)
+    return found
 
 
 def _once_each(warnings: list[ManifestIssue]) -> list[ManifestIssue]:
