@@ -51,7 +51,7 @@ from batchrun.manifest.nodereader import INVALID, describe_node
 from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
 from batchrun.manifest.yamlnodes import INT, STR, ItemSink, Loader, Pair, gc_paused
-from batchrun.model import RunSpec
+from batchrun.model import RunSpec, run_spec_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -304,7 +304,7 @@ class _Reader(FieldReader):
                 params, spare = spare if spare is not None else dict(parameters or ()), None
                 row = (run_id, subscription, group, factory, pipeline, params, *tail)
                 rows.append(row)
-                self._runs.append(RunSpec(*row, source))
+                self._runs.append(run_spec_of((*row, source)))
         if len(rows) > 4096:
             self._hash_rows()
 
