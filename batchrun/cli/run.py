@@ -164,7 +164,7 @@ def _tune_gc() -> None:
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
+    gc.set_threshold(20_000, 10, 10)
 
 
 def _finish(outcome: BatchOutcome, report: Path, *, table: bool = True) -> int:
