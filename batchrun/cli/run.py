@@ -159,8 +159,9 @@ def _tune_gc() -> None:
     ``gc.freeze()`` moves them out of the collector's sight. A batch allocates many short-lived
     objects per run (requests, tasks, tenacity's retry state), so the default first-generation
     threshold (700) collects every few runs: 20,000 cut the collector's time from 0.45 s to
-    0.13 s in a 3,000-run batch (benchmarks/README.md). The cycles tenacity leaves are still
-    collected, only in larger batches.
+    0.13 s in a 3,000-run batch (benchmarks/README.md). The older generations keep their
+    defaults (10, 10): tenacity's cycles that outlive a young collection are freed only by an
+    older one, and rarer ones (50, 100) held 14 MB more at 10,000 runs (bench memory --quick).
     """
     gc.collect()
     gc.freeze()
