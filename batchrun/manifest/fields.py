@@ -43,6 +43,7 @@ __all__ = ["FIELD_SET", "FieldReader"]
 FIELD_SET: Final = frozenset(FIELDS)
 _SCALARS: Final = SafeConstructor()
 _TRUE: Final = frozenset(("true", "True", "TRUE"))
+_SHORT_INT_DIGITS: Final = 18  # shorter decimals always fit in 64 bits
 
 
 class _TooManyValues(Exception):
@@ -56,6 +57,8 @@ class FieldReader(NodeReader):
         super().__init__(file)
         self.environ = environ
         self._subscriptions: dict[str, str] = {}  # checked already; each kept once
+        # plain scalars already read as those subscriptions: a repeat needs no reading
+        self._plain_subscriptions: dict[str, str] = {}
         self._valid: dict[str, dict[str, str]] = {rule: {} for rule in NAME_RULES}  # as well
         self._values_left = 0  # how many more values the parameters being read may hold
 
@@ -74,6 +77,16 @@ class FieldReader(NodeReader):
         return self._substitute(node, path)
 
     def _text(self, node: Node, where: str, key: str) -> Any:
+        text = node.value
+        if (
+            type(node) is ScalarNode
+            and node.tag == STR
+            and "$" not in text
+            and (node.style or text[:1] not in SUSPECT_START)
+            and text
+            and (key == "id" or text.isprintable())
+        ):
+            return text  # the common case: what _string and text_problem would accept
         text = self._string(node, where, key)
         if text is INVALID or (problem := text_problem(text, name=key != "id")) is None:
             return text
@@ -113,12 +126,17 @@ class FieldReader(NodeReader):
         return INVALID if INVALID in names else tuple(names)
 
     def _subscription(self, node: Node, where: str, key: str) -> Any:
+        plain = self._plain_subscriptions
+        if isinstance(node, ScalarNode) and node.value in plain and node.tag == STR:
+            return plain[node.value]  # read before, and without a '$' to substitute
         text = self._string(node, where, key)
         if text is INVALID or text in self._subscriptions:
             return self._subscriptions.get(text, text)
         if (problem := subscription_problem(text)) is not None:
             return self.error(node, f"{where}.{key}", problem)
-        self._subscriptions[text] = text
+        text = self._subscriptions[text] = sys.intern(text)
+        if text == node.value and "$" not in text and misread_text(text) is None:
+            plain[text] = text
         if not GUID.fullmatch(text):
             message = f"{text!r} does not look like a subscription id, which is a GUID"
             self.issue(self.warnings, node.start_mark, f"{where}.{key}", message)
@@ -153,6 +171,17 @@ class FieldReader(NodeReader):
                     and (value.style or text[:1] not in SUSPECT_START)
                 ):
                     parameters[name] = text
+                    self._values_left -= 1
+                elif (
+                    value.tag == INT
+                    and type(value) is ScalarNode
+                    and len(text) < _SHORT_INT_DIGITS
+                    and text.isdigit()
+                    and text.isascii()
+                    and (text[0] != "0" or text == "0")
+                ):
+                    # a short plain decimal: what _json would read, without its checks' calls
+                    parameters[name] = int(text)
                     self._values_left -= 1
                 else:
                     parameters[name] = self._json(value, path, name)

@@ -17,6 +17,8 @@ from batchrun.log import get_logger
 from batchrun.run.progress import Progress, show_progress
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from batchrun.errors import WriteError
     from batchrun.model import RunSpec
     from batchrun.run.scheduler import Scheduler
@@ -47,7 +49,7 @@ class Stopper:
         """The first signal received: it decides the exit code, whatever came after it."""
         return self._signals[0] if self._signals else None
 
-    async def run(self, todo: list[RunSpec]) -> None:
+    async def run(self, todo: Iterable[RunSpec]) -> None:
         loop = asyncio.get_running_loop()
         before = asyncio.all_tasks()
         self._work = work = asyncio.ensure_future(self._scheduler.run(todo))

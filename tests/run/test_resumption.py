@@ -11,7 +11,7 @@ from batchrun.errors import ReportError
 from batchrun.manifest.loader import Manifest
 from batchrun.model import RunSpec
 from batchrun.run.journal import BatchIdentity, journal_path, read_intents
-from batchrun.run.runner import BatchSettings, resumption
+from batchrun.run.runner import BatchSettings, HandedRuns, handed_on, resumption
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,7 +32,7 @@ def settings(report: Path, *, resume: bool) -> BatchSettings:
 
 def test_resume_with_neither_report_nor_journal_is_a_new_batch(tmp_path: Path) -> None:
     report = tmp_path / "r.jsonl"
-    resumed = resumption(MANIFEST, settings(report, resume=True), IDENTITY)
+    resumed = resumption(MANIFEST.runs, settings(report, resume=True), IDENTITY)
     assert [spec.id for spec in resumed.todo] == ["r0", "r1", "r2"]
     assert resumed.already_succeeded == 0
     assert not report.exists() and not journal_path(report).exists()
@@ -41,7 +41,7 @@ def test_resume_with_neither_report_nor_journal_is_a_new_batch(tmp_path: Path) -
 def test_an_empty_report_without_a_journal_has_nothing_to_mistake(tmp_path: Path) -> None:
     report = tmp_path / "r.jsonl"
     report.write_text("")
-    resumed = resumption(MANIFEST, settings(report, resume=True), IDENTITY)
+    resumed = resumption(MANIFEST.runs, settings(report, resume=True), IDENTITY)
     assert len(resumed.todo) == 3
 
 
@@ -49,7 +49,7 @@ def test_a_report_with_lines_but_no_journal_is_refused(tmp_path: Path) -> None:
     report = tmp_path / "r.jsonl"
     report.write_text(SUCCEEDED)
     with pytest.raises(ReportError, match=r"r\.jsonl\.journal is missing"):
-        resumption(MANIFEST, settings(report, resume=True), IDENTITY)
+        resumption(MANIFEST.runs, settings(report, resume=True), IDENTITY)
 
 
 @pytest.mark.parametrize(
@@ -64,14 +64,14 @@ def test_a_journal_that_does_not_start_with_its_batch_line_is_refused(
     report.write_text(SUCCEEDED)
     journal_path(report).write_text(journal)
     with pytest.raises(ReportError, match="no batch line"):
-        resumption(MANIFEST, settings(report, resume=True), IDENTITY)
+        resumption(MANIFEST.runs, settings(report, resume=True), IDENTITY)
 
 
 def test_a_journal_with_its_batch_line_resumes(tmp_path: Path) -> None:
     report = tmp_path / "r.jsonl"
     report.write_text(SUCCEEDED)
     journal_path(report).write_text(BATCH_LINE)
-    resumed = resumption(MANIFEST, settings(report, resume=True), IDENTITY)
+    resumed = resumption(MANIFEST.runs, settings(report, resume=True), IDENTITY)
     assert [spec.id for spec in resumed.todo] == ["r1", "r2"]
     assert resumed.claimed == {"run-0"}
     assert read_intents(journal_path(report), IDENTITY) == {}
@@ -81,6 +81,19 @@ def test_a_new_batch_refuses_a_leftover_journal_and_creates_nothing(tmp_path: Pa
     report = tmp_path / "r.jsonl"
     journal_path(report).write_text(BATCH_LINE)
     with pytest.raises(ReportError, match="--resume --report") as refused:
-        resumption(MANIFEST, settings(report, resume=False), IDENTITY)
+        resumption(MANIFEST.runs, settings(report, resume=False), IDENTITY)
     assert str(journal_path(report)) in str(refused.value)
     assert not report.exists()
+
+
+def test_the_runs_are_handed_over_once_and_dropped_as_they_are_handed_on() -> None:
+    handed = HandedRuns(MANIFEST)
+    todo = handed.take()
+    with pytest.raises(RuntimeError, match="already taken"):
+        handed.take()
+    order = handed_on(todo)
+    assert next(order) == SPECS[0]
+    # the list no longer holds what was handed on: the scheduler's reference is the last one
+    assert todo == list(reversed(SPECS[1:]))
+    assert list(order) == list(SPECS[1:])
+    assert todo == []
