@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from batchrun import __version__
 from batchrun.errors import ReportError
 from batchrun.run.journal import BatchIdentity, Journal, journal_path, read_intents
 
@@ -50,7 +51,8 @@ def test_a_journal_of_another_batch_is_refused(tmp_path: Path, other: BatchIdent
     message = str(caught.value)
     assert str(path) in message
     assert "nightly.yaml, shard 1/2" in message
-    assert "start a new report" in message
+    assert "has changed since (runs, parameters or environment variables)" in message
+    assert message.endswith("resume it with the same manifest, or start a new report")
 
 
 def test_the_batch_line_comes_first_and_names_the_shard(tmp_path: Path) -> None:
@@ -58,6 +60,28 @@ def test_the_batch_line_comes_first_and_names_the_shard(tmp_path: Path) -> None:
     first = json.loads(path.read_text().splitlines()[0])
     assert (first["type"], first["shard"]) == ("batch", "1/2")
     assert (first["fingerprint"], first["manifest"]) == ("f" * 64, "nightly.yaml")
+    assert first["batchrun"] == __version__
+
+
+def test_an_intent_names_the_run_and_the_request_that_carries_it(tmp_path: Path) -> None:
+    path = journal_of(tmp_path, FIRST_SHARD)
+    second = json.loads(path.read_text().splitlines()[1])
+    assert second == {
+        "type": "intent",
+        "id": "a",
+        "request_id": "r1",
+        "at": "2026-11-26T02:00:00.123Z",
+    }
+
+
+def test_an_existing_journal_is_refused_without_resume(tmp_path: Path) -> None:
+    journal_of(tmp_path, FIRST_SHARD)
+    with pytest.raises(ReportError) as caught:
+        Journal.open(tmp_path / "report.jsonl", FIRST_SHARD, resume=False)
+    assert str(caught.value) == (
+        f"{tmp_path / 'report.jsonl.journal'}: intent journal already exists; "
+        "pass --resume to continue that batch, or choose another --report"
+    )
 
 
 def test_a_resumed_journal_keeps_its_batch_line(tmp_path: Path) -> None:

@@ -64,6 +64,8 @@ async def test_a_waiter_cancelled_while_queued_gives_up_its_place() -> None:
     async with slots.hold("d"):
         served.append("d")
     assert served == ["c", "d"]
+    # the cancelled waiter made up no slot on its way out: the limit is still one
+    assert await peak_inside(slots.hold, ["x", "y", "z"]) == 1
 
 
 async def test_a_waiter_cancelled_just_after_being_handed_a_slot_passes_it_on() -> None:
