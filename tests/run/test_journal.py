@@ -51,7 +51,9 @@ def test_a_journal_of_another_batch_is_refused(tmp_path: Path, other: BatchIdent
     message = str(caught.value)
     assert str(path) in message
     assert "nightly.yaml, shard 1/2" in message
-    assert "has changed since (runs, parameters or environment variables)" in message
+    assert "or the manifest has changed since (runs, parameters or environment variables); " in (
+        message
+    )
     assert message.endswith("resume it with the same manifest, or start a new report")
 
 

@@ -63,8 +63,11 @@ class Adf:
         honours_filters: bool = True,
         read_failures: tuple[ApiError, ...] = (),
         get_failures: tuple[ApiError, ...] = (),
+        skew: timedelta = timedelta(0),
     ) -> None:
         self.honours_filters = honours_filters
+        self.skew = skew  # the server's clock minus ours
+        self.bodies: list[dict[str, Any]] = []
         self.read_failures = list(read_failures)
         self.get_failures = list(get_failures)
         self.runs: list[dict[str, Any]] = []
@@ -88,7 +91,7 @@ class Adf:
                 "pipelineName": pipeline,
                 "parameters": parameters,
                 "invokedBy": invoked,
-                "runStart": start or wire(datetime.now(UTC)),
+                "runStart": start or wire(datetime.now(UTC) + self.skew),
             }
         )
         return run_id
@@ -107,6 +110,7 @@ class Adf:
         self, *, filter_parameters: dict[str, Any], **_: Any
     ) -> QueryResponse:
         self.queries += 1
+        self.bodies.append(dict(filter_parameters))
         if self.read_failures:
             raise self.read_failures.pop(0)
         operands = {"PipelineName": "pipelineName", "RunGroupId": "runGroupId"}
@@ -117,7 +121,7 @@ class Adf:
             if not self.honours_filters
             or all(run[operands[f["operand"]]] in f["values"] for f in filters)
         ]
-        date = datetime.now(UTC).replace(microsecond=0)
+        date = (datetime.now(UTC) + self.skew).replace(microsecond=0)
         return QueryResponse(runs, None, RateLimits(reads=1000), None, server_date=date)
 
     async def get_pipeline_run(self, *, run_id: str, **_: Any) -> dict[str, Any]:
@@ -210,14 +214,33 @@ async def test_a_recovery_joins_the_group_its_reference_is_in_not_one_named_afte
 # --- how long and how often it looks, and what a look costs -----------------------------------
 
 
-async def test_the_looks_back_off_until_the_window_closes_then_it_gives_up() -> None:
+@pytest.mark.parametrize(
+    ("window_s", "waits"), [(10.0, [1.0, 2.0, 4.0, 3.0]), (7.5, [1.0, 2.0, 4.0, 0.5])]
+)
+async def test_the_looks_back_off_until_the_window_closes_then_it_gives_up(
+    window_s: float, waits: list[float]
+) -> None:
     adf, clock = Adf(), FakeTime()
-    looking = reconciler(adf, clock, window_s=10.0)
-    deadline = clock.monotonic() + 10.0
+    looking = reconciler(adf, clock, window_s=window_s)
+    deadline = clock.monotonic() + window_s
     assert await looking.find(spec(), created_since=datetime.now(UTC), deadline=deadline) is None
     # waits double from first_poll_s (1 s), the last one cut to the window's end
-    assert clock.slept == [1.0, 2.0, 4.0, 3.0]
-    assert adf.queries == looking.read_count == 5
+    assert clock.slept == waits
+    assert adf.queries == looking.read_count == len(waits) + 1
+    # the earliest match is taken: ADF is asked for the runs in the order they started
+    assert all(body["orderBy"] == [{"orderBy": "RunStart", "order": "ASC"}] for body in adf.bodies)
+
+
+async def test_a_recovery_asked_again_in_adfs_time_is_still_asked_in_its_group() -> None:
+    adf = Adf(honours_filters=True, skew=timedelta(hours=3))
+    reference = adf.reference(parameters=PARAMETERS)
+    ours = adf.add(group=reference)
+    recovery = spec(reference_run_id=reference, is_recovery=True)
+    assert await find(adf, recovery) == ours
+    group = {"operand": "RunGroupId", "operator": "Equals", "values": [reference]}
+    # the first query was an hour either side of our clock; the second, in ADF's, three hours on
+    assert len(adf.bodies) == 2
+    assert all(group in body["filters"] for body in adf.bodies)
 
 
 async def test_reconciliation_reads_wait_on_the_pacer_they_are_given() -> None:
@@ -281,6 +304,8 @@ def client(session: aiohttp.ClientSession, url: str) -> AdfClient:
         pytest.param(None, 2, id="server-months-behind"),
         pytest.param(0.0, 1, id="server-on-time"),
         pytest.param(3 * 3600.0, 2, id="server-3h-ahead"),
+        # just past what the first query's hour can be trusted to hold: asked again
+        pytest.param(-62 * 60.0, 2, id="server-62min-behind"),
     ],
 )
 async def test_the_emulator_finds_the_run_from_the_query_reconciliation_sends(
