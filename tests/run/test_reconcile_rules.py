@@ -304,8 +304,9 @@ def client(session: aiohttp.ClientSession, url: str) -> AdfClient:
         pytest.param(None, 2, id="server-months-behind"),
         pytest.param(0.0, 1, id="server-on-time"),
         pytest.param(3 * 3600.0, 2, id="server-3h-ahead"),
-        # just past what the first query's hour can be trusted to hold: asked again
-        pytest.param(-62 * 60.0, 2, id="server-62min-behind"),
+        # an hour behind: the first query (an hour either side) cannot be trusted to hold the
+        # run, whose start lies just outside it; asked again
+        pytest.param(-3600.0, 2, id="server-an-hour-behind"),
     ],
 )
 async def test_the_emulator_finds_the_run_from_the_query_reconciliation_sends(
