@@ -8,11 +8,15 @@ field itself is hashed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
+from batchrun.errors import ManifestError
 from batchrun.manifest.loader import load_manifest
+from batchrun.manifest.rules import FIELDS
 
 SUB1 = "11111111-1111-1111-1111-111111111111"
 SUB2 = "22222222-2222-2222-2222-222222222222"
@@ -80,3 +84,29 @@ def test_layout_comments_and_key_order_do_not_change_the_fingerprint(tmp_path: P
 def test_the_manifests_path_is_not_in_the_fingerprint(tmp_path: Path) -> None:
     # a report is resumed with the same manifest wherever it was copied to
     assert fingerprint(tmp_path, BASE, "here") == fingerprint(tmp_path, BASE, "there")
+
+
+@pytest.mark.parametrize("count", [3, 4097])  # 4097: the rows are hashed in two chunks
+def test_the_fingerprint_is_the_sha256_of_the_documented_canonical_json(
+    tmp_path: Path, count: int
+) -> None:
+    # loader.py: sha256 of {"fields": FIELDS, "runs": [[the fields of each run], ...]}, sorted
+    # keys, no spaces. A report is resumed by a later batchrun only while this text stays put.
+    path = tmp_path / "many.yaml"
+    path.write_text(
+        f"version: 1\ndefaults: {{subscription: {SUB1}, resource_group: rg, factory: f-a}}\n"
+        "runs:\n"
+        + "".join(f"  - {{pipeline: P, parameters: {{n: {n}, s: é}}}}\n" for n in range(count))
+    )
+    manifest = load_manifest(path, environ={})
+    rows = [[getattr(run, name) for name in FIELDS] for run in manifest.runs]
+    text = json.dumps({"fields": FIELDS, "runs": rows}, sort_keys=True, separators=(",", ":"))
+    assert manifest.fingerprint == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_an_unreadable_manifest_is_one_issue_naming_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(missing, environ={})
+    (issue,) = caught.value.issues
+    assert str(issue) == f"{missing}:0:0: cannot read the manifest: No such file or directory"
