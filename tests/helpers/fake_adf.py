@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,7 +97,7 @@ class ScriptedAdf:
         )
 
     async def query_pipeline_runs(
-        self, *, filter_parameters: dict[str, Any], **_: Any
+        self, *, filter_parameters: Mapping[str, Any], **_: Any
     ) -> QueryResponse:
         self.queries += 1
         if self.read_error is not None:
