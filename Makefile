@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install test test-fast lint format demo bench image-check clean
+.PHONY: install test test-fast lint format demo bench image-check mutate mutate-results clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,26 @@ $(BENCH_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
 
+# Mutation testing (slow, not in CI): `make mutate` over every module in [tool.mutmut] of
+# pyproject.toml, or `make mutate MUTANTS='batchrun.run.reconcile*'` for one; MUTATE_JOBS bounds
+# the parallel test runs. A mutant that makes a test hang fails it after MUTATE_TEST_TIMEOUT
+# seconds (the in-process tests take well under one), not the suite's 300. Survivors are killed
+# by a test or explained in tests/MUTATION.md.
+MUTANTS ?=
+MUTATE_JOBS ?= 2
+MUTATE_TEST_TIMEOUT ?= 20
+MUTATE_STAMP := $(VENV)/.mutate-installed
+
+$(MUTATE_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutate]'
+	touch $@
+
+mutate: $(MUTATE_STAMP)
+	PYTEST_TIMEOUT=$(MUTATE_TEST_TIMEOUT) $(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	$(BIN)/mutmut results
+
+mutate-results: $(MUTATE_STAMP)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist build
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache dist build mutants

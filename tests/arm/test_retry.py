@@ -1,3 +1,4 @@
+import asyncio
 import random
 from types import SimpleNamespace
 
@@ -120,13 +121,16 @@ async def test_backoff_is_full_jitter_within_an_exponential_bound(
 
 
 async def test_injected_rng_makes_backoff_reproducible() -> None:
-    runs = []
-    for _ in range(2):
+    async def waits(seed: int) -> list[float]:
         fake = FakeTime()
-        policy = retrying(RetrySettings(), sleep=fake.sleep, rng=random.Random(42))
+        policy = retrying(RetrySettings(), sleep=fake.sleep, rng=random.Random(seed))
         await attempt_until_done(policy, [transient() for _ in range(5)])
-        runs.append(fake.slept)
-    assert runs[0] == runs[1]
+        return fake.slept
+
+    # the waits come from the injected generator: the same seed, the same waits; another seed,
+    # other waits (were it ignored, or the waits fixed, one of the two would fail)
+    assert await waits(42) == await waits(42)
+    assert await waits(42) != await waits(43)
 
 
 async def test_backoff_without_an_injected_rng_is_bounded_too(fake_time: FakeTime) -> None:
@@ -217,8 +221,17 @@ async def test_before_sleep_sees_the_error_wait_and_attempt(
     assert seen == [(1, first, 1.0), (2, second, 2.0)]
 
 
-async def test_each_call_gives_a_fresh_policy(fake_time: FakeTime) -> None:
-    settings = RetrySettings(max_attempts=2)
-    assert retrying(settings, sleep=fake_time.sleep) is not retrying(
-        settings, sleep=fake_time.sleep
+async def test_operations_retried_at_once_each_get_their_own_attempts(
+    fake_time: FakeTime,
+) -> None:
+    # tenacity keeps an operation's attempt count in the controller: one shared by two
+    # operations in flight together would stop one of them early
+    settings = RetrySettings(max_attempts=3)
+    outcomes = await asyncio.gather(
+        *(
+            attempt_until_done(retrying(settings, sleep=fake_time.sleep), [transient()] * 2)
+            for _ in range(2)
+        )
     )
+    assert outcomes == [("ok", 3), ("ok", 3)]
+    assert len(fake_time.slept) == 4

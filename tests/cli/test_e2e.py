@@ -58,8 +58,8 @@ def test_throttled_runs_all_succeed_with_few_429s(
     assert len(result.lines()) == 120
     answers = create_answers(emulator)
     assert answers.get("200") == 120
-    # pacing reads the remaining-writes header, so 429s stay rare
-    assert answers.get("429", 0) <= 12
+    # pacing reads the remaining-writes header: at most 1% of the requests are 429s (README)
+    assert answers.get("429", 0) <= 0.01 * sum(answers.values()), answers
 
 
 def test_transient_5xx_are_retried_until_every_run_succeeds(
@@ -134,8 +134,8 @@ def test_a_token_arm_rejects_stops_the_batch_with_exit_3(
     assert result.code == 3
     answers = create_answers(arm)
     assert set(answers) == {"401"}
-    # it stopped early: at most what was already in flight when the first 401 came back
-    assert answers["401"] <= 8
+    # it stopped sending: nothing but what was already on the wire with the first 401
+    assert answers["401"] <= 4
     assert len(result.lines()) == answers["401"]
     assert "InvalidAuthenticationToken" in result.stderr
     assert "--resume" in result.stderr
@@ -151,22 +151,6 @@ def test_no_token_means_exit_3_and_nothing_sent(
     assert "Traceback" not in result.stderr
     assert create_answers(emulator) == {}
     assert not result.report.exists()
-
-
-def test_the_token_never_appears_in_output_report_or_logs(
-    tmp_path: Path, start_emulator: StartEmulator
-) -> None:
-    emulator = start(
-        start_emulator, "--accept-any", "--expect-token", CANARY, "--fail-503", "0.3",
-        "--seed", "5",
-    )  # fmt: skip
-    result = run_cli(
-        tmp_path, emulator, manifest_text(30), "--log-level", "debug", "--reconcile-window", "1"
-    )
-    assert result.code == 0, result.stderr
-    assert create_answers(emulator).get("200") == 30
-    for text in (result.stdout, result.stderr, result.report.read_text(), emulator.log()):
-        assert CANARY not in text
 
 
 def test_invalid_manifest_exits_2_and_sends_nothing(

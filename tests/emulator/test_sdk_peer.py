@@ -157,13 +157,15 @@ async def test_query_by_factory_filters_and_follows_the_continuation_token(
     filters = window(marts, order_by=[RunQueryOrderBy(order_by="RunStart", order="ASC")])
     seen: list[str] = []
     pages = 0
-    while True:
+    for _ in range(10):
         page = await client.pipeline_runs.query_by_factory(RG, FACTORY, filters)
         pages += 1
         seen += [str(run.run_id) for run in page.value]
         if not page.continuation_token:
             break
         filters.continuation_token = page.continuation_token
+    else:
+        raise AssertionError("queryPipelineRuns still had a continuationToken after 10 pages")
     assert pages == 2
     assert len(seen) == len(set(seen)) and set(seen) == created
     group = RunQueryFilter(operand="RunGroupId", operator="Equals", values_property=[seen[0]])

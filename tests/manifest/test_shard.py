@@ -115,6 +115,12 @@ def test_parse_shard_rejects_with_what_is_expected(text: str, message: str) -> N
     assert str(caught.value).startswith(message)
 
 
+def test_a_malformed_shard_is_answered_with_an_example() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_shard("half")
+    assert str(caught.value).endswith("(e.g. --shard 2/4 for the second of four slices)")
+
+
 def test_shard_refuses_to_be_built_out_of_range() -> None:
     with pytest.raises(ValueError, match="1 <= K <= N"):
         Shard(0, 3)

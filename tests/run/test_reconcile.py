@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -206,15 +207,19 @@ async def test_two_identical_entries_make_two_runs_even_with_drops(tmp_path: Pat
 
 
 async def test_runs_with_other_parameters_are_not_taken(tmp_path: Path) -> None:
-    adf = FakeAdf(faults=["ok", "503-before"])
-    lines = await run_batch(
-        tmp_path, adf, [spec("a"), spec("b", parameters={"day": "2026-11-27"})],
-        look=ReconcileSettings(window_s=0.0),
-    )  # fmt: skip
-    assert len(adf.runs) == 2
-    assert {line["id"]: line["run_id"] for line in lines} == {
-        run["spec_id"]: run["runId"] for run in adf.runs
-    }
+    ours = spec("a")
+    other = spec("a", parameters=ours.parameters | {"day": "2026-11-27"})
+    # someone else's manual run of our pipeline, unclaimed, started as we post: it differs from
+    # ours in its parameters only (with ours, it would be taken: the control below)
+    for lookalike, taken in ((other, False), (ours, True)):
+        adf = FakeAdf(faults=["503-before"], skew=timedelta(0))
+        foreign = adf.seed_manual_run(lookalike, started_ago=timedelta(0))
+        report_dir = tmp_path / str(taken)
+        report_dir.mkdir()
+        (line,) = await run_batch(report_dir, adf, [ours], look=ReconcileSettings(window_s=0.0))
+        assert (line["run_id"] == foreign) is taken
+        assert line.get("reconciled", False) is taken
+        assert len(adf.created(ours)) == (0 if taken else 1)
 
 
 async def test_when_adf_cannot_be_asked_the_run_fails_instead_of_posting_blind(
@@ -253,18 +258,51 @@ async def test_a_rerun_is_matched_on_the_reference_runs_parameters(tmp_path: Pat
     assert line["run_id"] == adf.runs[0]["runId"]
 
 
-async def test_a_recovery_rerun_is_matched_in_the_reference_group_only(tmp_path: Path) -> None:
-    adf = FakeAdf(faults=["ok", "drop"])
+class FilteringAdf(FakeAdf):
+    """Answers queries as ADF does, with only the runs that pass the filters sent (PipelineName
+    and RunGroupId ``Equals``), unless told to ignore them; keeps each query's filters."""
+
+    def __init__(self, *, honours_filters: bool, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.honours_filters = honours_filters
+        self.filters: list[list[dict[str, Any]]] = []
+
+    async def query_pipeline_runs(self, **kwargs: Any) -> QueryResponse:
+        filters = list(kwargs["filter_parameters"].get("filters", []))
+        self.filters.append(filters)
+        page = await super().query_pipeline_runs(**kwargs)
+        if not self.honours_filters:
+            return page
+        operands = {"PipelineName": "pipelineName", "RunGroupId": "runGroupId"}
+        kept = [
+            run
+            for run in page.value
+            if all(run[operands[f["operand"]]] in f["values"] for f in filters)
+        ]
+        return dataclasses.replace(page, value=kept)
+
+
+# ignoring the filter: the group is checked in what comes back too (ADF's filters are lax)
+@pytest.mark.parametrize("honours_filters", [True, False])
+async def test_a_recovery_rerun_is_matched_in_the_reference_group_only(
+    tmp_path: Path, honours_filters: bool
+) -> None:
+    adf = FilteringAdf(faults=["drop"], skew=timedelta(0), honours_filters=honours_filters)
     reference = adf.seed_reference({"day": "2026-11-20"})
-    plain = spec("plain", parameters={"day": "2026-11-20"})
+    # an unclaimed manual rerun of the same run without isRecovery: same pipeline, parameters
+    # and time as ours, in a group of its own
+    foreign = adf.seed_manual_run(
+        spec("foreign", parameters={"day": "2026-11-20"}), started_ago=timedelta(0)
+    )
     recovery = spec("recovery", reference_run_id=reference, is_recovery=True, parameters={})
-    lines = await run_batch(tmp_path, adf, [plain, recovery])
-    # the plain run has the same parameters, but it is not in the reference's group
-    assert len(adf.runs) == 2
-    assert {line["id"]: line["run_id"] for line in lines} == {
-        run["spec_id"]: run["runId"] for run in adf.runs
-    }
-    assert [run["runGroupId"] for run in adf.runs if run["spec_id"] == "recovery"] == [reference]
+    (line,) = await run_batch(tmp_path, adf, [recovery])
+    (ours,) = adf.created(recovery)
+    assert ours["runGroupId"] == reference
+    assert (line["reconciled"], line["run_id"]) == (True, ours["runId"])
+    assert line["run_id"] != foreign
+    # the group is asked for, not only checked in what comes back
+    group = {"operand": "RunGroupId", "operator": "Equals", "values": [reference]}
+    assert adf.filters and all(group in filters for filters in adf.filters)
 
 
 async def test_a_run_is_found_under_adfs_spelling_of_the_pipeline_and_with_its_defaults(

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import pytest
 
 from batchrun.run.slots import FairSlots
 from tests.helpers.scheduling import peak_inside
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 async def test_freed_slots_go_round_robin_between_keys() -> None:
@@ -33,25 +37,61 @@ async def test_never_more_holders_than_the_limit() -> None:
     assert await peak_inside(FairSlots(3).hold, (f"k{n % 4}" for n in range(40))) == 3
 
 
-async def test_a_cancelled_waiter_does_not_lose_a_slot() -> None:
+async def turns_until(done: Callable[[], bool], *, turns: int = 20) -> bool:
+    """Let the loop run up to ``turns`` times, until ``done()``: a bounded wait, no clock."""
+    for _ in range(turns):
+        if done():
+            return True
+        await asyncio.sleep(0)
+    return done()
+
+
+async def test_a_waiter_cancelled_while_queued_gives_up_its_place() -> None:
     slots = FairSlots(1)
-    gate = asyncio.Event()
+    served: list[str] = []
 
-    async def hold_until_gate() -> None:
-        async with slots.hold("a"):
-            await gate.wait()
+    async def use(key: str) -> None:
+        async with slots.hold(key):
+            served.append(key)
 
-    holder = asyncio.ensure_future(hold_until_gate())
-    await asyncio.sleep(0)
-    doomed = asyncio.ensure_future(slots.hold("b").__aenter__())
-    await asyncio.sleep(0)
+    held = slots.hold("a")
+    await held.__aenter__()
+    doomed = asyncio.ensure_future(use("b"))
+    after = asyncio.ensure_future(use("c"))
+    await turns_until(lambda: False, turns=3)  # both queue behind "a"
     doomed.cancel()
-    gate.set()
-    await holder
-    with pytest.raises(asyncio.CancelledError):
-        await doomed
-    async with slots.hold("c"):
-        pass
+    await held.__aexit__(None, None, None)
+    assert await turns_until(after.done)
+    assert doomed.cancelled()
+    assert served == ["c"]
+    async with slots.hold("d"):
+        served.append("d")
+    assert served == ["c", "d"]
+    # the cancelled waiter made up no slot on its way out: the limit is still one
+    assert await peak_inside(slots.hold, ["x", "y", "z"]) == 1
+
+
+async def test_a_waiter_cancelled_just_after_being_handed_a_slot_passes_it_on() -> None:
+    slots = FairSlots(1)
+    served: list[str] = []
+
+    async def use(key: str) -> None:
+        async with slots.hold(key):
+            served.append(key)
+
+    held = slots.hold("a")
+    await held.__aenter__()
+    handed = asyncio.ensure_future(use("b"))
+    after = asyncio.ensure_future(use("c"))
+    await turns_until(lambda: False, turns=3)  # both queue behind "a"
+    # in one turn of the loop: the slot goes to "b", and "b" is cancelled before it wakes
+    await held.__aexit__(None, None, None)
+    handed.cancel()
+    assert await turns_until(after.done), "the slot handed to the cancelled waiter was lost"
+    assert handed.cancelled()
+    assert served == ["c"]
+    # and no slot was made up either: the limit is still one
+    assert await peak_inside(slots.hold, ["x", "y", "z"]) == 1
 
 
 def test_limit_must_be_positive() -> None:
