@@ -250,18 +250,7 @@ class AdfClient:
         reply = await self._send(
             "POST", f"{url}?api-version={API_VERSION}", dict(filter_parameters), client_request_id
         )
-        data = reply.json_object("queryPipelineRuns")
-        value = data.get("value", [])
-        if not isinstance(value, list) or not all(isinstance(run, dict) for run in value):
-            raise reply.invalid("queryPipelineRuns answered with a 'value' that is not a list")
-        token = data.get("continuationToken")
-        return QueryResponse(
-            value=value,
-            continuation_token=token if isinstance(token, str) and token else None,
-            limits=RateLimits.from_headers(reply.headers),
-            request_id=reply.request_id,
-            server_date=server_date(reply.headers),
-        )
+        return _page(reply, "queryPipelineRuns")
 
     async def get_pipeline_run(
         self, *, subscription: str, resource_group: str, factory: str, run_id: str
@@ -299,17 +288,7 @@ class AdfClient:
         url = self._factory_url(subscription, resource_group, factory)
         url = f"{url}/pipelineruns/{_seg(run_id)}/queryActivityruns?api-version={API_VERSION}"
         reply = await self._send("POST", url, dict(filter_parameters), None)
-        data = reply.json_object("queryActivityruns")
-        value = data.get("value", [])
-        if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
-            raise reply.invalid("queryActivityruns answered with a 'value' that is not a list")
-        token = data.get("continuationToken")
-        return QueryResponse(
-            value=value,
-            continuation_token=token if isinstance(token, str) and token else None,
-            limits=RateLimits.from_headers(reply.headers),
-            request_id=reply.request_id,
-        )
+        return _page(reply, "queryActivityruns")
 
     async def cancel_pipeline_run(
         self,
@@ -364,6 +343,22 @@ class AdfClient:
                 response.status, response.reason, response.headers, text, redactor=self._redactor
             )
         return _Reply(response.status, response.headers, text, self._redactor)
+
+
+def _page(reply: _Reply, operation: str) -> QueryResponse:
+    """One page of a paged query's answer: ``value`` (objects) and ``continuationToken``."""
+    data = reply.json_object(operation)
+    value = data.get("value", [])
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise reply.invalid(f"{operation} answered with a 'value' that is not a list")
+    token = data.get("continuationToken")
+    return QueryResponse(
+        value=value,
+        continuation_token=token if isinstance(token, str) and token else None,
+        limits=RateLimits.from_headers(reply.headers),
+        request_id=reply.request_id,
+        server_date=server_date(reply.headers),
+    )
 
 
 def create_run_url(endpoint: str, spec: RunSpec) -> str:
