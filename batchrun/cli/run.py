@@ -1,10 +1,11 @@
 """``batchrun run MANIFEST``: trigger every run of a manifest, write the report, summarise it.
 
 Exit codes: ``0`` every run triggered (with ``--wait``: and ``Succeeded``); ``1`` at least one
-failed (with ``--wait``: to trigger, or in ADF, or timed out); ``2`` a usage, manifest or
-report error (nothing sent), another process holds the report, or the report stopped taking
-lines (sending stopped); ``3`` no token, or ARM rejected it; ``129``/``130``/``143`` stopped by
-SIGHUP/SIGINT/SIGTERM (the first signal's).
+failed (with ``--wait``: to trigger, or in ADF, or timed out), or ``--only-missing`` could not
+search ADF (nothing sent); ``2`` a usage, manifest or report error (nothing sent), another
+process holds the report, or the report stopped taking lines (sending stopped); ``3`` no token,
+or ARM rejected it; ``129``/``130``/``143`` stopped by SIGHUP/SIGINT/SIGTERM (the first
+signal's).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def command(args: argparse.Namespace) -> int:
     for warning in manifest.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud, endpoint = cloud_and_endpoint(args)
-    only_missing = _only_missing(args, now=utc_now())
+    only_missing = only_missing_settings(args, now=utc_now())
     if args.dry_run:
         _print_dry_run(manifest, endpoint)
         if only_missing is not None:
@@ -206,7 +207,7 @@ _SINCE_AGO = re.compile(r"(?P<number>\d+)\s*(?P<unit>[dhm])", re.IGNORECASE)
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
-def _only_missing(args: argparse.Namespace, *, now: datetime) -> OnlyMissing | None:
+def only_missing_settings(args: argparse.Namespace, *, now: datetime) -> OnlyMissing | None:
     if not args.only_missing:
         if args.since is not None:
             raise UsageError("--since needs --only-missing: it says how far back to look")
