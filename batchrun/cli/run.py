@@ -224,7 +224,10 @@ def since_time(text: str, *, now: datetime) -> datetime:
     ago = _SINCE_AGO.fullmatch(text.strip())
     if ago is not None:
         unit = _UNITS[ago["unit"].lower()]
-        return now - timedelta(**{unit: int(ago["number"])})
+        try:
+            return now - timedelta(**{unit: int(ago["number"])})
+        except OverflowError:
+            raise UsageError(f"--since {text!r} reaches back before the year 1") from None
     if text.strip()[:1].isdigit() and "-" not in text:
         raise UsageError(
             f"--since {text!r} is not a duration: give a number and a unit, d, h or m "

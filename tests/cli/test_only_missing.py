@@ -36,6 +36,7 @@ def test_since_is_a_duration_back_from_now_or_a_zoned_time(text: str, since: dat
         ("2w", "is not a duration"),
         ("2026-11-25T22:00", "has no time zone"),
         ("yesterday", "is not an ISO 8601 date and time"),
+        ("99999999d", "reaches back before the year 1"),
     ],
 )
 def test_a_since_that_is_neither_is_refused_with_the_forms_it_takes(
