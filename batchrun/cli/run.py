@@ -1,10 +1,11 @@
 """``batchrun run MANIFEST``: trigger every run of a manifest, write the report, summarise it.
 
 Exit codes: ``0`` every run triggered (with ``--wait``: and ``Succeeded``); ``1`` at least one
-failed (with ``--wait``: to trigger, or in ADF, or timed out); ``2`` a usage, manifest or
-report error (nothing sent), another process holds the report, or the report stopped taking
-lines (sending stopped); ``3`` no token, or ARM rejected it; ``129``/``130``/``143`` stopped by
-SIGHUP/SIGINT/SIGTERM (the first signal's).
+failed (with ``--wait``: to trigger, or in ADF, or timed out), or ``--only-missing`` could not
+search ADF (nothing sent); ``2`` a usage, manifest or report error (nothing sent), another
+process holds the report, or the report stopped taking lines (sending stopped); ``3`` no token,
+or ARM rejected it; ``129``/``130``/``143`` stopped by SIGHUP/SIGINT/SIGTERM (the first
+signal's).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import dataclasses
 import gc
 import json
 import os
+import re
 import shlex
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,13 +34,16 @@ from batchrun.cli.options import (
     retry_settings,
     timeouts,
 )
+from batchrun.cli.recover import parse_option_time
 from batchrun.cli.watch import add_follow_options, follow, follow_settings
-from batchrun.errors import UsageError
+from batchrun.errors import ApiError, UsageError
 from batchrun.manifest.loader import Manifest, load_manifest
 from batchrun.manifest.shard import parse_shard, select
 from batchrun.report.summary import render, summarize
+from batchrun.run.missing import DEFAULT_SINCE, ONLY_MISSING_FAILED, OnlyMissing
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.runner import BatchOutcome, BatchSettings, HandedRuns, run_batch
+from batchrun.times import utc_now
 
 if TYPE_CHECKING:
     import argparse
@@ -85,6 +90,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
     )
     parser.add_argument(
+        "--only-missing",
+        action="store_true",
+        help="first ask ADF which runs already succeeded (same pipeline and parameters) "
+        "and skip those; one paged read per factory",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="T",
+        help="with --only-missing: count runs that ended since T, an ISO time with a zone "
+        "(2026-11-25T22:00Z) or a duration back from now (7d, 36h, 90m); default 7d",
+    )
+    parser.add_argument(
         "--wait",
         action="store_true",
         help="then follow every triggered run to its end (exit 0 only if all Succeeded)",
@@ -102,8 +119,15 @@ def command(args: argparse.Namespace) -> int:
     for warning in manifest.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud, endpoint = cloud_and_endpoint(args)
+    only_missing = only_missing_settings(args, now=utc_now())
     if args.dry_run:
         _print_dry_run(manifest, endpoint)
+        if only_missing is not None:
+            # a dry run asks no token and reads nothing: it lists every run the manifest has
+            print(
+                "--only-missing: ADF was not searched in a dry run; every run is listed",
+                file=sys.stderr,
+            )
         _print_notifiers(args)
         return EXIT_OK
     report = args.report or Path(
@@ -131,13 +155,20 @@ def command(args: argparse.Namespace) -> int:
         grace_s=args.grace,
         reconcile=ReconcileSettings(window_s=args.reconcile_window),
         shard=args.shard,
+        only_missing=only_missing,
     )
     # the runner takes the runs out as it hands them on: holding the manifest here would keep
     # every run alive for the whole batch (~80 MB of RSS at 100,000 runs)
     handed = HandedRuns(manifest)
     del manifest
     _tune_gc()
-    outcome = asyncio.run(_run(handed, settings, cloud=cloud))
+    try:
+        outcome = asyncio.run(_run(handed, settings, cloud=cloud))
+    except ApiError as exc:
+        if exc.code != ONLY_MISSING_FAILED:
+            raise
+        print(f"batchrun: error: {exc.message}", file=sys.stderr)
+        return EXIT_AUTH if exc.status == 401 else EXIT_FAILED
     # with --wait the summary comes once, when the runs have ended
     code = _finish(outcome, report, table=not args.wait)
     if not args.wait or outcome.signal is not None or outcome.auth_error is not None:
@@ -172,8 +203,49 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
+_SINCE_AGO = re.compile(r"(?P<number>\d+)\s*(?P<unit>[dhm])", re.IGNORECASE)
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def only_missing_settings(args: argparse.Namespace, *, now: datetime) -> OnlyMissing | None:
+    if not args.only_missing:
+        if args.since is not None:
+            raise UsageError("--since needs --only-missing: it says how far back to look")
+        return None
+    since = now - DEFAULT_SINCE if args.since is None else since_time(args.since, now=now)
+    if since >= now:
+        raise UsageError(f"--since {args.since} is not in the past")
+    return OnlyMissing(since=since)
+
+
+def since_time(text: str, *, now: datetime) -> datetime:
+    """``--since``: a duration back from ``now`` (``7d``, ``36h``, ``90m``), or an ISO 8601
+    time with a zone."""
+    ago = _SINCE_AGO.fullmatch(text.strip())
+    if ago is not None:
+        unit = _UNITS[ago["unit"].lower()]
+        try:
+            return now - timedelta(**{unit: int(ago["number"])})
+        except OverflowError:
+            raise UsageError(f"--since {text!r} reaches back before the year 1") from None
+    if text.strip()[:1].isdigit() and "-" not in text:
+        raise UsageError(
+            f"--since {text!r} is not a duration: give a number and a unit, d, h or m "
+            "(7d, 36h, 90m), or an ISO time with a zone (2026-11-25T22:00Z)"
+        )
+    return parse_option_time(text, option="--since")
+
+
 def _finish(outcome: BatchOutcome, report: Path, *, table: bool = True) -> int:
     progress = outcome.progress
+    if outcome.only_missing is not None:
+        search = outcome.only_missing
+        print(
+            f"--only-missing: {len(search.found)} of {search.searched} runs had already "
+            f"succeeded in ADF and were skipped ({search.reads} reads, "
+            f"{search.factories} factories)",
+            file=sys.stderr,
+        )
     print(progress.summary())
     if outcome.already_succeeded:
         print(f"  ({outcome.already_succeeded} runs had already succeeded in the resumed report)")

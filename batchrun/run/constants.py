@@ -40,3 +40,13 @@ QUEUE_BACKOFF_MAX_S: Final = 30.0
 # endpoint, before the batch stops as unreachable: a first wave of requests fails within
 # milliseconds, so three say "wrong port/host" without waiting, and one blip is not enough
 UNREACHABLE_AFTER: Final = 3
+
+# --only-missing (run.missing): factories searched at once. The reads pacer sets the pace per
+# subscription; this bounds the answers held in memory and the sockets open while searching
+MISSING_FACTORIES_AT_ONCE: Final = 8
+# pipeline names in one PipelineName In filter: a manifest with more pipelines in a factory asks
+# once per this many. ADF documents no bound, but a request body of thousands of names risks one
+MISSING_PIPELINES: Final = 100
+# pages of one factory's succeeded runs since --since: 100,000 runs; more says --since reaches
+# too far back for a search, rather than keeping the batch reading before it sends anything
+MISSING_MAX_PAGES: Final = 1000

@@ -14,6 +14,7 @@ from batchrun.report.reader import read_records
 from batchrun.report.writer import ReportWriter
 from batchrun.run.journal import BatchIdentity, Journal, journal_path, read_intents
 from batchrun.run.lock import BatchLock
+from batchrun.run.missing import OnlyMissing, Search, find_succeeded
 from batchrun.run.progress import Progress
 from batchrun.run.reconcile import RECONCILE_FAILED, ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from batchrun.arm.auth import TokenProvider
+    from batchrun.arm.client import RunReader
     from batchrun.manifest.loader import Manifest
     from batchrun.model import RunSpec
 
@@ -77,6 +79,10 @@ class BatchSettings:
     """``K/N`` when only a slice of the manifest runs (``--shard``); recorded in the journal so
     a resume of another slice is refused. ``None``: the whole manifest."""
 
+    only_missing: OnlyMissing | None = None
+    """``--only-missing [--since T]``: before sending, leave out (a ``skipped`` line with the
+    existing runId) every run ADF already ran to success since T. ``None``: trigger every run."""
+
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
@@ -84,6 +90,8 @@ class BatchOutcome:
     already_succeeded: int
     auth_error: ApiError | None
     signal: signal.Signals | None
+    only_missing: Search | None = None
+    """What ``--only-missing`` found, and the reads it took; ``None`` without the flag."""
     write_failure: WriteError | None = None
     """The first line that could not be written to the report or journal: the batch stopped."""
     unwritten: int = 0
@@ -154,7 +162,11 @@ def resumption(
         run_id, status = record.get("id"), record.get("status")
         if not isinstance(run_id, str):
             continue
-        if status == "succeeded" and isinstance(record.get("run_id"), str):
+        # a run --only-missing found already succeeded in ADF is as done as one triggered
+        done = status == "succeeded" or (
+            status == "skipped" and record.get("already_succeeded") is True
+        )
+        if done and isinstance(record.get("run_id"), str):
             succeeded[run_id] = record["run_id"]
             continue
         succeeded.pop(run_id, None)
@@ -198,6 +210,9 @@ async def run_batch(
        remember the runs that may exist without an answer (nothing to resume: a new batch).
        Without it, a report or journal already there is a ReportError. Nothing is created yet.
     3. Ask for a token and open the client: no token, AuthError, and nothing sent or written.
+       With ``settings.only_missing``, ask ADF which runs already succeeded
+       (:mod:`batchrun.run.missing`): a search that fails raises, nothing written or sent; the
+       runs found get their ``skipped`` line first and are not sent.
     4. Open the journal, then the report, and hand the runs to the :class:`Scheduler`
        (pacing, retries, reconciliation), a line per run as each finishes.
     5. On SIGINT/SIGTERM/SIGHUP, or when a line cannot be written, stop taking runs, give those
@@ -223,10 +238,14 @@ async def _run_locked(
         timeouts=settings.timeouts,
         connections=settings.concurrency,
     ) as client:
+        # --only-missing asks before the report is opened: a search that fails leaves nothing
+        found = await _already_succeeded(client, resumed, settings)
         with (
             Journal.open(settings.report, identity, resume=settings.resume) as journal,
             ReportWriter.open(settings.report, resume=settings.resume) as writer,
         ):
+            if found is not None:
+                found.leave_out(resumed.todo, writer, progress)
             scheduler = Scheduler(
                 trigger=client,
                 writer=writer,
@@ -247,10 +266,25 @@ async def _run_locked(
     return BatchOutcome(
         progress=progress,
         already_succeeded=resumed.already_succeeded,
+        only_missing=found,
         auth_error=scheduler.auth_failed,
         signal=stopper.first_signal,
         write_failure=stopper.write_failure,
         unwritten=writer.unwritten,
+    )
+
+
+async def _already_succeeded(
+    client: RunReader, resumed: Resumption, settings: BatchSettings
+) -> Search | None:
+    if settings.only_missing is None:
+        return None
+    return await find_succeeded(
+        client,
+        resumed.todo,
+        settings=settings.only_missing,
+        retry=settings.retry,
+        claimed=resumed.claimed,
     )
 
 
