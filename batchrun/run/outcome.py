@@ -156,6 +156,10 @@ def verdict(last: Mapping[str, Mapping[str, Any]]) -> Verdict:
     outcomes: dict[str, int] = {}
     not_triggered = unfinished = 0
     for record in last.values():
+        if record.get("already_succeeded") is True:
+            # --only-missing found it succeeded in ADF already: nothing left to do for it
+            outcomes[SUCCEEDED] = outcomes.get(SUCCEEDED, 0) + 1
+            continue
         if record.get("status") != "succeeded":
             not_triggered += 1
             continue
