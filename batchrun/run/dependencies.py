@@ -161,13 +161,18 @@ class DependencyDriver:
         following = asyncio.ensure_future(self._follow())
         try:
             await self._scheduler.run(ready, open_feed=bool(self._waiting))
-        finally:
-            # nothing more is triggered, so nothing more is added to follow
-            if self._scheduler.stopping:
-                self._monitor.stop()
-            else:
-                self._monitor.close()
-            await following
+        except BaseException:
+            # cancelled (a second signal, the grace is over) or raised: the following ends too
+            self._monitor.stop()
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+            raise
+        # nothing more is triggered, so nothing more is added to follow
+        if self._scheduler.stopping:
+            self._monitor.stop()
+        else:
+            self._monitor.close()
+        await following
         self.undecided = len(self._waiting)
         if self.undecided:
             _log.warning("dependents.undecided", runs=self.undecided)

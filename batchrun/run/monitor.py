@@ -219,7 +219,7 @@ class Monitor:
             await self._poll(factories, sweep=sweep)
             await self._timeouts(factories)
             if not self._pending(factories):
-                break
+                continue  # ended, or waits for more
             await self._pause(self._interval(factories))
         return FollowResult(
             outcomes=dict(self._outcomes),
@@ -234,8 +234,8 @@ class Monitor:
 
     async def _until_added(self) -> None:
         """While nothing is followed: until a run is added, the feed closes, or a stop."""
-        self._added.clear()
-        if self._feed_closed:
+        if self._added.is_set():
+            self._added.clear()  # an add since the last wait: look again before waiting
             return
         waker = asyncio.ensure_future(self._stopping.wait())
         adder = asyncio.ensure_future(self._added.wait())
