@@ -2,8 +2,8 @@
 every run it needs ended Succeeded (checked against the emulator's own run times), and is
 skipped, transitively, when one did not; a stop stops the chain; a resume goes on with it.
 
-The emulator's ManualClock starts now and moves only when the monitor sleeps, so a run's times in ADF say
-when, in the night's own time, it was created and when it ended."""
+The emulator's ManualClock starts now and moves only when the monitor sleeps, so a run's times
+in ADF say when, in the night's own time, it was created and when it ended."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pytest
 
 from batchrun.arm.retry import RetrySettings
@@ -32,6 +31,8 @@ from tests.helpers.scheduling import report_lines
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
+
+    import aiohttp
 
     from tests.helpers.emulator import InProcessEmulator, ServeEmulator
 
@@ -108,12 +109,11 @@ class Night:
             wait=wait,
             follow=FollowSettings(poll_s=10.0, retry=FAST_RETRY),
         )
-        return await asyncio.wait_for(
-            run_batch(
-                HandedRuns(manifest), settings, tokens=StaticTokens(), now=self.now, sleep=self.sleep
-            ),
-            timeout=30,  # a bound on a hang, never a wait for something to happen
+        batch = run_batch(
+            HandedRuns(manifest), settings, tokens=StaticTokens(), now=self.now, sleep=self.sleep
         )
+        # a bound on a hang, never a wait for something to happen
+        return await asyncio.wait_for(batch, timeout=30)
 
     def lines(self) -> list[dict[str, Any]]:
         return report_lines(self.report)
