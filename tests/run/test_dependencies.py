@@ -328,3 +328,18 @@ async def test_a_resume_decides_a_skipped_dependent_again(night: Night) -> None:
         ("after", "skipped"),
     ]
     assert await night.created() == {}
+
+
+async def test_a_refused_token_stops_the_dependents_without_a_line(
+    serve_emulator: ServeEmulator, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    served = await serve_emulator(
+        topology(CONFIG), clock=ManualClock(start=time.time()), expect_token="another-token"
+    )
+    night = Night(served, session, tmp_path)
+    outcome = await night.run(CHAIN, CHAIN_NEEDS)
+
+    assert outcome.auth_error is not None and outcome.auth_error.status == 401
+    # the refused run's line says so; its dependents are left for --resume, with no line
+    assert [line["id"] for line in night.lines()] == ["load"]
+    assert outcome.progress.blocked == 0
