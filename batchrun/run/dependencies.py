@@ -128,7 +128,6 @@ class DependencyDriver:
         self._now = now
         self._waiting: dict[str, _Waiting] = {}
         self._dependents: dict[str, list[str]] = {}
-        self._roots: dict[str, _Root] = {}
         self._ready: list[RunSpec] | None = []
         self._stopped = False
         self.follow_error: ApiError | None = None
@@ -190,7 +189,8 @@ class DependencyDriver:
                     self._monitor.add(followed)
             elif outcome is not None and run_id in self._dependents:
                 self._decide(run_id, outcome, detail=_text(record.get("reason")))
-        for need in [n for n in self._dependents if n not in in_batch | set(self._earlier)]:
+        known = in_batch | self._earlier.keys()
+        for need in [n for n in self._dependents if n not in known]:
             # needed, yet neither in this batch nor in the report (another --shard)
             self._decide(need, NOT_IN_BATCH)
 
@@ -207,7 +207,7 @@ class DependencyDriver:
         except BaseException:
             self.stop()
             raise
-        if self._waiting and not self._stopped:
+        if self._waiting and not (self._stopped or self._scheduler.stopping):
             # the following ended before the needs did (it gave up): no more can be decided
             _log.warning("follow.ended_early", waiting=len(self._waiting))
         self._scheduler.close()
