@@ -47,6 +47,7 @@ subscriptions:
             pipelines:
               Load: {{}}
               LoadBroken: {{failure_rate: 1.0}}
+              LoadSlow: {{duration_ms: 600000}}
   {OTHER_SUB}:
     resource_groups:
       {RG}:
@@ -56,7 +57,7 @@ subscriptions:
               Build: {{}}
               Export: {{}}
 """
-WHERE = {"Load": SUB, "LoadBroken": SUB, "Missing": SUB, "Build": OTHER_SUB, "Export": OTHER_SUB}
+WHERE = {"Load": SUB, "LoadBroken": SUB, "LoadSlow": SUB, "Missing": SUB, "Build": OTHER_SUB, "Export": OTHER_SUB}
 FACTORY = {SUB: "loads", OTHER_SUB: "marts"}
 FAST_RETRY = RetrySettings(max_attempts=3, max_seconds=60, backoff_initial_s=0.01)
 
@@ -222,6 +223,18 @@ async def test_a_failed_dependency_skips_two_levels_while_another_chain_complete
     assert await night.created() == {"bad": 1, "load": 1, "build": 1, "export": 1}
     assert outcome.progress.blocked == 2 and outcome.progress.skipped == 2
     assert outcome.progress.done == outcome.progress.total == 6
+
+
+async def test_a_slow_chain_does_not_hold_up_an_independent_one(night: Night) -> None:
+    runs = [run("slow", "LoadSlow"), run("slow-mart", "Build"), *CHAIN]
+    await night.run(runs, {"slow-mart": ("slow",), **CHAIN_NEEDS})
+
+    last = night.last()
+    slow_end = ran_at(last["slow"], "run_end")
+    # the quick chain went through all its levels while the slow load was still running
+    assert await night.started("export") < slow_end
+    assert await night.started("slow-mart") >= slow_end
+    assert [line["id"] for line in night.lines()][-1] == "slow-mart"
 
 
 async def test_a_dependency_that_fails_to_trigger_skips_its_dependents(night: Night) -> None:
