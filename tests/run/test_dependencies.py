@@ -57,7 +57,10 @@ subscriptions:
               Build: {{}}
               Export: {{}}
 """
-WHERE = {"Load": SUB, "LoadBroken": SUB, "LoadSlow": SUB, "Missing": SUB, "Build": OTHER_SUB, "Export": OTHER_SUB}
+WHERE = {
+    **dict.fromkeys(("Load", "LoadBroken", "LoadSlow", "Missing"), SUB),
+    **dict.fromkeys(("Build", "Export"), OTHER_SUB),
+}
 FACTORY = {SUB: "loads", OTHER_SUB: "marts"}
 FAST_RETRY = RetrySettings(max_attempts=3, max_seconds=60, backoff_initial_s=0.01)
 
