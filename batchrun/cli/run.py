@@ -1,11 +1,11 @@
 """``batchrun run MANIFEST``: trigger every run of a manifest, write the report, summarise it.
 
 Exit codes: ``0`` every run triggered (with ``--wait``: and ``Succeeded``); ``1`` at least one
-failed (with ``--wait``: to trigger, or in ADF, or timed out), or ``--only-missing`` could not
-search ADF (nothing sent); ``2`` a usage, manifest or report error (nothing sent), another
-process holds the report, or the report stopped taking lines (sending stopped); ``3`` no token,
-or ARM rejected it; ``129``/``130``/``143`` stopped by SIGHUP/SIGINT/SIGTERM (the first
-signal's).
+failed (with ``--wait``: to trigger, or in ADF, or timed out), or was not triggered because a
+run it needs did not succeed, or ``--only-missing`` could not search ADF (nothing sent); ``2`` a
+usage, manifest or report error (nothing sent), another process holds the report, or the report
+stopped taking lines (sending stopped); ``3`` no token, or ARM rejected it;
+``129``/``130``/``143`` stopped by SIGHUP/SIGINT/SIGTERM (the first signal's).
 """
 
 from __future__ import annotations
@@ -35,14 +35,16 @@ from batchrun.cli.options import (
     timeouts,
 )
 from batchrun.cli.recover import parse_option_time
-from batchrun.cli.watch import add_follow_options, follow, follow_settings
+from batchrun.cli.watch import add_follow_options, finish, follow, follow_settings
 from batchrun.errors import ApiError, UsageError
 from batchrun.manifest.loader import Manifest, load_manifest
 from batchrun.manifest.shard import parse_shard, select
 from batchrun.report.summary import render, summarize
 from batchrun.run.missing import DEFAULT_SINCE, ONLY_MISSING_FAILED, OnlyMissing
+from batchrun.run.outcome import last_lines, verdict
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.runner import BatchOutcome, BatchSettings, HandedRuns, run_batch
+from batchrun.run.watch import WatchOutcome
 from batchrun.times import utc_now
 
 if TYPE_CHECKING:
@@ -116,6 +118,7 @@ def command(args: argparse.Namespace) -> int:
     if args.shard:
         shard = parse_shard(args.shard)
         manifest = dataclasses.replace(manifest, runs=tuple(select(manifest.runs, shard)))
+        manifest = _needs_in_shard(manifest, args.shard)
     for warning in manifest.warnings:
         print(f"batchrun: warning: {warning}", file=sys.stderr)
     cloud, endpoint = cloud_and_endpoint(args)
@@ -156,10 +159,13 @@ def command(args: argparse.Namespace) -> int:
         reconcile=ReconcileSettings(window_s=args.reconcile_window),
         shard=args.shard,
         only_missing=only_missing,
+        wait=args.wait,
+        follow=follow_settings(args),
     )
     # the runner takes the runs out as it hands them on: holding the manifest here would keep
     # every run alive for the whole batch (~80 MB of RSS at 100,000 runs)
     handed = HandedRuns(manifest)
+    ordered = bool(manifest.needs)
     del manifest
     _tune_gc()
     try:
@@ -173,6 +179,14 @@ def command(args: argparse.Namespace) -> int:
     code = _finish(outcome, report, table=not args.wait)
     if not args.wait or outcome.signal is not None or outcome.auth_error is not None:
         return code
+    if ordered:
+        # every run was followed along the way: following the report again would follow
+        # twice what the monitor gave up on
+        followed = outcome.followed
+        count = followed.unfinished + sum(followed.outcomes.values()) if followed else 0
+        return max(
+            code, finish(WatchOutcome(count, followed, verdict(last_lines(report)), None), report)
+        )
     return follow(
         report,
         follow_settings(args),
@@ -277,7 +291,32 @@ def _finish(outcome: BatchOutcome, report: Path, *, table: bool = True) -> int:
             file=sys.stderr,
         )
         return EXIT_AUTH
-    return EXIT_FAILED if progress.failed else EXIT_OK
+    if outcome.undecided:
+        print(
+            f"{outcome.undecided} runs not triggered: the runs they need were not seen to end; "
+            f"{rerun}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_FAILED if progress.failed or progress.blocked else EXIT_OK
+
+
+def _needs_in_shard(manifest: Manifest, shard: str) -> Manifest:
+    """The manifest's needs, for the runs of the shard; a need in another shard is an error
+    (this shard could never see it end)."""
+    if not manifest.needs:
+        return manifest
+    ids = {spec.id for spec in manifest.runs}
+    for spec in manifest.runs:
+        for need in manifest.needs.get(spec.id, ()):
+            if need not in ids:
+                raise UsageError(
+                    f"{spec.source or manifest.path}: {spec.id} needs {need}, which --shard "
+                    f"{shard} leaves to another slice; a shard must hold every run its runs "
+                    "need: run this manifest without --shard"
+                )
+    needs = {run_id: wanted for run_id, wanted in manifest.needs.items() if run_id in ids}
+    return dataclasses.replace(manifest, needs=needs)
 
 
 def _print_dry_run(manifest: Manifest, endpoint: str) -> None:

@@ -1,8 +1,9 @@
 """``batchrun summary REPORT...``: what one or more reports say, as a table, JSON, markdown or a
 self-contained HTML page (``--format html -o night.html``).
 
-Exit codes: ``0`` no run failed; ``1`` at least one did (its last line says so); ``2`` a report
-cannot be read, or the output cannot be written.
+Exit codes: ``0`` no run failed; ``1`` at least one did (its last line says so), or was skipped
+because a run it needs did not succeed; ``2`` a report cannot be read, or the output cannot be
+written.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
@@ -67,6 +67,7 @@ class Manifest:
     runs: tuple[RunSpec, ...]
     warnings: tuple[ManifestIssue, ...]
     fingerprint: str  # sha256 hex of the canonical JSON of the expanded runs
+    needs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def load_manifest(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> Manifest:

@@ -95,6 +95,8 @@ def _cards(summary: Summary) -> str:
     # the trigger's status, named apart from ADF's outcomes ("succeeded" vs "Succeeded")
     names = {"succeeded": "triggered", "failed": "failed to trigger"}
     counts += [(names.get(status, status), n) for status, n in summary.statuses.items() if n]
+    if summary.blocked:
+        counts.append(("skipped: a need did not succeed", summary.blocked))
     if summary.outcomes is not None:
         counts += [(name, n) for name, n in summary.outcomes.outcomes.items() if n]
     cards = "".join(f'<div class="card"><b>{n}</b>{escape(name)}</div>' for name, n in counts)

@@ -8,6 +8,11 @@ are SUMMED over all its lines: the distribution says how many createRun requests
 total. The wall-clock span runs from the earliest ``started_at`` to the latest ``finished_at`` of
 any line (a resumed report's span includes the pause between invocations), and throughput is
 lines per second of that span.
+
+A run not triggered because a run it needs did not succeed (its line says ``status: skipped``
+and ``skipped_because: {needs, root, root_outcome}``) counts as skipped, and again under its root
+cause: the run at the start of the chain and how it ended. Such a run makes ``summary`` exit 1,
+as ``run`` does.
 """
 
 from __future__ import annotations
@@ -56,6 +61,17 @@ class ErrorCount:
 
 
 @dataclass(frozen=True, slots=True)
+class RootCause:
+    """Runs skipped because a run they need, here or further up, did not succeed."""
+
+    root: str
+    """The run at the start of the chain."""
+    outcome: str
+    """How it ended: ``Failed``, ``Cancelled``, ``TimedOut``, ``failed to trigger``, …"""
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class SlowRun:
     id: str
     factory: str
@@ -80,6 +96,13 @@ class Summary:
     failed_ids: tuple[str, ...] = ()
     outcomes: OutcomeSummary | None = None
     """How the followed runs ended (``--wait``/``watch`` outcome lines); None without any."""
+    root_causes: tuple[RootCause, ...] = ()
+    """The runs skipped because of a dependency, by root cause, the most skipped first."""
+
+    @property
+    def blocked(self) -> int:
+        """Runs skipped because a run they need did not succeed."""
+        return sum(cause.count for cause in self.root_causes)
 
     @property
     def runs(self) -> int:
@@ -88,9 +111,10 @@ class Summary:
     @property
     def failed(self) -> bool:
         """At least one run's outcome is ``failed``, or a followed run ended other than
-        ``Succeeded``: ``batchrun summary`` exits 1."""
+        ``Succeeded``, or a run was skipped because of a dependency: ``batchrun summary``
+        exits 1."""
         ended_badly = self.outcomes is not None and self.outcomes.failed
-        return self.statuses.get("failed", 0) > 0 or ended_badly
+        return self.statuses.get("failed", 0) > 0 or ended_badly or self.blocked > 0
 
     @property
     def span_s(self) -> float | None:
@@ -138,6 +162,13 @@ class Summary:
             "lines_per_s": None if rate is None else round(rate, 3),
             "failed_ids": list(self.failed_ids),
             "followed": None if self.outcomes is None else self.outcomes.to_dict(),
+            "skipped_because_of_dependency": {
+                "runs": self.blocked,
+                "root_causes": [
+                    {"root": c.root, "root_outcome": c.outcome, "runs": c.count}
+                    for c in self.root_causes
+                ],
+            },
         }
 
 
@@ -188,6 +219,7 @@ def summarize(paths: Sequence[Path]) -> Summary:
         last_finished=last_finished,
         failed_ids=tuple(r["id"] for r in outcomes if r.get("status") == "failed"),
         outcomes=summarize_outcomes(outcomes),
+        root_causes=_root_causes(outcomes),
     )
 
 
@@ -241,6 +273,9 @@ def _slim(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("status") == "failed" and isinstance(error, dict):
         slim["error"] = {"code": error.get("code"), "message": error.get("message")}
     slim.update(slim_outcome(record))
+    because = record.get("skipped_because")
+    if record.get("status") == "skipped" and isinstance(because, dict):
+        slim["skipped_because"] = (_str(because.get("root")), _str(because.get("root_outcome")))
     return slim
 
 
@@ -276,6 +311,16 @@ def _errors(outcomes: Iterable[dict[str, Any]]) -> tuple[ErrorCount, ...]:
     return tuple(
         ErrorCount(code, count, examples[code])
         for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    )
+
+
+def _root_causes(outcomes: Iterable[dict[str, Any]]) -> tuple[RootCause, ...]:
+    counts = Counter(
+        record["skipped_because"] for record in outcomes if "skipped_because" in record
+    )
+    return tuple(
+        RootCause(root, outcome, count)
+        for (root, outcome), count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     )
 
 
@@ -321,6 +366,11 @@ def _sections(summary: Summary) -> list[tuple[str, list[str], list[list[str]]]]:
             [[e.code, str(e.count), shorten(e.example, _EXAMPLE_CHARS)] for e in summary.errors],
         ),
         (
+            "Skipped because of a dependency, by root cause",
+            ["root run", "ended", "runs skipped"],
+            [[c.root, c.outcome, str(c.count)] for c in summary.root_causes],
+        ),
+        (
             "Attempts per run",
             ["attempts", "runs"],
             [[str(n), str(runs)] for n, runs in summary.attempts.items()],
@@ -342,6 +392,12 @@ def _sections(summary: Summary) -> list[tuple[str, list[str], list[list[str]]]]:
 def _headline(summary: Summary) -> list[str]:
     counts = ", ".join(f"{count} {status}" for status, count in summary.statuses.items())
     lines = [f"{summary.runs} runs ({summary.lines} report lines): {counts}"]
+    if summary.blocked:
+        roots = len(summary.root_causes)
+        lines.append(
+            f"skipped because a run they need did not succeed: {summary.blocked} "
+            f"({roots} root cause{'s' if roots != 1 else ''})"
+        )
     lines.append(f"reconciled: {summary.reconciled}")
     span, rate = summary.span_s, summary.throughput
     if span is not None:

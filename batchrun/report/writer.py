@@ -168,11 +168,15 @@ class ReportWriter:
         return cls(AppendOnlyJsonl.open(path, resume=resume, what="report", exists_hint=hint))
 
     def write(self, result: RunResult) -> None:
+        self.append(result.to_record())
+
+    def append(self, record: dict[str, Any]) -> None:
+        """One line as it is (an outcome line of a followed run), failing as :meth:`write`."""
         if self.failure is not None:
             self.unwritten += 1
             return
         try:
-            self._file.append(result.to_record())
+            self._file.append(record)
         except WriteError as exc:
             if self.on_failure is None:
                 raise

@@ -7,6 +7,9 @@ run whose pipeline's queue is full waits here as a plain object, holding no task
 pipelines of the subscription take the room. A task that ADF's queue refuses comes back and
 waits again; its pipeline's runs keep their manifest order.
 
+An open lane (``open_feed=True``) takes more runs while it drives (:meth:`Lane.add`: a dependent
+whose needs have succeeded) and waits for them until :meth:`Lane.close`.
+
 Every task is watched to its end: one that raises (a bug, never an expected failure) is handed
 to ``on_crash``, which stops the batch loudly; a cancelled lane cancels its tasks and waits for
 them, so none is left running unseen.
@@ -38,8 +41,10 @@ class Lane:
         max_tasks: int,
         begin: Callable[[RunSpec], PendingRun],
         on_crash: Callable[[BaseException], None],
+        open_feed: bool = False,
     ) -> None:
         self._specs = specs
+        self._open = open_feed
         self._gates = gates
         self._room = asyncio.Semaphore(max_tasks)
         self._begin = begin
@@ -70,6 +75,17 @@ class Lane:
             await asyncio.gather(*self._running, return_exceptions=True)
             raise
 
+    def add(self, spec: RunSpec) -> None:
+        """One more run, behind those listed (an open lane only)."""
+        assert self._open, "a closed lane takes no more runs"
+        self._specs.append(spec)
+        self._changed.set()
+
+    def close(self) -> None:
+        """No more runs will be added: the lane ends once those it has have ended."""
+        self._open = False
+        self._changed.set()
+
     def _ended(self, task: asyncio.Task[PendingRun | None]) -> None:
         self._running.pop(task).leave_room()
         self._changed.set()
@@ -91,7 +107,7 @@ class Lane:
             if run is not None:
                 self._gates.let_through(run.spec, id(run))
                 return run
-            if not self._held and not self._running:
+            if not self._held and not self._running and not self._open:
                 return None
             self._changed.clear()
             await _until_either(self._changed, stopping, within_s=self._reopens_in())

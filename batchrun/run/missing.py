@@ -102,20 +102,27 @@ class Search:
     searched: int = 0
     """runs of the manifest looked for (recovery entries are not)"""
 
-    def leave_out(self, todo: list[RunSpec], writer: ReportWriter, progress: Progress) -> None:
-        """Take the runs found out of ``todo``, each with its ``skipped`` line."""
+    def leave_out(
+        self, todo: list[RunSpec], writer: ReportWriter, progress: Progress
+    ) -> dict[str, dict[str, Any]]:
+        """Take the runs found out of ``todo``, each with its ``skipped`` line; the lines written,
+        by run id (for the runs that others need, they are what decides those)."""
         if not self.found:
-            return
+            return {}
         now = datetime.now(UTC)
         kept: list[RunSpec] = []
+        written: dict[str, dict[str, Any]] = {}
         for spec in todo:
             done = self.found.get(spec.id)
             if done is None:
                 kept.append(spec)
                 continue
-            writer.write(skipped_result(spec, done, at=now))
+            result = skipped_result(spec, done, at=now)
+            writer.write(result)
+            written[spec.id] = result.to_record()
             progress.count_finished("skipped")
         todo[:] = kept
+        return written
 
 
 def skipped_result(spec: RunSpec, done: AlreadySucceeded, *, at: datetime) -> RunResult:

@@ -13,6 +13,10 @@ The interval adapts: a tenth of the youngest unfinished run's age, at least
 ADF's 1,000 monitoring queries a minute. Every :data:`SWEEP_EVERY_S` the window goes back to
 the oldest run still followed, so an update ADF indexed later than :data:`OVERLAP` is still seen.
 
+Runs may be added while it follows (:meth:`Monitor.add`, the dependency driver's runs as each is
+triggered): it then follows until :meth:`Monitor.close` says no more will come and the runs it
+has have ended; ``on_end`` hears of each run that ended (or timed out) once its line is written.
+
 Timeouts count from a run's trigger; with ``on_timeout="cancel"`` the run is cancelled (paced on
 the writes budget) and followed until ADF says ``Cancelled`` (at most :data:`CANCEL_WAIT_S`).
 """
@@ -151,8 +155,11 @@ class Monitor:
         sleep: Sleep = asyncio.sleep,
         read_pacers: Pacers | None = None,
         write_pacers: Pacers | None = None,
+        on_end: Callable[[Followed, str], None] | None = None,
     ) -> None:
         self._client = client
+        self.on_end = on_end
+        """Told of each run that ended (or timed out), once its line is written."""
         self._sink = sink
         self._settings = settings
         self._progress = progress
@@ -165,22 +172,43 @@ class Monitor:
         self._outcomes: Counter[str] = Counter()
         self._read_failures = 0
         self._polls = 0
+        self._factories: dict[tuple[str, str, str], _Factory] = {}
+        self._feed_closed = False
+        self._added = asyncio.Event()
 
     def stop(self) -> None:
         """Stop following after the reads in flight; what ended is already in the report."""
         self._stopping.set()
 
-    async def follow(self, runs: list[Followed]) -> FollowResult:
-        factories: dict[tuple[str, str, str], _Factory] = {}
+    def add(self, followed: Followed) -> None:
+        """One more run to follow, from its next poll (before or while :meth:`follow` runs)."""
+        entry = self._factories.setdefault(followed.factory.key, _Factory(followed.factory))
+        if followed.key in entry.runs:
+            return  # already followed: one outcome line per run
+        entry.runs[followed.key] = _Tracked(followed)
+        self._progress.total += 1
+        self._progress.statuses["Queued"] += 1
+        self._added.set()
+
+    def close(self) -> None:
+        """No more runs will be added: :meth:`follow` ends once those it has have ended."""
+        self._feed_closed = True
+        self._added.set()
+
+    async def follow(self, runs: list[Followed], *, open_feed: bool = False) -> FollowResult:
+        """Follow ``runs`` to their end. With ``open_feed``, :meth:`add` brings more while it
+        follows, and it ends only after :meth:`close` (or :meth:`stop`)."""
         for followed in runs:
-            entry = factories.setdefault(followed.factory.key, _Factory(followed.factory))
-            entry.runs[followed.key] = _Tracked(followed)
-        self._progress.total = len(runs)
-        self._progress.statuses.clear()
-        self._progress.statuses["Queued"] = len(runs)
+            self.add(followed)
+        factories = self._factories
         started = self._now()
         last_sweep = started
-        while self._pending(factories) and not self._stopping.is_set():
+        while (self._pending(factories) or self._more_to_come(open_feed)) and not (
+            self._stopping.is_set()
+        ):
+            if not self._pending(factories):
+                await self._until_added()
+                continue
             now = self._now()
             if (now - started).total_seconds() > self._settings.max_follow_s:
                 _log.warning("follow.gave_up", after_s=self._settings.max_follow_s)
@@ -191,7 +219,7 @@ class Monitor:
             await self._poll(factories, sweep=sweep)
             await self._timeouts(factories)
             if not self._pending(factories):
-                break
+                continue  # ended, or waits for more
             await self._pause(self._interval(factories))
         return FollowResult(
             outcomes=dict(self._outcomes),
@@ -200,6 +228,23 @@ class Monitor:
             reads=self._reads.count + self._progress.activity_reads,
             read_failures=self._read_failures,
         )
+
+    def _more_to_come(self, open_feed: bool) -> bool:
+        return open_feed and not self._feed_closed
+
+    async def _until_added(self) -> None:
+        """While nothing is followed: until a run is added, the feed closes, or a stop."""
+        if self._added.is_set():
+            self._added.clear()  # an add since the last wait: look again before waiting
+            return
+        waker = asyncio.ensure_future(self._stopping.wait())
+        adder = asyncio.ensure_future(self._added.wait())
+        try:
+            await asyncio.wait({waker, adder}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            adder.cancel()
+            await asyncio.gather(waker, adder, return_exceptions=True)
 
     @staticmethod
     def _pending(factories: Mapping[Any, _Factory]) -> int:
@@ -307,6 +352,7 @@ class Monitor:
         if outcome == TIMED_OUT and terminal(tracked.status) is None:
             self._count(tracked.status, TIMED_OUT)
             if tracked.followed.timed_out:
+                self._ended(tracked.followed, outcome)
                 return  # its last line says so already
         self._sink.append(
             outcome_record(
@@ -318,6 +364,11 @@ class Monitor:
             )
         )
         self._progress.done += 1
+        self._ended(tracked.followed, outcome)
+
+    def _ended(self, followed: Followed, outcome: str) -> None:
+        if self.on_end is not None:
+            self.on_end(followed, outcome)
 
     async def _activities(
         self, factory: FactoryRef, tracked: _Tracked

@@ -25,6 +25,8 @@ class Progress:
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
+    blocked: int = 0
+    """Of ``skipped``: not triggered because a run they need did not succeed."""
     retries: int = 0
     throttled: int = 0
     in_flight: int = 0
@@ -64,10 +66,12 @@ class Progress:
         )
 
     def summary(self) -> str:
+        blocked = f", {self.blocked} of them as a run they need did not succeed"
         return (
             f"{self.done} of {self.total} runs in {self.elapsed():.1f}s: "
-            f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped "
-            f"({self.retries} retries, {self.throttled} throttled, "
+            f"{self.succeeded} succeeded, {self.failed} failed, {self.skipped} skipped"
+            + (blocked if self.blocked else "")
+            + f" ({self.retries} retries, {self.throttled} throttled, "
             f"{self.reconciled} found by reconciliation in {self.reads} reads"
             + (f"; {self.window})" if self.window else ")")
         )

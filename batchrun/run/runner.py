@@ -1,9 +1,14 @@
-"""One `batchrun run`: the lock, token first, then the scheduler, the report, signals."""
+"""One `batchrun run`: the lock, token first, then the scheduler, the report, signals.
+
+A manifest with ``needs`` runs through the :class:`~batchrun.run.dependencies.DependencyDriver`
+(the scheduler and the monitor side by side); one without runs through the scheduler alone.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from batchrun.arm.retry import RetrySettings
 from batchrun.arm.session import open_client
@@ -12,17 +17,20 @@ from batchrun.errors import ApiError, ReportError, WriteError
 from batchrun.log import get_logger
 from batchrun.report.reader import read_records
 from batchrun.report.writer import ReportWriter
+from batchrun.run.dependencies import DependencyDriver
 from batchrun.run.journal import BatchIdentity, Journal, journal_path, read_intents
 from batchrun.run.lock import BatchLock
 from batchrun.run.missing import OnlyMissing, Search, find_succeeded
-from batchrun.run.progress import Progress
+from batchrun.run.monitor import FollowResult, FollowSettings, Monitor
+from batchrun.run.progress import FollowProgress, Progress
 from batchrun.run.reconcile import RECONCILE_FAILED, ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
-from batchrun.run.stopper import Stopper
+from batchrun.run.stopper import Batch, Stopper
+from batchrun.times import utc_now
 
 if TYPE_CHECKING:
     import signal
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
     from pathlib import Path
 
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
     from batchrun.arm.client import RunReader
     from batchrun.manifest.loader import Manifest
     from batchrun.model import RunSpec
+    from batchrun.run.monitor import Sleep
+    from batchrun.times import Now
 
 _log = get_logger("batchrun.run.runner")
 
@@ -83,6 +93,13 @@ class BatchSettings:
     """``--only-missing [--since T]``: before sending, leave out (a ``skipped`` line with the
     existing runId) every run ADF already ran to success since T. ``None``: trigger every run."""
 
+    wait: bool = False
+    """``--wait``: with ``needs``, every triggered run is followed along the way, not only the
+    needed ones (without ``needs`` the CLI follows the report once the batch has ended)."""
+
+    follow: FollowSettings = field(default_factory=FollowSettings)
+    """How needed runs are followed (``--poll``, ``--timeout``, ``--on-timeout``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
@@ -97,6 +114,10 @@ class BatchOutcome:
     unwritten: int = 0
     """Runs that ended after that failure, or with it, and have no line: their intents are in
     the journal, so ``--resume`` looks for them in ADF before sending anything."""
+    followed: FollowResult | None = None
+    """With ``needs``: how the runs followed along the way ended."""
+    undecided: int = 0
+    """With ``needs``: dependents left without a line (stopped before their needs ended)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +128,8 @@ class Resumption:
     already_succeeded: int
     claimed: set[str]
     intents: dict[str, datetime]
+    earlier: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The last line of each run not in ``todo`` that ``keep`` asked for (a needed run)."""
 
 
 class HandedRuns:
@@ -117,11 +140,12 @@ class HandedRuns:
     is freed when it has ended, not when the batch does.
     """
 
-    __slots__ = ("_runs", "fingerprint", "path")
+    __slots__ = ("_runs", "fingerprint", "needs", "path")
 
     def __init__(self, manifest: Manifest) -> None:
         self.path = manifest.path
         self.fingerprint = manifest.fingerprint
+        self.needs = manifest.needs
         self._runs: list[RunSpec] | None = list(manifest.runs)
 
     def take(self) -> list[RunSpec]:
@@ -133,9 +157,14 @@ class HandedRuns:
 
 
 def resumption(
-    runs: Sequence[RunSpec], settings: BatchSettings, identity: BatchIdentity
+    runs: Sequence[RunSpec],
+    settings: BatchSettings,
+    identity: BatchIdentity,
+    *,
+    keep: Callable[[str], bool] | None = None,
 ) -> Resumption:
-    """The runs still to trigger; for a resumed report, the runs it already has.
+    """The runs still to trigger; for a resumed report, the runs it already has (and, of those
+    ``keep`` names, their last lines).
 
     Refuses, before anything is created: a new batch where a report or journal already is; a
     resume of a report whose journal is missing or of another manifest. ``--resume`` with
@@ -158,10 +187,13 @@ def resumption(
         return fresh
     intents = read_intents(journal, identity)
     succeeded: dict[str, str] = {}
+    kept: dict[str, dict[str, Any]] = {}
     for record in read_records(settings.report):
         run_id, status = record.get("id"), record.get("status")
         if not isinstance(run_id, str):
             continue
+        if keep is not None and keep(run_id):
+            kept[run_id] = record
         # a run --only-missing found already succeeded in ADF is as done as one triggered
         done = status == "succeeded" or (
             status == "skipped" and record.get("already_succeeded") is True
@@ -175,7 +207,8 @@ def resumption(
             # the run ended with an answer (or was looked for in vain): nothing to look for
             intents.pop(run_id, None)
     todo = [spec for spec in runs if spec.id not in succeeded]
-    return Resumption(todo, len(runs) - len(todo), set(succeeded.values()), intents)
+    earlier = {run_id: kept[run_id] for run_id in succeeded.keys() & kept.keys()}
+    return Resumption(todo, len(runs) - len(todo), set(succeeded.values()), intents, earlier)
 
 
 def _refuse_leftovers(report: Path, journal: Path) -> None:
@@ -199,7 +232,12 @@ def _has_records(report: Path) -> bool:
 
 
 async def run_batch(
-    manifest: HandedRuns, settings: BatchSettings, *, tokens: TokenProvider
+    manifest: HandedRuns,
+    settings: BatchSettings,
+    *,
+    tokens: TokenProvider,
+    now: Now = utc_now,
+    sleep: Sleep = asyncio.sleep,
 ) -> BatchOutcome:
     """Trigger every run of ``manifest`` once, write the report, and say how it went. The runs
     are taken out of ``manifest``: each is freed once it has ended.
@@ -214,7 +252,10 @@ async def run_batch(
        (:mod:`batchrun.run.missing`): a search that fails raises, nothing written or sent; the
        runs found get their ``skipped`` line first and are not sent.
     4. Open the journal, then the report, and hand the runs to the :class:`Scheduler`
-       (pacing, retries, reconciliation), a line per run as each finishes.
+       (pacing, retries, reconciliation), a line per run as each finishes. With ``needs``,
+       through the :class:`~batchrun.run.dependencies.DependencyDriver`: a dependent is handed
+       on once its needs ended ``Succeeded``, followed by the monitor (``now``, ``sleep``: its
+       clock), else skipped.
     5. On SIGINT/SIGTERM/SIGHUP, or when a line cannot be written, stop taking runs, give those
        in flight ``grace_s``, then cancel; a second signal cancels at once. Every task the batch
        started is ended before the session closes.
@@ -223,14 +264,17 @@ async def run_batch(
     stopped it, if any; the CLI turns those into an exit code.
     """
     with BatchLock.acquire(settings.report):
-        return await _run_locked(manifest, settings, tokens=tokens)
+        return await _run_locked(manifest, settings, tokens=tokens, now=now, sleep=sleep)
 
 
 async def _run_locked(
-    manifest: HandedRuns, settings: BatchSettings, *, tokens: TokenProvider
+    manifest: HandedRuns, settings: BatchSettings, *, tokens: TokenProvider, now: Now, sleep: Sleep
 ) -> BatchOutcome:
     identity = BatchIdentity(manifest.fingerprint, manifest.path, settings.shard)
-    resumed = resumption(manifest.take(), settings, identity)
+    needs = manifest.needs
+    needed = {need for wanted in needs.values() for need in wanted}
+    keep = (lambda _: True) if settings.wait else needed.__contains__
+    resumed = resumption(manifest.take(), settings, identity, keep=keep if needs else None)
     progress = Progress(total=len(resumed.todo))
     async with open_client(
         endpoint=settings.endpoint,
@@ -245,7 +289,10 @@ async def _run_locked(
             ReportWriter.open(settings.report, resume=settings.resume) as writer,
         ):
             if found is not None:
-                found.leave_out(resumed.todo, writer, progress)
+                # a run found already succeeded counts as Succeeded for the runs that need it
+                for run_id, line in found.leave_out(resumed.todo, writer, progress).items():
+                    if needs and keep(run_id):
+                        resumed.earlier[run_id] = line
             scheduler = Scheduler(
                 trigger=client,
                 writer=writer,
@@ -260,17 +307,39 @@ async def _run_locked(
                 intents=resumed.intents,
                 claimed=resumed.claimed,
             )
-            stopper = Stopper(scheduler, progress, grace_s=settings.grace_s)
+            batch: Batch = scheduler
+            driver = None
+            if needs:
+                monitor = Monitor(
+                    client=client,
+                    sink=writer,
+                    settings=settings.follow,
+                    progress=FollowProgress(),
+                    now=now,
+                    sleep=sleep,
+                )
+                batch = driver = DependencyDriver(
+                    scheduler=scheduler,
+                    monitor=monitor,
+                    writer=writer,
+                    progress=progress,
+                    needs=needs,
+                    earlier=resumed.earlier,
+                    follow_all=settings.wait,
+                )
+            stopper = Stopper(batch, progress, grace_s=settings.grace_s)
             writer.on_failure = journal.on_failure = stopper.on_write_failure
             await stopper.run(handed_on(resumed.todo))
     return BatchOutcome(
         progress=progress,
         already_succeeded=resumed.already_succeeded,
         only_missing=found,
-        auth_error=scheduler.auth_failed,
+        auth_error=scheduler.auth_failed or (driver.follow_error if driver else None),
         signal=stopper.first_signal,
         write_failure=stopper.write_failure,
         unwritten=writer.unwritten,
+        followed=driver.followed if driver else None,
+        undecided=driver.undecided if driver else 0,
     )
 
 

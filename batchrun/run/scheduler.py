@@ -164,6 +164,12 @@ class Scheduler:
             open_at=settings.concurrency * TASKS_PER_SLOT,
         )
         self._subscriptions: set[str] = set()
+        self._lanes: dict[str, Lane] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._feeding = False
+        self._feed_closed = asyncio.Event()
+        self.on_finish: Callable[[RunResult], None] | None = None
+        """Told of every run's line once written (the dependency driver decides on it)."""
         self._crashes: list[BaseException] = []
         self._sender = Sender(
             trigger=trigger,
@@ -184,35 +190,79 @@ class Scheduler:
         and the batch stopped, or every subscription of the batch was refused."""
         return self._stops.token_refused or self._stops.all_refused(self._subscriptions)
 
+    @property
+    def stopping(self) -> bool:
+        """The batch is stopping (a signal, a refused token, a crash): nothing more leaves."""
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         """Stop dispatching and starting attempts; what is on the wire finishes."""
         self._stopping.set()
         self._write_pacers.close()
         self._read_pacers.close()
 
-    async def run(self, specs: Iterable[RunSpec]) -> None:
+    async def run(self, specs: Iterable[RunSpec], *, open_feed: bool = False) -> None:
         """Trigger ``specs``. Raises UnreachableError when the endpoint never answered, and
-        the first unexpected error of a run's task (after the batch stopped for it)."""
+        the first unexpected error of a run's task (after the batch stopped for it).
+
+        With ``open_feed``, :meth:`add` hands it more runs while it runs (a dependent whose
+        needs succeeded: :mod:`batchrun.run.dependencies`), and it ends only after
+        :meth:`close` (or a stop) once the runs it has have ended; the pacing, the request
+        slots and the stops are the same for every run, however it came.
+        """
         queues: dict[str, deque[RunSpec]] = defaultdict(deque)
         for spec in specs:
             queues[spec.subscription].append(spec)
         self._subscriptions = set(queues)
+        self._feeding = open_feed and not self._feed_closed.is_set()
         async with asyncio.TaskGroup() as group:
+            self._group = group
             for queue in queues.values():
-                lane = Lane(
-                    queue,
-                    gates=self._gates,
-                    max_tasks=self._settings.concurrency * TASKS_PER_SLOT,
-                    begin=self._begin,
-                    on_crash=self._crashed,
-                )
-                group.create_task(lane.drive(self._execute, self._stopping))
+                self._start_lane(queue)
+            if self._feeding:
+                # holds the group open while no lane does: a feed may bring a new subscription
+                group.create_task(_until_set(self._feed_closed, self._stopping))
+        self._group = None
+        self._lanes.clear()
         if self._crashes:
             raise self._crashes[0]
         not_sent = self._progress.total - self._progress.done
         unreachable = self._stops.unreachable_error(not_sent=not_sent)
         if unreachable is not None:
             raise unreachable
+
+    def add(self, spec: RunSpec) -> bool:
+        """One more run, while :meth:`run` runs with ``open_feed``, behind the runs of its
+        subscription; False when it was not taken (closed, stopping): it gets no line."""
+        if self._group is None or not self._feeding or self._stopping.is_set():
+            return False
+        lane = self._lanes.get(spec.subscription)
+        if lane is None:
+            self._subscriptions.add(spec.subscription)
+            self._start_lane(deque([spec]))
+        else:
+            lane.add(spec)
+        return True
+
+    def close(self) -> None:
+        """No more runs will be added: :meth:`run` ends once the runs it has have ended."""
+        self._feeding = False
+        self._feed_closed.set()
+        for lane in self._lanes.values():
+            lane.close()
+
+    def _start_lane(self, queue: deque[RunSpec]) -> None:
+        assert self._group is not None
+        lane = Lane(
+            queue,
+            gates=self._gates,
+            max_tasks=self._settings.concurrency * TASKS_PER_SLOT,
+            begin=self._begin,
+            on_crash=self._crashed,
+            open_feed=self._feeding,
+        )
+        self._lanes[queue[0].subscription] = lane
+        self._group.create_task(lane.drive(self._execute, self._stopping))
 
     def _crashed(self, error: BaseException) -> None:
         _log.error("run.crashed", error=repr(error), exc_info=error)
@@ -422,6 +472,8 @@ class Scheduler:
     def _finish(self, result: RunResult) -> None:
         self._writer.write(result)
         self._progress.count_finished(result.status)
+        if self.on_finish is not None:
+            self.on_finish(result)
         _log.info(
             "run.finished",
             id=result.spec.id,
@@ -435,3 +487,13 @@ class Scheduler:
             error_code=result.error.get("code") if result.error else None,
             error_message=result.error.get("message") if result.error else None,
         )
+
+
+async def _until_set(first: asyncio.Event, second: asyncio.Event) -> None:
+    """Until either event is set."""
+    waiters = {asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())}
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from batchrun.log import get_logger
 from batchrun.run.progress import Progress, show_progress
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Iterable
 
     from batchrun.errors import WriteError
     from batchrun.model import RunSpec
-    from batchrun.run.scheduler import Scheduler
 
 __all__ = ["STOP_SIGNALS", "Stopper"]
 
@@ -31,11 +30,20 @@ _log = get_logger("batchrun.run.stopper")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class Batch(Protocol):
+    """What triggers the runs: the :class:`~batchrun.run.scheduler.Scheduler`, or the
+    :class:`~batchrun.run.dependencies.DependencyDriver` around it."""
+
+    def run(self, todo: Iterable[RunSpec], /) -> Awaitable[None]: ...
+
+    def stop(self) -> None: ...
+
+
 class Stopper:
     """Runs the scheduler until it ends, or stops it: on a signal, or on the first line that
     cannot be written (the same way: no new sends, in-flight runs drained for ``grace_s``)."""
 
-    def __init__(self, scheduler: Scheduler, progress: Progress, *, grace_s: float) -> None:
+    def __init__(self, scheduler: Batch, progress: Progress, *, grace_s: float) -> None:
         self._scheduler = scheduler
         self._progress = progress
         self._grace_s = grace_s

@@ -57,7 +57,7 @@ async def watch_report(
     runs = to_follow(last)
     if not runs:
         return WatchOutcome(0, None, verdict(last_lines(report)), None)
-    progress = FollowProgress(total=len(runs))
+    progress = FollowProgress()
     hint = "it is appended to, never replaced"
     sink = AppendOnlyJsonl.open(report, resume=True, what="report", exists_hint=hint)
     try:

@@ -4,6 +4,7 @@ timeouts with and without cancel, the adaptive interval, and stopping."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -284,3 +285,41 @@ async def test_stop_ends_the_following_with_runs_unfinished(rig: Any) -> None:
     result = await monitor.follow(runs)
     assert result.unfinished == 3
     assert r.sink == []
+
+
+async def test_runs_added_while_following_are_followed_until_the_feed_closes(rig: Any) -> None:
+    r: Rig = await rig()
+    first = await r.trigger("sales-eu", "LoadOrders", 1)
+    progress = FollowProgress()
+    monitor = r.monitor(settings(), progress)
+    ends: list[tuple[str, str]] = []
+    adding: list[asyncio.Future[None]] = []
+
+    async def add_next() -> None:
+        (second,) = await r.trigger("sales-us", "Flaky", 1)
+        monitor.add(second)
+        monitor.add(second)  # one outcome line per run, however often it is added
+
+    def ended(followed: Followed, outcome: str) -> None:
+        ends.append((followed.id, outcome))
+        if len(ends) == 1:
+            # nothing is followed while this one is triggered: the monitor waits for it
+            adding.append(asyncio.ensure_future(add_next()))
+        else:
+            monitor.close()
+
+    monitor.on_end = ended
+    result = await monitor.follow(first, open_feed=True)
+
+    assert ends == [("sales-eu.LoadOrders.0", "Succeeded"), ("sales-us.Flaky.0", "Failed")]
+    assert [record["id"] for record in r.sink] == [run_id for run_id, _ in ends]
+    assert result.unfinished == 0 and progress.total == 2 and progress.done == 2
+    await asyncio.gather(*adding)
+
+
+async def test_a_closed_feed_with_nothing_to_follow_ends_at_once(rig: Any) -> None:
+    r: Rig = await rig()
+    monitor = r.monitor(settings())
+    monitor.close()
+    result = await monitor.follow([], open_feed=True)
+    assert result.polls == 0 and r.sink == []
