@@ -30,6 +30,7 @@ from batchrun.cli.options import (
 )
 from batchrun.errors import ManifestError
 from batchrun.manifest.loader import Manifest, describe, load_manifests
+from batchrun.manifest.order import levels, longest_chain
 from batchrun.run.preflight import Preflight, PreflightSettings, preflight
 
 if TYPE_CHECKING:
@@ -124,7 +125,14 @@ def _offline(manifests: tuple[Manifest, ...]) -> dict[str, Any]:
         "valid": True,
         "runs": sum(len(manifest.runs) for manifest in manifests),
         "manifests": [
-            {"path": manifest.path, "runs": len(manifest.runs), "factories": _factories(manifest)}
+            {
+                "path": manifest.path,
+                "runs": len(manifest.runs),
+                "factories": _factories(manifest),
+                # runs per dependency level (one level without needs), and a longest chain
+                "levels": [len(level) for level in levels(manifest)],
+                "longest_chain": longest_chain(manifest),
+            }
             for manifest in manifests
         ],
         "warnings": [asdict(warning) for m in manifests for warning in m.warnings],
