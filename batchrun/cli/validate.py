@@ -30,7 +30,6 @@ from batchrun.cli.options import (
 )
 from batchrun.errors import ManifestError
 from batchrun.manifest.loader import Manifest, describe, load_manifests
-from batchrun.manifest.order import levels, longest_chain
 from batchrun.run.preflight import Preflight, PreflightSettings, preflight
 
 if TYPE_CHECKING:
@@ -121,6 +120,8 @@ async def _online(
 
 
 def _offline(manifests: tuple[Manifest, ...]) -> dict[str, Any]:
+    from batchrun.manifest.order import levels, longest_chain
+
     return {
         "valid": True,
         "runs": sum(len(manifest.runs) for manifest in manifests),

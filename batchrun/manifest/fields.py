@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Final
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from batchrun.manifest.dates import DEFAULT_MAX, Dates, expand, moment, step
 from batchrun.manifest.envsubst import (
     SubstitutionError,
     bare_references,
@@ -271,6 +270,9 @@ class FieldReader(NodeReader):
         return tuple(needs) if len(needs) == len(items) else INVALID
 
     def _dates(self, node: Node, where: str, key: str) -> Any:
+        # here, not at the top: datetime is only loaded for a manifest with dates
+        from batchrun.manifest.dates import DEFAULT_MAX, Dates, expand, step
+
         path = f"{where}.{key}"
         if not isinstance(node, MappingNode):
             expected = (
@@ -309,6 +311,8 @@ class FieldReader(NodeReader):
         return self.error(pairs.get(blamed, node), f"{path}.{blamed}", message)
 
     def _moment(self, node: Node, path: str) -> Any:
+        from batchrun.manifest.dates import moment
+
         if isinstance(node, ScalarNode) and node.tag == TIMESTAMP:
             text = node.value  # unquoted 2026-11-03: YAML's timestamp, taken as written
         else:

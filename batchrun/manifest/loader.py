@@ -48,9 +48,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from batchrun.errors import ManifestError, ManifestIssue
 from batchrun.manifest.fields import FIELD_SET, FieldReader
 from batchrun.manifest.indentation import indentation_hint
-from batchrun.manifest.needs import Group, Want, resolve
 from batchrun.manifest.nodereader import CLOSE_ENOUGH, INVALID, describe_node
-from batchrun.manifest.order import levels, longest_chain
 from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
 from batchrun.manifest.yamlnodes import INT, STR, ItemSink, Loader, Pair, gc_paused
@@ -60,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from batchrun.manifest.dates import Dates
+    from batchrun.manifest.needs import Group, Want
 
 # The fingerprint is the sha256 of this JSON text, hashed as the runs are built:
 # {"fields": FIELDS, "runs": [[the fields of each run], ...]} with sorted keys; a manifest with
@@ -131,6 +130,8 @@ def describe(manifests: Sequence[Manifest]) -> str:
 
 def _order_lines(manifest: Manifest, *, named: bool) -> list[str]:
     """The dependency levels and the longest chain, for ``describe``."""
+    from batchrun.manifest.order import levels, longest_chain
+
     counts = [len(level) for level in levels(manifest)]
     shown = [f"level {n}: {_plural(c, 'run')}" for n, c in enumerate(counts, 1)]
     if len(shown) > _SHOWN_LEVELS:
@@ -212,6 +213,8 @@ class _Reader(FieldReader):
                     f"{message} from its factory and pipeline: choose another",
                 )
         if self._wants:
+            from batchrun.manifest.needs import resolve
+
             ids = [run.id for run in self._runs]
             self.needs, issues = resolve(self.file, ids, self._groups, self._wants, self._may_be)
             self.errors.extend(issues)
@@ -402,6 +405,8 @@ class _Reader(FieldReader):
                     number = self._repeats[base] = self._repeats.get(base, 0) + 1
                     base = base if number == 1 else f"{base}#{number}"
                     if self._tracking:
+                        from batchrun.manifest.needs import Group
+
                         runs = len(self._runs)
                         part = Group(runs, runs + len(labels), dates.moments)
                         self._groups.setdefault(base, []).append(part)
@@ -430,6 +435,10 @@ class _Reader(FieldReader):
         own: dict[str, Any],
     ) -> None:
         """Keep what resolving needs takes: expanded entries' own ids, and entries' needs."""
+        # imported here, as resolve is: a manifest without needs does not load them (~0.5 MB
+        # and 10 ms of a 100,000-run validate, with what they import)
+        from batchrun.manifest.needs import Group, Want
+
         stop = len(self._runs)
         runs = Group(start, stop, None if dates is None else dates.moments)
         if explicit is not None and (listed or dates is not None):
