@@ -297,9 +297,11 @@ class FieldReader(NodeReader):
         strftime = self._date_text(pairs, path, "format", None)
         limit = DEFAULT_MAX
         if "max" in pairs:
-            limit = self._json(pairs["max"], path, "max")
-            if limit is not INVALID and (type(limit) is not int or limit < 1):
-                limit = self.error(pairs["max"], f"{path}.max", "expected a whole number above 0")
+            node, limit = pairs["max"], INVALID
+            if isinstance(node, ScalarNode) and node.tag == INT and misread(node) is None:
+                limit = int(node.value)
+            if limit is INVALID or limit < 1:
+                limit = self.error(node, f"{path}.max", "expected a whole number above 0")
         if len(self.errors) > errors or INVALID in (*values.values(), by, parameter, limit):
             return INVALID
         dates = expand(
