@@ -70,7 +70,7 @@ def expand(
     """The dates from ``start`` to ``stop``, or (which key is wrong, why) when there are none,
     more than ``limit``, or a ``strftime`` format that writes two of them alike."""
     if start > stop:
-        return "to", f"'to' ({stop.isoformat()}) is before 'from' ({start.isoformat()})"
+        return "to", f"'to' ({_shown(stop)}) is before 'from' ({_shown(start)})"
     count = (stop - start) // by + 1
     if count > min(limit, MAX_DATES):
         bound = f"max is {limit}" if limit <= MAX_DATES else f"at most {MAX_DATES:,} are read"
@@ -89,3 +89,10 @@ def expand(
             " include the parts that differ (%d for days, %H for hours)"
         )
     return Dates(parameter, moments, labels)
+
+
+def _shown(when: datetime) -> str:
+    """A date as its author would write it: without a time when it is midnight."""
+    if when == datetime.combine(when.date(), datetime.min.time()):
+        return when.date().isoformat()
+    return when.isoformat(timespec="minutes")
