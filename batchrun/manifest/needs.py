@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from fnmatch import translate
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from batchrun.errors import ManifestIssue
 
@@ -30,9 +31,14 @@ if TYPE_CHECKING:
 
     from batchrun.manifest.fields import Need
 
+    _PerRun: TypeAlias = Callable[[int], Sequence[int]]  # the runs a needing run needs
+
 __all__ = ["Group", "Want", "resolve"]
 
 _GLOB: Final = re.compile(r"[*?\[]")
+# unknown ids that get a "did you mean": each look-up compares with every id (~1 s over
+# 100,000 runs), and a manifest with many unknown ids has a cause that a hint would not fix
+_HINTED: Final = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,63 +75,73 @@ def resolve(
     issues: list[ManifestIssue] = []
     index = {run_id: number for number, run_id in enumerate(ids)}
     globs: dict[str, list[int]] = {}
-    targets: dict[int, dict[int, Need]] = {}  # run -> needed run -> the item that says so
+    # run -> the runs it needs: lists of ints, not sets, as there may be one per run
+    targets: dict[int, list[int]] = {}
+    hints = _HINTED
 
     def report(item: Need, entry: int, message: str) -> None:
         _, line, column, position = item
         path = f"runs[{entry}].needs" + ("" if position is None else f"[{position}]")
         issues.append(ManifestIssue(file, line + 1, column + 1, path, message))
 
+    def runs_of(want: Want, text: str) -> tuple[Sequence[int], _PerRun | None]:
+        """The runs ``text`` names for ``want``'s runs: the same for all, or per run."""
+        if text in index:
+            return (index[text],), None
+        if text in groups:
+            return _group_targets(want.runs, groups[text])
+        if _GLOB.search(text):
+            if text not in globs:
+                match = re.compile(translate(text)).match
+                globs[text] = [number for number, run_id in enumerate(ids) if match(run_id)]
+            return globs[text], None
+        return (), None
+
     for want in wants:
         first, last = want.runs.start, want.runs.stop
         for item in want.items:
             text = item[0]
-            per_run: Callable[[int], Sequence[int]] | None = None
-            if text in index:
-                found: Sequence[int] = (index[text],)
-            elif text in groups:
-                found, per_run = _group_targets(want.runs, groups[text])
-            elif _GLOB.search(text):
-                if text not in globs:
-                    match = re.compile(translate(text)).match
-                    globs[text] = [number for number, run_id in enumerate(ids) if match(run_id)]
-                found = globs[text]
-                if not found:
-                    if not may_exist(text):
-                        report(item, want.entry, f"the glob {text!r} matches no run id")
+            found, per_run = runs_of(want, text)
+            if not found:
+                if may_exist(text):
                     continue
-            else:
-                if not may_exist(text):
-                    report(item, want.entry, _unknown(text, ids, groups))
+                if _GLOB.search(text):
+                    report(item, want.entry, f"the glob {text!r} matches no run id")
+                else:
+                    report(item, want.entry, _unknown(text, ids, groups, hint=hints > 0))
+                    hints -= 1
                 continue
             itself = False
             for run in range(first, last):
                 needed = per_run(run) if per_run is not None else found
+                mine = targets.setdefault(run, [])
+                mine.extend(needed)
                 if run in needed:
                     itself = True
-                mine = targets.setdefault(run, {})
-                for other in needed:
-                    if other != run:
-                        mine.setdefault(other, item)
+                    mine.remove(run)
             if itself:
                 whose = "this run" if last - first == 1 else "runs of this entry"
                 report(item, want.entry, f"{text!r} names {whose}: a run cannot need itself")
-    entries = {run: want.entry for want in wants for run in range(want.runs.start, want.runs.stop)}
-    for cycle in _cycles(targets):
+    for run, needed in targets.items():
+        targets[run] = sorted(set(needed))
+    starts = [want.runs.start for want in wants]
+    for cycle in _cycles(targets, len(ids)):
         ring = " -> ".join(ids[run] for run in (*cycle, cycle[0]))
-        item = targets[cycle[0]][cycle[1]]
-        report(item, entries[cycle[0]], f"cycle: {ring}: none of them could start")
+        want = wants[bisect_right(starts, cycle[0]) - 1]
+        for item in want.items:
+            found, per_run = runs_of(want, item[0])
+            if cycle[1] in (per_run(cycle[0]) if per_run is not None else found):
+                report(item, want.entry, f"cycle: {ring}: none of them could start")
+                break
     needs = {
-        ids[run]: tuple(ids[other] for other in sorted(needed))
+        ids[run]: tuple(ids[other] for other in needed)
         for run, needed in sorted(targets.items())
         if needed
     }
     return needs, issues
 
 
-def _group_targets(
-    wanting: Group, slices: list[Group]
-) -> tuple[Sequence[int], Callable[[int], Sequence[int]] | None]:
+def _group_targets(wanting: Group, slices: list[Group]) -> tuple[Sequence[int], _PerRun | None]:
     """All the runs of ``slices``, or, when every slice has the needing runs' dates, a function
     giving each needing run the runs of its own date."""
     everything = [run for part in slices for run in range(part.start, part.stop)]
@@ -141,37 +157,41 @@ def _group_targets(
     return everything, same_date
 
 
-def _unknown(text: str, ids: Sequence[str], groups: dict[str, list[Group]]) -> str:
+def _unknown(text: str, ids: Sequence[str], groups: dict[str, list[Group]], *, hint: bool) -> str:
     message = f"unknown run id {text!r}: no run has it after expansion"
-    close = difflib.get_close_matches(text, [*groups, *ids], n=1)
+    close = difflib.get_close_matches(text, [*groups, *ids], n=1) if hint else []
     return f"{message}; did you mean {close[0]!r}?" if close else message
 
 
-def _cycles(graph: dict[int, dict[int, Need]]) -> list[list[int]]:
+def _cycles(graph: dict[int, list[int]], size: int) -> list[list[int]]:
     """One cycle (its runs in order, the lowest first) in each strongly connected part of the
-    graph that has more than one run; Tarjan's algorithm, without recursion."""
-    order: dict[int, int] = {}
-    low: dict[int, int] = {}
+    graph that has more than one run; Tarjan's algorithm, without recursion, its state in
+    lists as long as the runs (a dict per run would cost ~100 bytes each)."""
+    unseen = -1
+    order, low = [unseen] * size, [0] * size
+    on_stack = bytearray(size)
     stack: list[int] = []
-    on_stack: set[int] = set()
     cycles: list[list[int]] = []
+    counter = 0
     for root in sorted(graph):
-        if root in order:
+        if order[root] != unseen:
             continue
-        work = [(root, iter(sorted(graph.get(root, ()))))]
-        order[root] = low[root] = len(order)
+        order[root] = low[root] = counter
+        counter += 1
         stack.append(root)
-        on_stack.add(root)
+        on_stack[root] = 1
+        work = [(root, iter(graph.get(root, ())))]
         while work:
             node, children = work[-1]
             child = next(children, None)
             if child is not None:
-                if child not in order:
-                    order[child] = low[child] = len(order)
+                if order[child] == unseen:
+                    order[child] = low[child] = counter
+                    counter += 1
                     stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph.get(child, ())))))
-                elif child in on_stack:
+                    on_stack[child] = 1
+                    work.append((child, iter(graph.get(child, ()))))
+                elif on_stack[child]:
                     low[node] = min(low[node], order[child])
                 continue
             work.pop()
@@ -182,7 +202,7 @@ def _cycles(graph: dict[int, dict[int, Need]]) -> list[list[int]]:
                 part: set[int] = set()
                 while True:
                     member = stack.pop()
-                    on_stack.discard(member)
+                    on_stack[member] = 0
                     part.add(member)
                     if member == node:
                         break
@@ -191,7 +211,7 @@ def _cycles(graph: dict[int, dict[int, Need]]) -> list[list[int]]:
     return sorted(cycles)
 
 
-def _ring(graph: dict[int, dict[int, Need]], part: set[int]) -> list[int]:
+def _ring(graph: dict[int, list[int]], part: set[int]) -> list[int]:
     """A shortest cycle through the lowest run of ``part`` (a strongly connected set)."""
     start = min(part)
     came_from: dict[int, int] = {}
@@ -199,7 +219,7 @@ def _ring(graph: dict[int, dict[int, Need]], part: set[int]) -> list[int]:
     while frontier:
         following: list[int] = []
         for node in frontier:
-            for child in sorted(graph.get(node, ())):
+            for child in graph.get(node, ()):
                 if child == start:
                     ring = [node]
                     while ring[-1] != start:

@@ -250,3 +250,10 @@ def test_an_item_may_take_its_id_from_the_environment(tmp_path: Path) -> None:
         "  - {id: b, factory: f-a, pipeline: P, needs: ['${FIRST}']}\n"
     )
     assert load_manifest(path, environ={"FIRST": "load"}).needs == {"b": ("load",)}
+
+
+def test_only_the_first_unknown_ids_get_a_hint(issues_of: IssuesOf) -> None:
+    items = ", ".join(f"lod{n}" for n in range(12))
+    runs = "".join(f"  - {{id: load{n}, factory: f-a, pipeline: P}}\n" for n in range(12))
+    found = issues_of(HEAD + runs + f"  - {{id: b, factory: f-a, pipeline: P, needs: [{items}]}}\n")
+    assert [("did you mean" in issue) for issue in found] == [True] * 10 + [False] * 2
