@@ -15,8 +15,12 @@ Run ids:
   ``#2``, ``#3``, ... is appended, in manifest order. Names cannot contain ``.`` or ``#``, so
   derived ids never collide with each other; an explicit id that equals one is an error.
 
-Expansion is factory-major: ``factory: [a, b]`` with ``pipeline: [P, Q]`` gives a.P, a.Q, b.P,
-b.Q. ``defaults`` may hold any field but ``id`` (a list there expands every run); a run's
+* An entry with ``dates`` (:mod:`batchrun.manifest.dates`) adds ``.<date>`` to each of those
+  ids: ``X.2026-11-03``, ``X.<factory>.2026-11-03``, ``<factory>.<pipeline>.2026-11-03``.
+
+Expansion is factory-major, the date innermost: ``factory: [a, b]`` with ``pipeline: [P, Q]``
+gives a.P, a.Q, b.P, b.Q. ``needs`` are resolved once every run is read
+(:mod:`batchrun.manifest.needs`). ``defaults`` may hold any field but ``id`` (a list there expands every run); a run's
 ``parameters`` are merged key by key over the default ones, every other field replaces the
 default. Anchors, aliases and ``<<`` merge keys work as in any YAML loader.
 
