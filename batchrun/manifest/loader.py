@@ -20,9 +20,10 @@ Run ids:
 
 Expansion is factory-major, the date innermost: ``factory: [a, b]`` with ``pipeline: [P, Q]``
 gives a.P, a.Q, b.P, b.Q. ``needs`` are resolved once every run is read
-(:mod:`batchrun.manifest.needs`). ``defaults`` may hold any field but ``id`` (a list there expands every run); a run's
-``parameters`` are merged key by key over the default ones, every other field replaces the
-default. Anchors, aliases and ``<<`` merge keys work as in any YAML loader.
+(:mod:`batchrun.manifest.needs`). ``defaults`` may hold any field but ``id`` and ``needs`` (a
+list or ``dates`` there expands every run); a run's ``parameters`` are merged key by key over
+the default ones, every other field replaces the default. Anchors, aliases and ``<<`` merge
+keys work as in any YAML loader.
 
 How each field's value is read (YAML types, plain scalars that must mean what they look like,
 JSON parameters, names, ``${VAR}``) is :mod:`batchrun.manifest.fields`; the bounds on nesting,
