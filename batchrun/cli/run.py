@@ -320,10 +320,14 @@ def _needs_in_shard(manifest: Manifest, shard: str) -> Manifest:
 
 
 def _print_dry_run(manifest: Manifest, endpoint: str) -> None:
-    for spec in manifest.runs:
+    from batchrun.manifest.order import in_order, levels
+
+    # in an order the runs can be triggered in: each after every run it needs
+    for spec in in_order(manifest):
         body = json.dumps(spec.parameters, separators=(",", ":"), ensure_ascii=False)
         print(f"{spec.id}\tPOST\t{create_run_url(endpoint, spec)}\t{body}")
-    print(f"{len(manifest.runs)} runs; nothing was sent", file=sys.stderr)
+    depth = f" in {len(levels(manifest))} dependency levels" if manifest.needs else ""
+    print(f"{len(manifest.runs)} runs{depth}; nothing was sent", file=sys.stderr)
 
 
 def _print_notifiers(args: argparse.Namespace) -> None:

@@ -120,11 +120,20 @@ async def _online(
 
 
 def _offline(manifests: tuple[Manifest, ...]) -> dict[str, Any]:
+    from batchrun.manifest.order import levels, longest_chain
+
     return {
         "valid": True,
         "runs": sum(len(manifest.runs) for manifest in manifests),
         "manifests": [
-            {"path": manifest.path, "runs": len(manifest.runs), "factories": _factories(manifest)}
+            {
+                "path": manifest.path,
+                "runs": len(manifest.runs),
+                "factories": _factories(manifest),
+                # runs per dependency level (one level without needs), and a longest chain
+                "levels": [len(level) for level in levels(manifest)],
+                "longest_chain": longest_chain(manifest),
+            }
             for manifest in manifests
         ],
         "warnings": [asdict(warning) for m in manifests for warning in m.warnings],

@@ -25,6 +25,7 @@ from batchrun.manifest.envsubst import (
 from batchrun.manifest.limits import MAX_NESTING, MAX_PARAMETER_VALUES
 from batchrun.manifest.nodereader import INVALID, NodeReader, describe_node, join, offset_mark
 from batchrun.manifest.rules import (
+    ENTRY_FIELDS,
     FIELDS,
     GUID,
     NAME_RULES,
@@ -38,9 +39,12 @@ from batchrun.manifest.yamlnodes import BOOL, FLOAT, INT, MAP, NULL, SEQ, STR, T
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["FIELD_SET", "FieldReader"]
+__all__ = ["FIELD_SET", "FieldReader", "Need"]
 
-FIELD_SET: Final = frozenset(FIELDS)
+FIELD_SET: Final = frozenset(FIELDS + ENTRY_FIELDS)
+_DATE_KEYS: Final = frozenset(("from", "to", "step", "parameter", "format", "max"))
+# a needs item as read: its text, its 0-based line and column, its index (None: a lone string)
+Need = tuple[str, int, int, int | None]
 _SCALARS: Final = SafeConstructor()
 _TRUE: Final = frozenset(("true", "True", "TRUE"))
 _SHORT_INT_DIGITS: Final = 18  # shorter decimals always fit in 64 bits
@@ -244,6 +248,91 @@ class FieldReader(NodeReader):
         finally:
             self.active.discard(id(node))
 
+    def _needs(self, node: Node, where: str, key: str) -> Any:
+        path = f"{where}.{key}"
+        if isinstance(node, SequenceNode):
+            items: list[tuple[Node, int | None]] = [(item, i) for i, item in enumerate(node.value)]
+        else:
+            items = [(node, None)]
+        needs: list[Need] = []
+        for item, index in items:
+            if index is None:
+                text = self._string(item, where, key, _NEED)
+            else:
+                text = self._string(item, path, index, _NEED)
+            if text is INVALID:
+                continue
+            if text == "":
+                self.error(item, path if index is None else f"{path}[{index}]", "must not be empty")
+                continue
+            mark = item.start_mark
+            needs.append((text, mark.line, mark.column, index))
+        return tuple(needs) if len(needs) == len(items) else INVALID
+
+    def _dates(self, node: Node, where: str, key: str) -> Any:
+        # here, not at the top: datetime is only loaded for a manifest with dates
+        from batchrun.manifest.dates import DEFAULT_MAX, Dates, expand, step
+
+        path = f"{where}.{key}"
+        if not isinstance(node, MappingNode):
+            expected = (
+                "a mapping {from: DATE, to: DATE, parameter: NAME} (step, format, max: optional)"
+            )
+            return self.error(node, path, f"expected {expected}, got {describe_node(node)}")
+        errors = len(self.errors)
+        pairs = {name: value for name, (_, value) in self.pairs(node, path, _DATE_KEYS).items()}
+        for name in ("from", "to", "parameter"):
+            if name not in pairs:
+                self.error(node, path, f"missing '{name}': {_DATE_HELP[name]}")
+        values: dict[str, Any] = {}
+        for name in ("from", "to"):
+            if name in pairs:
+                values[name] = self._moment(pairs[name], f"{path}.{name}")
+        by = self._date_text(pairs, path, "step", "1d")
+        if by is not INVALID:
+            by = step(by)
+            if isinstance(by, str):
+                by = self.error(pairs["step"], f"{path}.step", by)
+        parameter = self._date_text(pairs, path, "parameter", None)
+        strftime = self._date_text(pairs, path, "format", None)
+        limit = DEFAULT_MAX
+        if "max" in pairs:
+            node, limit = pairs["max"], INVALID
+            if isinstance(node, ScalarNode) and node.tag == INT and misread(node) is None:
+                limit = int(node.value)
+            if limit is INVALID or limit < 1:
+                limit = self.error(node, f"{path}.max", "expected a whole number above 0")
+        if len(self.errors) > errors or INVALID in (*values.values(), by, parameter, limit):
+            return INVALID
+        dates = expand(
+            values["from"], values["to"], by, parameter=parameter, strftime=strftime, limit=limit
+        )
+        if isinstance(dates, Dates):
+            return dates
+        blamed, message = dates
+        return self.error(pairs.get(blamed, node), f"{path}.{blamed}", message)
+
+    def _moment(self, node: Node, path: str) -> Any:
+        from batchrun.manifest.dates import moment
+
+        if isinstance(node, ScalarNode) and node.tag == TIMESTAMP:
+            text = node.value  # unquoted 2026-11-03: YAML's timestamp, taken as written
+        else:
+            where, _, name = path.rpartition(".")
+            text = self._string(node, where, name, "a date (YYYY-MM-DD) or a date-time")
+            if text is INVALID:
+                return text
+        value = moment(text)
+        return self.error(node, path, value) if isinstance(value, str) else value
+
+    def _date_text(self, pairs: dict[str, Node], path: str, name: str, default: Any) -> Any:
+        if name not in pairs:
+            return default
+        text = self._string(pairs[name], path, name)
+        if text == "":
+            return self.error(pairs[name], f"{path}.{name}", "must not be empty")
+        return text
+
     def _substitute(self, node: ScalarNode, path: str) -> Any:
         for offset, name in bare_references(node.value):
             self.issue(self.warnings, offset_mark(node, offset), path, literal_warning(name))
@@ -254,6 +343,13 @@ class FieldReader(NodeReader):
             return INVALID
 
 
+_NEED: Final = "a run id or a glob (load.*)"
+_DATE_HELP: Final = {
+    "from": "the first date, like 2026-11-01",
+    "to": "the last date, included",
+    "parameter": "the pipeline parameter that gets each date",
+}
+
 _PARSERS: Final[dict[str, Callable[[FieldReader, Node, str, str], Any]]] = dict.fromkeys(
     ("id", "reference_run_id", "start_activity_name"), FieldReader._text
 )
@@ -263,4 +359,6 @@ _PARSERS.update(
     subscription=FieldReader._subscription,
     resource_group=FieldReader._name,
     parameters=FieldReader._parameters,
+    needs=FieldReader._needs,
+    dates=FieldReader._dates,
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["INTEGERS", "MAX_NESTING", "MAX_PARAMETER_VALUES", "MAX_YAML_NESTING"]
+__all__ = ["INTEGERS", "MAX_DATES", "MAX_NESTING", "MAX_PARAMETER_VALUES", "MAX_YAML_NESTING"]
 
 # Lists and mappings inside one run's parameters (aliases and merges included). ADF parameters
 # are JSON; no real pipeline nests this deep, and walking deeper would exhaust Python's stack.
@@ -24,3 +24,7 @@ MAX_PARAMETER_VALUES: Final = 100_000
 # Int64; a longer one would be rounded or refused after the run was planned. (It also keeps
 # Python from converting 4,300-digit strings, which it refuses.)
 INTEGERS: Final = range(-(2**63), 2**63)
+# Runs one `dates` range may expand to, whatever its `max` says: `max` is the author's guard
+# against a typo in a range (default 400, a year and a month of days); this bound keeps a huge
+# `max` from building millions of runs in memory before anything else is checked.
+MAX_DATES: Final = 100_000

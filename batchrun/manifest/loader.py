@@ -15,10 +15,15 @@ Run ids:
   ``#2``, ``#3``, ... is appended, in manifest order. Names cannot contain ``.`` or ``#``, so
   derived ids never collide with each other; an explicit id that equals one is an error.
 
-Expansion is factory-major: ``factory: [a, b]`` with ``pipeline: [P, Q]`` gives a.P, a.Q, b.P,
-b.Q. ``defaults`` may hold any field but ``id`` (a list there expands every run); a run's
-``parameters`` are merged key by key over the default ones, every other field replaces the
-default. Anchors, aliases and ``<<`` merge keys work as in any YAML loader.
+* An entry with ``dates`` (:mod:`batchrun.manifest.dates`) adds ``.<date>`` to each of those
+  ids: ``X.2026-11-03``, ``X.<factory>.2026-11-03``, ``<factory>.<pipeline>.2026-11-03``.
+
+Expansion is factory-major, the date innermost: ``factory: [a, b]`` with ``pipeline: [P, Q]``
+gives a.P, a.Q, b.P, b.Q. ``needs`` are resolved once every run is read
+(:mod:`batchrun.manifest.needs`). ``defaults`` may hold any field but ``id`` and ``needs`` (a
+list or ``dates`` there expands every run); a run's ``parameters`` are merged key by key over
+the default ones, every other field replaces the default. Anchors, aliases and ``<<`` merge
+keys work as in any YAML loader.
 
 How each field's value is read (YAML types, plain scalars that must mean what they look like,
 JSON parameters, names, ``${VAR}``) is :mod:`batchrun.manifest.fields`; the bounds on nesting,
@@ -34,6 +39,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import count
@@ -47,7 +53,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from batchrun.errors import ManifestError, ManifestIssue
 from batchrun.manifest.fields import FIELD_SET, FieldReader
 from batchrun.manifest.indentation import indentation_hint
-from batchrun.manifest.nodereader import INVALID, describe_node
+from batchrun.manifest.nodereader import CLOSE_ENOUGH, INVALID, describe_node
 from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
 from batchrun.manifest.yamlnodes import INT, STR, ItemSink, Loader, Pair, gc_paused
@@ -56,8 +62,13 @@ from batchrun.model import RunSpec, run_spec_of
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from batchrun.manifest.dates import Dates
+    from batchrun.manifest.needs import Group, Want
+
 # The fingerprint is the sha256 of this JSON text, hashed as the runs are built:
-# {"fields": FIELDS, "runs": [[the fields of each run], ...]} with sorted keys.
+# {"fields": FIELDS, "runs": [[the fields of each run], ...]} with sorted keys; a manifest with
+# needs appends its resolved needs, {"fields": ..., "runs": [...], "needs": {run id: [ids]}},
+# so that the fingerprint of every manifest without needs stays what it was.
 _CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)
 
 
@@ -67,6 +78,7 @@ class Manifest:
     runs: tuple[RunSpec, ...]
     warnings: tuple[ManifestIssue, ...]
     fingerprint: str  # sha256 hex of the canonical JSON of the expanded runs
+    # run id -> the run ids it needs (:mod:`batchrun.manifest.needs`), for the runs with needs
     needs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -83,7 +95,7 @@ def load_manifest(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -
     with stream, gc_paused():
         runs, fingerprint = reader.read(stream)
     warnings = _once_each(sorted(reader.warnings, key=_position))
-    return Manifest(name, tuple(runs), tuple(warnings), fingerprint)
+    return Manifest(name, tuple(runs), tuple(warnings), fingerprint, reader.needs)
 
 
 def load_manifests(
@@ -111,11 +123,37 @@ def describe(manifests: Sequence[Manifest]) -> str:
         factories = sorted((f, n) for (sub, f), n in counts.items() if sub == subscription)
         lines.append(f"subscription {subscription}: {_plural(sum(n for _, n in factories), 'run')}")
         lines.extend(f"  {factory:<{width}}  {n:>7}" for factory, n in factories)
+    for manifest in manifests:
+        if manifest.needs:
+            lines.extend(_order_lines(manifest, named=len(manifests) > 1))
     warnings = [str(warning) for m in manifests for warning in m.warnings]
     if warnings:
         lines.append(f"{_plural(len(warnings), 'warning')}:")
         lines.extend(f"  {warning}" for warning in warnings)
     return "\n".join(lines)
+
+
+def _order_lines(manifest: Manifest, *, named: bool) -> list[str]:
+    """The dependency levels and the longest chain, for ``describe``."""
+    from batchrun.manifest.order import levels, longest_chain
+
+    counts = [len(level) for level in levels(manifest)]
+    shown = [f"level {n}: {_plural(c, 'run')}" for n, c in enumerate(counts, 1)]
+    if len(shown) > _SHOWN_LEVELS:
+        hidden = len(shown) - _SHOWN_LEVELS + 1
+        shown = [*shown[: _SHOWN_LEVELS - 2], f"{hidden} more levels", shown[-1]]
+    chain = longest_chain(manifest)
+    chain_line = f"longest chain: {' -> '.join(chain)}"
+    if len(chain) > _SHOWN_CHAIN:
+        half = _SHOWN_CHAIN // 2
+        middle = f"... {len(chain) - 2 * half} more ..."
+        shortened = " -> ".join([*chain[:half], middle, *chain[-half:]])
+        chain_line = f"longest chain ({len(chain)} runs): {shortened}"
+    prefix = f"{manifest.path}: " if named else ""
+    return [
+        f"{prefix}dependency levels: {len(counts)} ({', '.join(shown)})",
+        f"{prefix}{chain_line}",
+    ]
 
 
 class _Reader(FieldReader):
@@ -138,10 +176,19 @@ class _Reader(FieldReader):
         )
         self._rows: list[tuple[Any, ...]] = []  # the runs' fields, not yet hashed
         self._separator = b""
+        # needs are resolved once every run is known; what that takes is kept only when the
+        # file mentions needs at all, so a big manifest without them is read as before
+        self._tracking = True
+        self._groups: dict[str, list[Group]] = {}  # an expanded entry's own id -> its runs
+        self._wants: list[Want] = []
+        self._broken: list[str] = []  # ids (or their prefixes) of entries that are invalid
+        self._broken_unnamed = False  # an invalid entry whose ids cannot be told
+        self.needs: dict[str, tuple[str, ...]] = {}
 
     def read(self, stream: BinaryIO) -> tuple[list[RunSpec], str]:
         try:
-            self._mentions_defaults = _mentions(stream, b"defaults")
+            found = _mentions(stream, (b"defaults", b"needs"))
+            self._mentions_defaults, self._tracking = b"defaults" in found, b"needs" in found
             loader = Loader(stream)  # type: ignore[arg-type]  # PyYAML reads files as well
         except OSError as exc:
             raise ManifestError([_unreadable(self.file, exc)]) from exc
@@ -170,13 +217,29 @@ class _Reader(FieldReader):
                     path,
                     f"{message} from its factory and pipeline: choose another",
                 )
+        if self._wants:
+            from batchrun.manifest.needs import resolve
+
+            ids = [run.id for run in self._runs]
+            self.needs, issues = resolve(self.file, ids, self._groups, self._wants, self._may_be)
+            self.errors.extend(issues)
         if self.errors:
             data = self._text_again()
             errors = [_hinted(issue, data) for issue in self.errors]
             raise ManifestError(sorted(errors, key=_position))
         self._hash_rows()
-        self._fingerprint.update(b"]}")
+        if self.needs:
+            rows = {run_id: list(needed) for run_id, needed in self.needs.items()}
+            self._fingerprint.update(f'],"needs":{_CANONICAL.encode(rows)}}}'.encode())
+        else:
+            self._fingerprint.update(b"]}")
         return self._runs, self._fingerprint.hexdigest()
+
+    def _may_be(self, text: str) -> bool:
+        """Whether an id or glob that matched nothing may name a run of an invalid entry."""
+        if self._broken_unnamed or (self._broken and _GLOB_CHARACTERS.search(text)):
+            return True
+        return any(text == b or text.startswith((f"{b}.", f"{b}#")) for b in self._broken)
 
     def _text_again(self) -> bytes:
         """The manifest's text, for the hints of its errors."""
@@ -246,6 +309,10 @@ class _Reader(FieldReader):
                 message = "ids name one run each, so 'id' cannot be a default"
                 self.error(pairs["id"][1], "defaults.id", message)
                 del defaults["id"]
+            if "needs" in defaults:
+                message = "needs name the runs one entry waits for, so 'needs' cannot be a default"
+                self.error(pairs["needs"][1], "defaults.needs", message)
+                del defaults["needs"]
         elif node is not None:
             self.error(node, "defaults", f"expected a mapping, got {describe_node(node)}")
         return defaults
@@ -265,8 +332,12 @@ class _Reader(FieldReader):
             for key in sorted(REQUIRED - value.keys()):
                 if not _misspelt(node, key) and not _misspelt(self._defaults, key):
                     self.error(node, where, f"missing '{key}': set it here or under defaults")
+            if self._tracking:
+                self._unbuilt(value)
             return
         if INVALID in value.values():
+            if self._tracking:
+                self._unbuilt(value)
             return
         get = value.get
         is_recovery = get("is_recovery")
@@ -277,7 +348,9 @@ class _Reader(FieldReader):
             message = "ignored by ADF: a rerun of reference_run_id gets the reference's parameters"
             mark = pairs["parameters"][1].start_mark
             self.issue(self.warnings, mark, f"{where}.parameters", message)
-        explicit, parameters = own.get("id"), get("parameters")
+        explicit, parameters, dates = own.get("id"), get("parameters"), get("dates")
+        if dates is not None:
+            self._check_date_parameter(dates, where, own, pairs)
         # A run's own parameters dict can be its first run's; defaults' are copied for each.
         spare = parameters if "parameters" in own else None
         tail = (get("reference_run_id"), is_recovery, from_failure, activity)
@@ -290,24 +363,119 @@ class _Reader(FieldReader):
         if explicit is not None:
             mark = pairs["id"][1].start_mark
             first = _packed(index, mark.line, mark.column)
+        start = len(self._runs)
+        if dates is not None:
+            self._dated(value, index, source, tail, dates, explicit, first if explicit else 0)
+        else:
+            for factory in factories if factory_list else (factories,):
+                for pipeline in pipelines if pipeline_list else (pipelines,):
+                    if explicit is None:
+                        run_id = f"{factory}.{pipeline}"
+                        number = self._repeats[run_id] = self._repeats.get(run_id, 0) + 1
+                        run_id = run_id if number == 1 else f"{run_id}#{number}"
+                        self._derived[run_id] = index
+                    else:
+                        run_id = explicit
+                        run_id += f".{factory}" if factory_list else ""
+                        run_id += f".{pipeline}" if pipeline_list else ""
+                        self._claim(run_id, first)
+                    params, spare = spare if spare is not None else dict(parameters or ()), None
+                    row = (run_id, subscription, group, factory, pipeline, params, *tail)
+                    rows.append(row)
+                    self._runs.append(run_spec_of((*row, source)))
+        if self._tracking:
+            self._track(index, start, explicit, factory_list or pipeline_list, dates, own)
+        if len(rows) > 4096:
+            self._hash_rows()
+
+    def _dated(
+        self,
+        value: dict[str, Any],
+        index: int,
+        source: str,
+        tail: tuple[Any, ...],
+        dates: Dates,
+        explicit: str | None,
+        first: int,
+    ) -> None:
+        """The runs of an entry with dates: as the loop in _run, with the date innermost."""
+        subscription, group = value["subscription"], value["resource_group"]
+        factories, pipelines = value["factory"], value["pipeline"]
+        factory_list, pipeline_list = type(factories) is tuple, type(pipelines) is tuple
+        parameters, name, labels = value.get("parameters") or {}, dates.parameter, dates.labels
         for factory in factories if factory_list else (factories,):
             for pipeline in pipelines if pipeline_list else (pipelines,):
                 if explicit is None:
-                    run_id = f"{factory}.{pipeline}"
-                    number = self._repeats[run_id] = self._repeats.get(run_id, 0) + 1
-                    run_id = run_id if number == 1 else f"{run_id}#{number}"
-                    self._derived[run_id] = index
+                    base = f"{factory}.{pipeline}"
+                    number = self._repeats[base] = self._repeats.get(base, 0) + 1
+                    base = base if number == 1 else f"{base}#{number}"
+                    if self._tracking:
+                        from batchrun.manifest.needs import Group
+
+                        runs = len(self._runs)
+                        part = Group(runs, runs + len(labels), dates.moments)
+                        self._groups.setdefault(base, []).append(part)
                 else:
-                    run_id = explicit
-                    run_id += f".{factory}" if factory_list else ""
-                    run_id += f".{pipeline}" if pipeline_list else ""
-                    self._claim(run_id, first)
-                params, spare = spare if spare is not None else dict(parameters or ()), None
-                row = (run_id, subscription, group, factory, pipeline, params, *tail)
-                rows.append(row)
-                self._runs.append(run_spec_of((*row, source)))
-        if len(rows) > 4096:
-            self._hash_rows()
+                    base = explicit
+                    base += f".{factory}" if factory_list else ""
+                    base += f".{pipeline}" if pipeline_list else ""
+                for label in labels:
+                    run_id = f"{base}.{label}"
+                    if explicit is None:
+                        self._derived[run_id] = index
+                    else:
+                        self._claim(run_id, first)
+                    params = {**parameters, name: label}
+                    row = (run_id, subscription, group, factory, pipeline, params, *tail)
+                    self._rows.append(row)
+                    self._runs.append(run_spec_of((*row, source)))
+
+    def _track(
+        self,
+        index: int,
+        start: int,
+        explicit: str | None,
+        listed: bool,
+        dates: Dates | None,
+        own: dict[str, Any],
+    ) -> None:
+        """Keep what resolving needs takes: expanded entries' own ids, and entries' needs."""
+        # imported here, as resolve is: a manifest without needs does not load them (~0.5 MB
+        # and 10 ms of a 100,000-run validate, with what they import)
+        from batchrun.manifest.needs import Group, Want
+
+        stop = len(self._runs)
+        runs = Group(start, stop, None if dates is None else dates.moments)
+        if explicit is not None and (listed or dates is not None):
+            self._groups.setdefault(explicit, []).append(runs)
+        needs = own.get("needs")
+        if needs:
+            self._wants.append(Want(index, runs, needs))
+
+    def _unbuilt(self, value: dict[str, Any]) -> None:
+        """An invalid entry: the ids it would have had, that needs may name."""
+        explicit = value.get("id")
+        if isinstance(explicit, str):
+            self._broken.append(explicit)
+            return
+        factories, pipelines = value.get("factory"), value.get("pipeline")
+        if not all(isinstance(names, str | tuple) for names in (factories, pipelines)):
+            self._broken_unnamed = True
+            return
+        for factory in factories if isinstance(factories, tuple) else (factories,):
+            for pipeline in pipelines if isinstance(pipelines, tuple) else (pipelines,):
+                self._broken.append(f"{factory}.{pipeline}")
+
+    def _check_date_parameter(
+        self, dates: Dates, where: str, own: dict[str, Any], pairs: dict[str, Pair]
+    ) -> None:
+        """The run's own parameters cannot set the one its dates set (a default's value can)."""
+        if dates.parameter not in (own.get("parameters") or ()):
+            return
+        node = pairs["parameters"][1]
+        keys = [key for key, _ in node.value if getattr(key, "value", None) == dates.parameter]
+        message = f"{dates.parameter!r} is set to each date by dates.parameter: remove it here"
+        self.error(keys[0] if keys else node, f"{where}.parameters.{dates.parameter}", message)
 
     def _hash_rows(self) -> None:
         rows, self._rows = self._rows, []
@@ -357,6 +525,10 @@ class _Reader(FieldReader):
 
 
 _TOP_KEYS: Final = frozenset(("version", "defaults", "runs"))
+# what describe() shows of a deep graph: the count of levels and the chain's length say the rest
+_SHOWN_LEVELS: Final = 8
+_SHOWN_CHAIN: Final = 8
+_GLOB_CHARACTERS: Final = re.compile(r"[*?\[]")
 _FIELD: Final = 40  # bits for a line or a column: wider than any file this reads
 _MASK: Final = (1 << _FIELD) - 1
 
@@ -370,7 +542,8 @@ def _misspelt(mapping: MappingNode | None, field: str) -> bool:
     """Whether the mapping has an unknown key reported with "did you mean ``field``?"."""
     keys = [key.value for key, _ in mapping.value if isinstance(key, ScalarNode)] if mapping else []
     unknown = (key for key in keys if key not in FIELD_SET)
-    return any(difflib.get_close_matches(key, FIELD_SET, n=1) == [field] for key in unknown)
+    close = difflib.get_close_matches
+    return any(close(key, FIELD_SET, n=1, cutoff=CLOSE_ENOUGH) == [field] for key in unknown)
 
 
 # what PyYAML says where a line is indented one way and meant another
@@ -392,11 +565,14 @@ def _unreadable(name: str, exc: OSError) -> ManifestIssue:
     return ManifestIssue(name, 0, 0, "", f"cannot read the manifest: {exc.strerror or exc}")
 
 
-def _mentions(stream: BinaryIO, word: bytes, chunk: int = 1 << 20) -> bool:
-    """Whether ``word`` is anywhere in ``stream``, read a chunk at a time; rewound after."""
-    found, tail = False, b""
-    while not found and (block := stream.read(chunk)):
-        found, tail = word in tail + block, block[-len(word) :]
+def _mentions(stream: BinaryIO, words: tuple[bytes, ...], chunk: int = 1 << 20) -> set[bytes]:
+    """Which of ``words`` are anywhere in ``stream``, read a chunk at a time; rewound after."""
+    found: set[bytes] = set()
+    tail, keep = b"", max(len(word) for word in words)
+    while len(found) < len(words) and (block := stream.read(chunk)):
+        text = tail + block
+        found.update(word for word in words if word in text)
+        tail = text[-keep:]
     stream.seek(0)
     return found
 

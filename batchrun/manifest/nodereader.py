@@ -34,10 +34,13 @@ from batchrun.manifest.yamlnodes import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["INVALID", "NodeReader", "describe_node", "join", "offset_mark"]
+__all__ = ["CLOSE_ENOUGH", "INVALID", "NodeReader", "describe_node", "join", "offset_mark"]
 
 _KINDS: Final = {STR: "the string", INT: "the integer", FLOAT: "the number"}
 _KINDS.update({BOOL: "the boolean", TIMESTAMP: "the date"})
+# how alike an unknown key must be to a known one to be suggested: above difflib's 0.6, which
+# offers 'dates' for the parameter 'run_date' (misplaced under the run, not misspelt)
+CLOSE_ENOUGH: Final = 0.7
 INVALID: Final[Any] = object()  # a value that was present but wrong, and has been reported
 
 
@@ -107,7 +110,7 @@ class NodeReader:
             message = f"duplicate key {key!r} ({first}): YAML would keep only the last one"
             self.error(node, join(where, key), message)
         else:
-            close = difflib.get_close_matches(key, allowed or (), n=1)
+            close = difflib.get_close_matches(key, allowed or (), n=1, cutoff=CLOSE_ENOUGH)
             hint = (
                 f"did you mean {close[0]!r}?"
                 if close

@@ -13,6 +13,7 @@ from typing import Final
 
 __all__ = [
     "CONTROL",
+    "ENTRY_FIELDS",
     "FIELDS",
     "GUID",
     "NAME_RULES",
@@ -35,6 +36,10 @@ FIELDS: Final = (
     "start_from_failure",
     "start_activity_name",
 )
+# Fields of a manifest entry that shape the batch but are no field of a run: they are read,
+# never hashed as such (the fingerprint hashes FIELDS of each run, so adding these leaves the
+# fingerprint of every older manifest as it was).
+ENTRY_FIELDS: Final = ("needs", "dates")
 REQUIRED: Final = frozenset(("subscription", "resource_group", "factory", "pipeline"))
 # C0 and C1 controls and the Unicode line separators: written in a form that Python's re and
 # ECMAScript regular expressions (JSON Schema) both read the same way.

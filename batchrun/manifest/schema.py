@@ -14,7 +14,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchrun.manifest.rules import CONTROL, DOT_SEGMENTS, FIELDS, NAME_RULES, PATH_UNSAFE, REQUIRED
+from batchrun.manifest.dates import DEFAULT_MAX
+from batchrun.manifest.rules import (
+    CONTROL,
+    DOT_SEGMENTS,
+    ENTRY_FIELDS,
+    FIELDS,
+    NAME_RULES,
+    PATH_UNSAFE,
+    REQUIRED,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,6 +32,34 @@ SCHEMA_ID = "https://github.com/batchrun/batchrun/schema/manifest-v1.json"
 PACKAGED = Path(__file__).parents[1] / "schema" / "manifest-v1.json"
 # a value taken from the environment is only known when the manifest is loaded
 _SUBSTITUTED = {"type": "string", "pattern": r"\$\{"}
+# what datetime.fromisoformat reads without a zone: a date, or a date and a time
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?)?$"
+
+
+def _dates() -> dict[str, Any]:
+    date = {"anyOf": [{"type": "string", "pattern": _DATE}, _SUBSTITUTED]}
+    text = {"type": "string", "minLength": 1}
+    return {
+        "type": "object",
+        "description": "one run per date from 'from' to 'to' (included), id <id>.<date>",
+        "additionalProperties": False,
+        "required": ["from", "to", "parameter"],
+        "properties": {
+            "from": {**date, "description": "the first date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"},
+            "to": {**date, "description": "the last date, included"},
+            "step": {
+                "anyOf": [{"type": "string", "pattern": "^[1-9][0-9]{0,5}[dh]$"}, _SUBSTITUTED],
+                "description": "days (1d) or hours (6h) between dates; default 1d",
+            },
+            "parameter": {**text, "description": "the pipeline parameter that gets each date"},
+            "format": {**text, "description": "strftime format of the date; ISO by default"},
+            "max": {
+                "type": "integer",
+                "minimum": 1,
+                "description": f"at most this many dates (default {DEFAULT_MAX})",
+            },
+        },
+    }
 
 
 def _name(field: str) -> dict[str, Any]:
@@ -65,8 +102,13 @@ def _fields() -> dict[str, Any]:
         "is_recovery": {"type": "boolean", "description": "join the reference run's group"},
         "start_from_failure": {"type": "boolean", "description": "rerun from failed activities"},
         "start_activity_name": {**name, "description": "rerun from this activity"},
+        "needs": {
+            "description": "run ids (after expansion) or globs (load.*) this run waits for",
+            "anyOf": [string, {"type": "array", "items": string}],
+        },
+        "dates": _dates(),
     }
-    assert set(properties) == set(FIELDS), "the schema must name exactly the loader's fields"
+    assert set(properties) == set(FIELDS + ENTRY_FIELDS), "the schema must name the loader's fields"
     return properties
 
 
@@ -171,7 +213,7 @@ def manifest_schema() -> dict[str, Any]:
             "defaults": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {k: v for k, v in fields.items() if k != "id"},
+                "properties": {k: v for k, v in fields.items() if k not in ("id", "needs")},
             },
             "runs": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/run"}},
         },

@@ -113,3 +113,56 @@ def test_an_unreadable_manifest_is_one_issue_naming_the_file(tmp_path: Path) -> 
         load_manifest(missing, environ={})
     (issue,) = caught.value.issues
     assert str(issue) == f"{missing}:0:0: cannot read the manifest: No such file or directory"
+
+
+# A manifest without needs, with what feeds the fingerprint (defaults merged in, lists
+# expanded, derived and explicit ids, a recovery entry), and its fingerprint as computed by
+# main at 8a2bb12, before needs and dates existed: old reports must keep resuming.
+WITHOUT_NEEDS = f"""version: 1
+defaults: {{subscription: {SUB1}, resource_group: rg-data, parameters: {{env: prod}}}}
+runs:
+  - id: loads
+    factory: [sales-eu, sales-us]
+    pipeline: LoadOrders
+    parameters: {{day: "2026-11-03"}}
+  - factory: finance-core
+    pipeline: BuildMarts
+  - factory: finance-core
+    pipeline: BuildMarts
+    reference_run_id: {REFERENCE}
+    is_recovery: true
+    start_from_failure: true
+"""
+FINGERPRINT_ON_MAIN = "f79968e6723c0a93384b9f07351f6270dbc93e90c5af0140c194e3ff863b835a"
+
+
+def test_a_manifest_without_needs_keeps_the_fingerprint_it_had(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(WITHOUT_NEEDS)
+    assert load_manifest(path, environ={}).fingerprint == FINGERPRINT_ON_MAIN
+
+
+def test_needs_change_the_fingerprint_and_are_hashed_as_documented(tmp_path: Path) -> None:
+    path = tmp_path / "with.yaml"
+    path.write_text(WITHOUT_NEEDS + "    needs: [loads]\n")
+    manifest = load_manifest(path, environ={})
+    assert manifest.fingerprint != FINGERPRINT_ON_MAIN
+    # loader.py: the needs are appended after the runs, as resolved run ids
+    rows = [[getattr(run, name) for name in FIELDS] for run in manifest.runs]
+    runs = json.dumps({"fields": FIELDS, "runs": rows}, sort_keys=True, separators=(",", ":"))
+    needs = {"finance-core.BuildMarts#2": ["loads.sales-eu", "loads.sales-us"]}
+    text = runs[:-1] + ',"needs":' + json.dumps(needs, separators=(",", ":")) + "}"
+    assert manifest.fingerprint == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_manifest_that_mentions_needs_only_in_a_value_is_hashed_as_without(
+    tmp_path: Path,
+) -> None:
+    # the loader keeps what resolving needs takes only when the file mentions needs
+    path = tmp_path / "mentions.yaml"
+    path.write_text(WITHOUT_NEEDS.replace("env: prod", "env: needs"))
+    manifest = load_manifest(path, environ={})
+    assert manifest.needs == {}
+    rows = [[getattr(run, name) for name in FIELDS] for run in manifest.runs]
+    text = json.dumps({"fields": FIELDS, "runs": rows}, sort_keys=True, separators=(",", ":"))
+    assert manifest.fingerprint == hashlib.sha256(text.encode()).hexdigest()

@@ -62,7 +62,7 @@ def test_a_misindented_line_gets_a_hint(tmp_path: Path, tail: str, expected: str
 
 def test_a_parameter_beside_parameters_instead_of_under_it_gets_a_hint(tmp_path: Path) -> None:
     found = problems(tmp_path, HEAD + '    parameters:\n    run_date: "2026-01-01"\n')
-    assert found[1].startswith("8:5: unknown key 'run_date': expected factory, ")
+    assert found[1].startswith("8:5: unknown key 'run_date': expected dates, factory, ")
     assert found[1].endswith(
         "; is this key meant to be indented under 'parameters' (line 7)? "
         "Indent it further than column 5"
