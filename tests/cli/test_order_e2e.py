@@ -11,6 +11,8 @@ tests/cli/test_only_missing_e2e.py's.)
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,16 @@ from batchrun.report.reader import read_records
 from batchrun.times import parse_time
 from tests.helpers.adf_runs import factory_runs
 from tests.helpers.child_log import Child, wait_until
-from tests.helpers.cli import SUB_A, SUB_B, StartEmulator, batchrun, run_cli, start
+from tests.helpers.cli import (
+    SUB_A,
+    SUB_B,
+    StartEmulator,
+    batchrun,
+    batchrun_offline,
+    run_cli,
+    start,
+)
+from tests.helpers.paths import ROOT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -440,3 +451,49 @@ def test_dated_needs_pair_day_by_day(tmp_path: Path, emulator: EmulatorProcess) 
     first_build = time_of(runs[triggers[f"build.{first}"]["run_id"]]["runStart"])
     assert first_build < max(ends.values()), (first, first_build, ends)
     assert emulator.stats()["runs_created"] == 2 * len(DAYS)
+
+
+# --- the README's worked examples ----------------------------------------------------------------
+
+
+def readme_manifests() -> list[str]:
+    """The YAML blocks of the README's "Nights with an order" section, in order."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "\n## Nights with an order\n" in readme, "the README has no 'Nights with an order'"
+    section = readme.split("\n## Nights with an order\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_the_readme_examples_are_valid_and_run_in_the_order_it_says(tmp_path: Path) -> None:
+    nightly, backfill = readme_manifests()
+    env = {**os.environ, "RUN_DATE": "2026-11-26"}
+
+    path = tmp_path / "nightly.yaml"
+    path.write_text(nightly)
+    valid = batchrun_offline("validate", str(path), "--log-level", "warning", env=env)
+    assert valid.returncode == 0, valid.stderr
+    (chain,) = [line for line in valid.stdout.splitlines() if "longest chain" in line.lower()]
+    assert re.search(r"loads\.\w+.*mart\.\w+.*exports\.\w+", chain), chain
+    dry = batchrun_offline("run", str(path), "--dry-run", "--log-level", "warning", env=env)
+    assert dry.returncode == 0, dry.stderr
+    order = [line.split("\t")[0] for line in dry.stdout.splitlines()]
+    loads = [f"loads.{p}" for p in ("LoadOrders", "LoadCustomers", "LoadStock")]
+    exports = ["exports.ExportSales", "exports.ExportStock"]
+    assert sorted(order) == sorted([*loads, "mart.sales", "mart.stock", *exports])
+    assert max(order.index(run) for run in loads) < order.index("mart.sales")
+    assert order.index("loads.LoadStock") < order.index("mart.stock")
+    assert max(order.index(m) for m in ("mart.sales", "mart.stock")) < min(
+        map(order.index, exports)
+    )
+
+    path = tmp_path / "backfill.yaml"
+    path.write_text(backfill)
+    dry = batchrun_offline("run", str(path), "--dry-run", "--log-level", "warning", env=env)
+    assert dry.returncode == 0, dry.stderr
+    rows = [line.split("\t") for line in dry.stdout.splitlines()]
+    order = [row[0] for row in rows]
+    assert len(order) == 60
+    assert order.index("load.2026-10-05") < order.index("build.2026-10-05")
+    assert {"load.2026-10-05", "load.2026-11-03", "build.2026-11-03"} <= set(order)
+    bodies = {row[0]: json.loads(row[3]) for row in rows}
+    assert bodies["build.2026-10-31"]["run_date"] == "2026-10-31"
