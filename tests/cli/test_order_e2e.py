@@ -161,6 +161,7 @@ def assert_created_after_needs_ended(
     outcomes = outcome_lines(report)
     runs = adf_runs(emulator)
     for dependent, needed in needs.items():
+        assert dependent in triggers, f"{dependent} was never triggered: {sorted(triggers)}"
         created = time_of(runs[triggers[dependent]["run_id"]]["runStart"])
         sent = time_of(triggers[dependent]["started_at"])
         for need in needed:
@@ -248,9 +249,10 @@ def test_a_failed_load_skips_its_dependents_transitively_while_another_chain_com
     assert done.code == 1, done.stderr[-3000:]
     outcomes = outcome_lines(done.report)
     assert outcomes["load.broken"]["outcome"] == "Failed"
-    assert {outcomes[run]["outcome"] for run in ("load.stock", "mart.stock", "export.stock")} == {
-        "Succeeded"
-    }
+    independent = ("load.stock", "mart.stock", "export.stock")
+    assert {run: outcomes.get(run, {}).get("outcome") for run in independent} == dict.fromkeys(
+        independent, "Succeeded"
+    )
     assert_created_after_needs_ended(
         done.report, emulator, {"mart.stock": ["load.stock"], "export.stock": ["mart.stock"]}
     )
