@@ -58,6 +58,17 @@ def requests(emulator: EmulatorProcess, route: str) -> int:
     return sum(emulator.stats()["requests"].get(route, {}).values())
 
 
+def dated_backfill(days: int) -> str:
+    """The same backfill as one entry with ``dates:``: ``load.<date>`` for ``days`` days."""
+    last = (FIRST_DAY + timedelta(days=days - 1)).isoformat()
+    return (
+        f"version: 1\nruns:\n  - id: load\n    subscription: {SUB_A}\n"
+        "    resource_group: rg-data\n    factory: factory-0\n    pipeline: LoadOrders\n"
+        "    parameters: {region: eu}\n"
+        f"    dates: {{from: {FIRST_DAY.isoformat()}, to: {last}, parameter: run_date}}\n"
+    )
+
+
 def last_lines(report: Path) -> dict[str, dict[str, Any]]:
     last: dict[str, dict[str, Any]] = {}
     for line in report.read_text().splitlines():
@@ -80,7 +91,8 @@ def test_a_30_day_backfill_triggers_only_the_20_days_not_succeeded(
     assert {r["outcome"] for r in last_lines(first.report).values()} == {"Succeeded"}
     created, queried = requests(emulator, "createRun"), requests(emulator, "queryPipelineRuns")
 
-    again = run_cli(tmp_path, emulator, backfill(range(30)), "--only-missing", "--wait", *FAST)
+    # the backfill after the outage: 30 days as one dated entry
+    again = run_cli(tmp_path, emulator, dated_backfill(30), "--only-missing", "--wait", *FAST)
 
     # exit 0: the 20 triggered succeeded, and the 10 skipped had already
     assert again.code == 0, again.stderr
@@ -93,13 +105,15 @@ def test_a_30_day_backfill_triggers_only_the_20_days_not_succeeded(
         assert record["already_succeeded"] is True
         assert record["reason"].startswith(f"already succeeded in ADF (run {record['run_id']}, ")
     assert sum(r["status"] == "succeeded" for r in last.values()) == 20
+    assert len(last) == 30
+    assert {r["id"] for r in last.values()} >= {f"load.{FIRST_DAY.isoformat()}", "load.2026-11-30"}
     assert "--only-missing: 10 of 30 runs had already succeeded in ADF" in again.stderr
     # the search was one read (one factory, 10 runs: one page); the rest is --wait's polling
     assert "(1 reads, 1 factories)" in again.stderr, again.stderr
     assert requests(emulator, "queryPipelineRuns") > queried
 
     # resuming the finished report sends nothing: a skipped line found succeeded is done
-    resumed = run_cli(tmp_path, emulator, backfill(range(30)), "--resume", *FAST)
+    resumed = run_cli(tmp_path, emulator, dated_backfill(30), "--resume", *FAST)
     assert resumed.code == 0, resumed.stderr
     assert requests(emulator, "createRun") - created == 20
 
