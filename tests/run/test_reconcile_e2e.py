@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from batchrun.emulator.app import STATE, build_app
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Settings, Topology
 from batchrun.emulator.history import load_history
+from tests.helpers.adf_runs import factory_runs
 from tests.helpers.cli import (
     CLI_TIMEOUT_S,
     IDENTITY_HEADER,
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from batchrun.emulator.process import EmulatorProcess
     from batchrun.emulator.state import EmulatorState
 
 pytestmark = pytest.mark.e2e
@@ -72,27 +73,9 @@ def manifest(count: int, *, pipeline: str = "loadorders") -> str:
     )
 
 
-def all_runs(url: str) -> list[dict[str, Any]]:
+def all_runs(emulator: EmulatorProcess) -> list[dict[str, Any]]:
     """Every run of factory-0, paging to the end."""
-    body: dict[str, Any] = {
-        "lastUpdatedAfter": "2000-01-01T00:00:00Z",
-        "lastUpdatedBefore": "2100-01-01T00:00:00Z",
-    }
-    runs: list[dict[str, Any]] = []
-    for _ in range(100):
-        request = urllib.request.Request(
-            f"{url}{FACTORY_PATH}/queryPipelineRuns?api-version=2018-06-01",
-            data=json.dumps(body).encode(),
-            headers={"Authorization": "Bearer e2e", "Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            page = json.load(response)
-        runs += page["value"]
-        if not page.get("continuationToken"):
-            return runs
-        body["continuationToken"] = page["continuationToken"]
-    raise AssertionError("queryPipelineRuns kept paging")
+    return factory_runs(emulator, subscription=SUB_A, resource_group="rg-data", factory="factory-0")
 
 
 def test_lost_answers_under_adfs_spelling_and_defaults_make_no_duplicate_and_no_orphan(
@@ -112,7 +95,7 @@ def test_lost_answers_under_adfs_spelling_and_defaults_make_no_duplicate_and_no_
     assert stats["requests"]["createRun"].get("500", 0) > 0
     assert stats["duplicates"] == 0
     assert stats["runs_created"] == 120
-    created = all_runs(emulator.url)
+    created = all_runs(emulator)
     # ADF answers with its own spelling and lists the defaults we did not send
     assert {run["pipelineName"] for run in created} == {"LoadOrders"}
     assert {run["parameters"]["region"] for run in created} == {"eu"}
@@ -222,7 +205,7 @@ def test_a_failed_manual_run_three_minutes_old_is_never_claimed(
     result = emulator.batch(tmp_path, manifest(1, pipeline="LoadOrders"), *FAST, report_name="r")
     (line,) = result.lines()
     assert line.get("run_id") != foreign
-    ours = [run["runId"] for run in all_runs(emulator.url) if run["runId"] != foreign]
+    ours = [run["runId"] for run in all_runs(emulator) if run["runId"] != foreign]
     if fault == "fail_500":  # nothing was created: the run failed, it did not take the old one
         assert (result.code, line["status"], ours) == (1, "failed", [])
     else:  # created, then a 500: found, and it is ours
@@ -243,7 +226,7 @@ def test_two_batches_21_seconds_apart_never_record_the_same_run(
     second = emulator.batch(tmp_path, manifest(1), *FAST, report_name="2.jsonl")
     assert (first.code, second.code) == (0, 0), second.stderr[-2000:]
     [one], [two] = first.lines(), second.lines()
-    ours = {run["runId"] for run in all_runs(emulator.url)} - {foreign}
+    ours = {run["runId"] for run in all_runs(emulator)} - {foreign}
     assert len(ours) == 2
     assert {one["run_id"], two["run_id"]} == ours
     assert one["reconciled"] and two["reconciled"]
