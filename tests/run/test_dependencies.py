@@ -22,6 +22,7 @@ from batchrun.emulator.clock import ManualClock
 from batchrun.manifest.loader import Manifest
 from batchrun.model import RunSpec
 from batchrun.run.journal import BatchIdentity, journal_path
+from batchrun.run.missing import OnlyMissing
 from batchrun.run.monitor import FollowSettings
 from batchrun.run.runner import BatchOutcome, BatchSettings, HandedRuns, run_batch
 from batchrun.times import parse_time
@@ -102,6 +103,7 @@ class Night:
         *,
         resume: bool = False,
         wait: bool = False,
+        only_missing: OnlyMissing | None = None,
     ) -> BatchOutcome:
         manifest = Manifest("night.yaml", tuple(runs), (), "fingerprint", needs=needs)
         settings = BatchSettings(
@@ -112,6 +114,7 @@ class Night:
             grace_s=5.0,
             wait=wait,
             follow=FollowSettings(poll_s=10.0, retry=FAST_RETRY),
+            only_missing=only_missing,
         )
         batch = run_batch(
             HandedRuns(manifest), settings, tokens=StaticTokens(), now=self.now, sleep=self.sleep
@@ -358,4 +361,26 @@ async def test_a_refused_token_stops_the_dependents_without_a_line(
     assert outcome.auth_error is not None and outcome.auth_error.status == 401
     # the refused run's line says so; its dependents are left for --resume, with no line
     assert [line["id"] for line in night.lines()] == ["load"]
+    assert outcome.progress.blocked == 0
+
+
+async def test_a_need_found_already_succeeded_lets_its_dependent_start_at_once(
+    night: Night, tmp_path: Path
+) -> None:
+    first = night.report
+    # an earlier night: the load, followed to its end because the probe needs it
+    await night.run([run("load", "Load"), run("probe", "Export")], {"probe": ("load",)})
+    assert night.last()["load"]["outcome"] == "Succeeded"
+
+    night.report = tmp_path / "again.jsonl"
+    since = OnlyMissing(since=night.now().replace(year=2000))
+    outcome = await night.run(CHAIN, CHAIN_NEEDS, only_missing=since)
+
+    last = night.last()
+    assert last["load"]["status"] == "skipped" and last["load"]["already_succeeded"] is True
+    assert last["load"]["run_id"] == report_lines(first)[0]["run_id"]
+    # the load was not sent again, and what needs it went on as after a Succeeded
+    assert await night.created() == {"load": 1, "probe": 1, "build": 1, "export": 1}
+    assert last["build"]["outcome"] == "Succeeded"
+    assert last["export"]["status"] == "succeeded"
     assert outcome.progress.blocked == 0
