@@ -12,7 +12,7 @@ import json
 import signal
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -384,3 +384,37 @@ async def test_a_need_found_already_succeeded_lets_its_dependent_start_at_once(
     assert last["build"]["outcome"] == "Succeeded"
     assert last["export"]["status"] == "succeeded"
     assert outcome.progress.blocked == 0
+
+
+async def test_a_run_only_missing_found_is_not_also_reconciled_to_another_entry(
+    night: Night,
+) -> None:
+    # a crashed batch had sent two identical entries (intents, no lines); ADF has the first's run,
+    # Succeeded, and the second's, Cancelled since
+    same = [run("twin", "Load"), RunSpec("twin-2", SUB, RG, "loads", "Load", {"id": "twin"})]
+    # by our clock, as far before the runs as ADF's clock will have moved ahead of ours
+    sent_at = datetime.now(UTC) - timedelta(seconds=10)
+    first = await night.adf.run_id("Load", {"id": "twin"}, sub=SUB, factory="loads")
+    night.served.manual_clock.advance(10)
+    second = await night.adf.run_id("Load", {"id": "twin"}, sub=SUB, factory="loads")
+    status, body, _ = await night.adf.call(
+        "POST", f"/pipelineruns/{second}/cancel", sub=SUB, factory="loads"
+    )
+    assert status == 200, body
+    identity = BatchIdentity("fingerprint", "night.yaml", None)
+    intents = [
+        {"type": "intent", "id": spec.id, "request_id": spec.id, "at": sent_at.isoformat()}
+        for spec in same
+    ]
+    journal_path(night.report).write_text(
+        "".join(json.dumps(line) + "\n" for line in (identity.line(), *intents))
+    )
+
+    since = OnlyMissing(since=night.now().replace(year=2000))
+    await night.run(same, {}, resume=True, only_missing=since)
+
+    last = night.last()
+    assert last["twin"]["already_succeeded"] is True and last["twin"]["run_id"] == first
+    # the second entry's own run is found, not the one the first entry already stands for
+    assert last["twin-2"]["run_id"] == second
+    assert await night.created() == {"twin": 2}
