@@ -9,8 +9,9 @@ An item of ``needs`` is, in this order:
   ``load.2026-11-03``);
 * a glob (``*``, ``?``, ``[...]``, matched case-sensitively) over the run ids.
 
-An id nothing has, a glob that matches nothing, a run that would need itself and a cycle are
-errors at the needs item, all reported with the manifest's other errors. The loader keeps what
+An id nothing has, a glob that matches nothing, an id that is both a run's and an expanded
+entry's (it could mean either), a run that would need itself and a cycle are errors at the
+needs item, all reported with the manifest's other errors. The loader keeps what
 this reads only for the entries that have needs, so a manifest without any pays nothing.
 """
 
@@ -101,6 +102,9 @@ def resolve(
         first, last = want.runs.start, want.runs.stop
         for item in want.items:
             text = item[0]
+            if text in index and text in groups:
+                report(item, want.entry, _ambiguous(text, groups[text]))
+                continue
             found, per_run = runs_of(want, text)
             if not found:
                 if may_exist(text):
@@ -155,6 +159,14 @@ def _group_targets(wanting: Group, slices: list[Group]) -> tuple[Sequence[int], 
         return [run for part in slices for run in range(part.start + day, part.stop, width)]
 
     return everything, same_date
+
+
+def _ambiguous(text: str, slices: list[Group]) -> str:
+    runs = sum(part.stop - part.start for part in slices)
+    return (
+        f"{text!r} is the id of a run and of an expanded entry ({runs} runs): it could mean "
+        "either; give one of the two entries another id"
+    )
 
 
 def _unknown(text: str, ids: Sequence[str], groups: dict[str, list[Group]], *, hint: bool) -> str:

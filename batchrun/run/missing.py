@@ -162,7 +162,8 @@ async def find_succeeded(
     Raises :class:`ApiError` with code ``OnlyMissingFailed`` when a factory cannot be read, and
     :class:`AuthError` when no token can be had.
     """
-    wanted = [spec for spec in runs if spec.reference_run_id is None and spec.is_recovery is None]
+    # ``is_recovery: false`` without a reference is an ordinary run: ADF's success counts for it
+    wanted = [spec for spec in runs if spec.reference_run_id is None and not spec.is_recovery]
     by_factory: dict[_FactoryKey, list[RunSpec]] = {}
     for spec in wanted:
         by_factory.setdefault(_factory_key(spec), []).append(spec)

@@ -293,6 +293,8 @@ async def _run_locked(
                 for run_id, line in found.leave_out(resumed.todo, writer, progress).items():
                     if needs and keep(run_id):
                         resumed.earlier[run_id] = line
+                    # that ADF run is this one's: reconciliation must not give it to another
+                    resumed.claimed.add(line["run_id"])
             scheduler = Scheduler(
                 trigger=client,
                 writer=writer,

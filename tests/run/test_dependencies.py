@@ -12,7 +12,7 @@ import json
 import signal
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -104,6 +104,7 @@ class Night:
         resume: bool = False,
         wait: bool = False,
         only_missing: OnlyMissing | None = None,
+        follow: FollowSettings | None = None,
     ) -> BatchOutcome:
         manifest = Manifest("night.yaml", tuple(runs), (), "fingerprint", needs=needs)
         settings = BatchSettings(
@@ -113,7 +114,7 @@ class Night:
             retry=FAST_RETRY,
             grace_s=5.0,
             wait=wait,
-            follow=FollowSettings(poll_s=10.0, retry=FAST_RETRY),
+            follow=follow or FollowSettings(poll_s=10.0, retry=FAST_RETRY),
             only_missing=only_missing,
         )
         batch = run_batch(
@@ -384,3 +385,112 @@ async def test_a_need_found_already_succeeded_lets_its_dependent_start_at_once(
     assert last["build"]["outcome"] == "Succeeded"
     assert last["export"]["status"] == "succeeded"
     assert outcome.progress.blocked == 0
+
+
+async def test_a_run_only_missing_found_is_not_also_reconciled_to_another_entry(
+    night: Night,
+) -> None:
+    # a crashed batch had sent two identical entries (intents, no lines); ADF has the first's run,
+    # Succeeded, and the second's, Cancelled since
+    same = [run("twin", "Load"), RunSpec("twin-2", SUB, RG, "loads", "Load", {"id": "twin"})]
+    # by our clock, as far before the runs as ADF's clock will have moved ahead of ours
+    sent_at = datetime.now(UTC) - timedelta(seconds=10)
+    first = await night.adf.run_id("Load", {"id": "twin"}, sub=SUB, factory="loads")
+    night.served.manual_clock.advance(10)
+    second = await night.adf.run_id("Load", {"id": "twin"}, sub=SUB, factory="loads")
+    status, body, _ = await night.adf.call(
+        "POST", f"/pipelineruns/{second}/cancel", sub=SUB, factory="loads"
+    )
+    assert status == 200, body
+    identity = BatchIdentity("fingerprint", "night.yaml", None)
+    intents = [
+        {"type": "intent", "id": spec.id, "request_id": spec.id, "at": sent_at.isoformat()}
+        for spec in same
+    ]
+    journal_path(night.report).write_text(
+        "".join(json.dumps(line) + "\n" for line in (identity.line(), *intents))
+    )
+
+    since = OnlyMissing(since=night.now().replace(year=2000))
+    await night.run(same, {}, resume=True, only_missing=since)
+
+    last = night.last()
+    assert last["twin"]["already_succeeded"] is True and last["twin"]["run_id"] == first
+    # the second entry's own run is found, not the one the first entry already stands for
+    assert last["twin-2"]["run_id"] == second
+    assert await night.created() == {"twin": 2}
+
+
+SLOW_CHAIN = [run("slow", "LoadSlow"), run("mart", "Build"), run("exp", "Export")]
+SLOW_NEEDS = {"mart": ("slow",), "exp": ("mart",)}
+
+
+async def test_a_need_timed_out_and_left_running_skips_its_dependents_until_a_resume(
+    night: Night,
+) -> None:
+    follow = FollowSettings(poll_s=10.0, retry=FAST_RETRY, timeout_s=60.0, on_timeout="report")
+    timed_out = await night.run(SLOW_CHAIN, SLOW_NEEDS, follow=follow)
+
+    last = night.last()
+    assert (last["slow"]["outcome"], last["slow"]["run_status"]) == ("TimedOut", "InProgress")
+    assert last["mart"]["skipped_because"]["root_outcome"] == "TimedOut"
+    assert last["exp"]["status"] == "skipped"
+    assert timed_out.progress.blocked == 2 and timed_out.undecided == 0
+
+    # the load, left running, has ended since: a resume follows it and goes on with the chain
+    night.served.manual_clock.advance(700)
+    resumed = await night.run(SLOW_CHAIN, SLOW_NEEDS, resume=True)
+
+    assert await night.created() == {"slow": 1, "mart": 1, "exp": 1}
+    assert night.last()["slow"]["outcome"] == "Succeeded"
+    assert night.last()["exp"]["status"] == "succeeded"
+    assert resumed.progress.done == resumed.progress.total == 2
+
+
+async def test_a_need_cancelled_at_its_timeout_skips_its_dependents(night: Night) -> None:
+    follow = FollowSettings(poll_s=10.0, retry=FAST_RETRY, timeout_s=60.0, on_timeout="cancel")
+    outcome = await night.run(SLOW_CHAIN, SLOW_NEEDS, follow=follow, wait=True)
+
+    last = night.last()
+    assert (last["slow"]["outcome"], last["slow"]["run_status"]) == ("TimedOut", "Cancelled")
+    assert last["exp"]["reason"] == (
+        "needs mart, which was skipped (needs slow, which ended TimedOut)"
+    )
+    assert await night.created() == {"slow": 1}
+    assert outcome.progress.done == outcome.progress.total == 3
+
+
+async def test_following_that_gives_up_leaves_the_dependents_to_a_resume(night: Night) -> None:
+    runs = [*SLOW_CHAIN, run("solo", "Load")]
+    follow = FollowSettings(poll_s=10.0, retry=FAST_RETRY, max_follow_s=60.0)
+    gave_up = await night.run(runs, SLOW_NEEDS, follow=follow)
+
+    # no line for what could not be decided: the resume decides it
+    assert [line["id"] for line in night.lines() if "outcome" not in line] == ["slow", "solo"]
+    assert gave_up.undecided == 2
+    assert gave_up.followed is not None and gave_up.followed.unfinished == 1
+
+    night.served.manual_clock.advance(700)
+    await night.run(runs, SLOW_NEEDS, resume=True)
+
+    assert await night.created() == {"slow": 1, "mart": 1, "exp": 1, "solo": 1}
+    assert night.last()["exp"]["status"] == "succeeded"
+
+
+async def test_wait_then_a_resume_follow_every_run_once_over_both(night: Night) -> None:
+    def stop_once() -> None:
+        night.on_sleep = None
+        signal.raise_signal(signal.SIGTERM)
+
+    runs = [*CHAIN, run("solo", "Load"), run("solo2", "Export")]
+    night.on_sleep = stop_once
+    stopped = await night.run(runs, CHAIN_NEEDS, wait=True)
+    assert stopped.signal is signal.SIGTERM
+
+    await night.run(runs, CHAIN_NEEDS, wait=True, resume=True)
+
+    lines = night.lines()
+    assert Counter(line["id"] for line in lines if "outcome" in line) == dict.fromkeys(
+        ("load", "solo", "solo2", "build", "export"), 1
+    )
+    assert await night.created() == dict.fromkeys(("load", "solo", "solo2", "build", "export"), 1)

@@ -209,10 +209,23 @@ async def test_a_recovery_entry_is_never_skipped(
     reference = str(uuid.uuid4())
     found = await search(
         reader,
-        [spec("d1", reference_run_id=reference, is_recovery=True), spec("d2", is_recovery=False)],
+        [
+            spec("d1", reference_run_id=reference, is_recovery=True),
+            spec("d1-rerun", parameters={"run_date": "d1"}, reference_run_id=reference),
+        ],
     )
     assert found.found == {}
     assert found.searched == 0 and found.reads == 0 and reader.factories == []
+
+
+async def test_an_entry_that_says_is_recovery_false_is_an_ordinary_run(
+    serve_emulator: ServeEmulator, session: aiohttp.ClientSession
+) -> None:
+    # no reference run: createRun starts a new run like any other, so ADF's success counts
+    done = past("d1")
+    _, reader = await adf(serve_emulator, session, [done])
+    found = await search(reader, [spec("d1", parameters={"run_date": "d1"}, is_recovery=False)])
+    assert found.found["d1"].run_id == done["runId"]
 
 
 async def test_each_adf_run_stands_for_one_entry_only(
