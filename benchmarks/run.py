@@ -1,8 +1,8 @@
 """``python -m benchmarks.run``: batchrun against the emulator and the SDK peer; prints the table.
 
 Rows: ``throttled``, ``latency``, ``multi``, ``peer``, ``cpu``, ``memory``, ``faults``,
-``lossy``, ``follow`` (see README.md). Each figure is the median of ``--reps`` samples (3; 1 with
-``--quick``, which also shrinks every workload). Results go to
+``lossy``, ``follow``, ``chain`` (see README.md). Each figure is the median of ``--reps``
+samples (3; 1 with ``--quick``, which also shrinks every workload). Results go to
 ``benchmarks/results/latest.json`` (a full run) or ``partial.json`` (``--quick`` or ``--only``).
 Exit status: 0 when every row ran (targets missed or not), 1 when a sample could not be taken.
 """
@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.chain import chain_figures, chain_load, chain_sample
 from benchmarks.follow import FollowLoad, FollowSample, follow_load, follow_sample
 from benchmarks.harness import (
     ROOT,
@@ -41,7 +42,18 @@ from benchmarks.workloads import Workload, workloads
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-ROWS = ("throttled", "latency", "multi", "peer", "cpu", "memory", "faults", "lossy", "follow")
+ROWS = (
+    "throttled",
+    "latency",
+    "multi",
+    "peer",
+    "cpu",
+    "memory",
+    "faults",
+    "lossy",
+    "follow",
+    "chain",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 VALIDATE_LIMIT_S = 2.0
 RSS_LIMIT_MB = 120.0
@@ -766,6 +778,19 @@ def follow_figures(
     ]
 
 
+def row_chain(bench: Bench) -> list[Figure]:
+    """Issue 15: a night with an order, built and judged in benchmarks/chain.py."""
+    load = chain_load(quick=bench.quick)
+    samples = []
+    for rep in range(bench.reps):
+        bench.settle(f"chain-{rep}")
+        samples.append(chain_sample(load, tls=bench.tls, workdir=bench.workdir, tag=f"chain-{rep}"))
+    return [
+        Figure("chain", f.measure, f.value, f.ratio, f.target, f.ok, f.median)
+        for f in chain_figures(load, samples)
+    ]
+
+
 ROW_FUNCTIONS: dict[str, Callable[[Bench], list[Figure]]] = {
     "throttled": row_throttled,
     "latency": row_latency,
@@ -776,6 +801,7 @@ ROW_FUNCTIONS: dict[str, Callable[[Bench], list[Figure]]] = {
     "faults": row_faults,
     "lossy": row_lossy,
     "follow": row_follow,
+    "chain": row_chain,
 }
 
 
