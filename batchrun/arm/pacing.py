@@ -150,6 +150,11 @@ class SubscriptionPacer:
         if tokens >= _RESERVE + 1:
             return 0.0
         rate = self._rates.rate()
+        if rate and tokens >= 1 and self._capped(now, rate):
+            # long enough has passed for the reserve to refill, yet the bucket was never seen
+            # to hold more (a batch that starts while another client keeps it nearly empty):
+            # waiting longer gains nothing, and waiting for the reserve would be for ever
+            return 0.0
         if rate:
             return max(0.0, (_RESERVE + 1 - tokens) / rate)
         if self._in_flight:
@@ -157,6 +162,13 @@ class SubscriptionPacer:
         # nothing in flight and no refill seen: probe, backing off while the budget stays empty
         wait = max(self._last_send, self._seen_at) + self._probe_s - now
         return max(0.0, wait)
+
+    def _capped(self, now: float, rate: float) -> bool:
+        """Whether the refill since the last header would be past the reserve but for the
+        largest budget ever seen."""
+        refilled = self._remaining or 0.0
+        refilled += rate * max(0.0, now - self._seen_at) - self._in_flight
+        return bool(self._capacity) and refilled >= _RESERVE + 1
 
     async def acquire(self, *, unless: Callable[[], bool] | None = None) -> bool:
         """Wait for this subscription's turn; the caller must then report, on every path, how the

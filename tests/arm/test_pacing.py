@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from batchrun.arm.pacing import Pacers, RateEstimator, SubscriptionPacer
@@ -149,3 +151,30 @@ async def test_hourly_budget_is_spent_then_waits_for_the_window() -> None:
     # 60 in the first window, the rest only after it reset
     assert time.monotonic() - started >= 3600
     assert rejected <= 8
+
+
+async def test_a_budget_never_seen_above_the_reserve_is_still_spent() -> None:
+    # a batch that starts while another client keeps the subscription's bucket nearly empty
+    # never sees a header above 3, yet tokens refill: waiting for a reserve the bucket is never
+    # seen to hold would wait for ever
+    time = FakeTime()
+    pacer = make_pacer(time)
+    bucket = Bucket(time, burst=3, refill=2.0)
+
+    async def send(times: int) -> None:
+        for _ in range(times):
+            await pacer.acquire()
+            time.advance(0.05)
+            remaining = bucket.take()
+            if remaining is None:
+                pacer.throttled_for(1.0)
+            else:
+                pacer.completed(remaining)
+
+    # a bound on a hang (the fake clock's sleeps yield to the loop), not a wait for anything
+    await asyncio.wait_for(send(40), timeout=10)
+    # a full bucket hides its refill (what we take comes straight back), so the pace is the
+    # prober's, not the refill rate; but no wait is longer than the longest probe interval, and
+    # the sends do not bounce off 429s
+    assert max(time.slept) <= 30.0
+    assert bucket.rejected <= 2
