@@ -35,7 +35,7 @@ from batchrun.cli.options import (
     timeouts,
 )
 from batchrun.cli.recover import parse_option_time
-from batchrun.cli.watch import add_follow_options, finish, follow, follow_settings
+from batchrun.cli.watch import add_follow_options, finish, follow_settings
 from batchrun.errors import ApiError, UsageError
 from batchrun.manifest.loader import Manifest, load_manifest
 from batchrun.manifest.shard import parse_shard, select
@@ -165,7 +165,6 @@ def command(args: argparse.Namespace) -> int:
     # the runner takes the runs out as it hands them on: holding the manifest here would keep
     # every run alive for the whole batch (~80 MB of RSS at 100,000 runs)
     handed = HandedRuns(manifest)
-    ordered = bool(manifest.needs)
     del manifest
     _tune_gc()
     try:
@@ -179,20 +178,12 @@ def command(args: argparse.Namespace) -> int:
     code = _finish(outcome, report, table=not args.wait)
     if not args.wait or outcome.signal is not None or outcome.auth_error is not None:
         return code
-    if ordered:
-        # every run was followed along the way: following the report again would follow
-        # twice what the monitor gave up on
-        followed = outcome.followed
-        count = followed.unfinished + sum(followed.outcomes.values()) if followed else 0
-        return max(
-            code, finish(WatchOutcome(count, followed, verdict(last_lines(report)), None), report)
-        )
-    return follow(
-        report,
-        follow_settings(args),
-        endpoint=endpoint,
-        cloud=cloud,
-        timeouts=timeouts(args),
+    # every run was followed along the way (runner.py): following the report again would
+    # follow twice what the monitor gave up on
+    followed = outcome.followed
+    count = followed.unfinished + sum(followed.outcomes.values()) if followed else 0
+    return max(
+        code, finish(WatchOutcome(count, followed, verdict(last_lines(report)), None), report)
     )
 
 
@@ -281,7 +272,16 @@ def _finish(outcome: BatchOutcome, report: Path, *, table: bool = True) -> int:
         )
         return EXIT_USAGE
     if outcome.signal is not None:
-        print(f"interrupted by {outcome.signal.name}: {left} runs not triggered; {rerun}")
+        followed = outcome.followed
+        if left == 0 and followed is not None:
+            # nothing left to trigger: only the following was cut short, and watch goes on with it
+            print(
+                f"interrupted by {outcome.signal.name}: every run was triggered, "
+                f"{followed.unfinished} still followed; go on with: batchrun watch "
+                f"{shlex.quote(str(report))}"
+            )
+        else:
+            print(f"interrupted by {outcome.signal.name}: {left} runs not triggered; {rerun}")
         return EXIT_SIGNAL[outcome.signal]
     if outcome.auth_error is not None:
         print(

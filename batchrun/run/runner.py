@@ -94,8 +94,8 @@ class BatchSettings:
     existing runId) every run ADF already ran to success since T. ``None``: trigger every run."""
 
     wait: bool = False
-    """``--wait``: with ``needs``, every triggered run is followed along the way, not only the
-    needed ones (without ``needs`` the CLI follows the report once the batch has ended)."""
+    """``--wait``: every triggered run is followed from its trigger line, while the rest are
+    still triggered (with ``needs`` as well: not only the needed ones)."""
 
     follow: FollowSettings = field(default_factory=FollowSettings)
     """How needed runs are followed (``--poll``, ``--timeout``, ``--on-timeout``)."""
@@ -274,7 +274,9 @@ async def _run_locked(
     needs = manifest.needs
     needed = {need for wanted in needs.values() for need in wanted}
     keep = (lambda _: True) if settings.wait else needed.__contains__
-    resumed = resumption(manifest.take(), settings, identity, keep=keep if needs else None)
+    # with --wait the runs are followed while the batch triggers the rest, as needed runs are
+    following = bool(needs) or settings.wait
+    resumed = resumption(manifest.take(), settings, identity, keep=keep if following else None)
     progress = Progress(total=len(resumed.todo))
     async with open_client(
         endpoint=settings.endpoint,
@@ -291,7 +293,7 @@ async def _run_locked(
             if found is not None:
                 # a run found already succeeded counts as Succeeded for the runs that need it
                 for run_id, line in found.leave_out(resumed.todo, writer, progress).items():
-                    if needs and keep(run_id):
+                    if following and keep(run_id):
                         resumed.earlier[run_id] = line
                     # that ADF run is this one's: reconciliation must not give it to another
                     resumed.claimed.add(line["run_id"])
@@ -311,7 +313,7 @@ async def _run_locked(
             )
             batch: Batch = scheduler
             driver = None
-            if needs:
+            if following:
                 monitor = Monitor(
                     client=client,
                     sink=writer,
