@@ -104,9 +104,10 @@ class Loader(_BaseLoader):
     nesting bound and intern mapping keys. Any other document is composed here, event by event.
     """
 
-    def __init__(self, stream: bytes | BinaryIO, *, in_c: bool | None = None) -> None:
+    def __init__(self, stream: bytes, *, in_c: bool | None = None) -> None:
         """``in_c``: compose in C (only right for a plain document), or event by event; by
-        default, in C when the document is plain."""
+        default, in C when the document is plain. ``stream`` may be a binary file as well, as
+        for PyYAML's loaders (which are typed for text only)."""
         self.in_c = _plain_document(stream) if in_c is None else in_c
         super().__init__(stream)
         self.anchors: dict[str, Node] = {}
