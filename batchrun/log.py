@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
 
 import structlog
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
+    from collections.abc import Callable, MutableMapping
 
 LogFormat = Literal["console", "json"]
 
@@ -34,7 +34,8 @@ REDACTED = "[redacted]"
 
 def redact_shapes(text: str) -> str:
     """``text`` with every JWT and every ``Bearer …`` value replaced by ``[redacted]``."""
-    text = _JWT.sub(REDACTED, text)
+    if "eyJ" in text:  # every JWT match starts so: most texts need no regular expression
+        text = _JWT.sub(REDACTED, text)
     if "earer" in text:
         text = _BEARER.sub(rf"\1{REDACTED}", text)
     return text
@@ -86,6 +87,22 @@ class Redactor:
         return value
 
 
+class _KeyJudge(dict[str, bool]):
+    """``judge(key)`` for each key, computed on first use and kept (for at most ``keep`` keys,
+    should some caller log keys made from data)."""
+
+    def __init__(self, judge: Callable[[str], bool], *, keep: int = 1024) -> None:
+        super().__init__()
+        self._judge = judge
+        self._keep = keep
+
+    def __missing__(self, key: str) -> bool:
+        verdict = self._judge(key)
+        if len(self) < self._keep:
+            self[key] = verdict
+        return verdict
+
+
 def _scrub_logged(value: Any) -> Any:
     if isinstance(value, str):
         return redact_shapes(value)
@@ -96,11 +113,20 @@ def _scrub_logged(value: Any) -> Any:
     return value
 
 
+def _secret_key(key: str) -> bool:
+    return bool(_SECRET_KEYS.search(key)) and key != "event"
+
+
+# the keys logged are a few dozen names, logged again and again (one line per run): judged once
+_SECRET_KEY: Final = _KeyJudge(_secret_key)
+
+
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    secret = _SECRET_KEY
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key) and key not in ("event",):
+        if secret[key]:
             event[key] = REDACTED
-        else:
+        elif type(value) is not int and value is not None:  # the usual values that hold no text
             event[key] = _scrub_logged(value)
     return event
 

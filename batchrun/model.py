@@ -35,19 +35,68 @@ class RunSpec:
         return query
 
 
-_FIELD_SETTERS: Final = tuple(getattr(RunSpec, name).__set__ for name in RunSpec.__slots__)
+_FIELDS: Final = (
+    "id",
+    "subscription",
+    "resource_group",
+    "factory",
+    "pipeline",
+    "parameters",
+    "reference_run_id",
+    "is_recovery",
+    "start_from_failure",
+    "start_activity_name",
+    "source",
+)
+if RunSpec.__slots__ != _FIELDS:  # pragma: no cover (a field added without run_spec_of)
+    raise RuntimeError(f"run_spec_of sets {_FIELDS}, RunSpec has {RunSpec.__slots__}")
+(
+    _set_id,
+    _set_subscription,
+    _set_group,
+    _set_factory,
+    _set_pipeline,
+    _set_parameters,
+    _set_reference,
+    _set_recovery,
+    _set_from_failure,
+    _set_activity,
+    _set_source,
+) = (getattr(RunSpec, name).__set__ for name in _FIELDS)
 
 
 def run_spec_of(fields: tuple[Any, ...]) -> RunSpec:
     """The :class:`RunSpec` of every field's value, in order: the same as ``RunSpec(*fields)``.
 
     For the manifest loader, which builds one per run: a frozen dataclass's ``__init__`` sets
-    each field through ``object.__setattr__``, and setting the slots directly takes half the
-    time (~0.2 s of a 100,000-run ``validate``).
+    each field through ``object.__setattr__``, and setting the slots directly, one statement
+    each, takes a quarter of the time (~0.3 s of a 100,000-run ``validate``).
     """
+    (
+        run_id,
+        subscription,
+        group,
+        factory,
+        pipeline,
+        parameters,
+        reference,
+        recovery,
+        from_failure,
+        activity,
+        source,
+    ) = fields  # ValueError unless every field is there, as RunSpec(*fields) would fail
     spec = object.__new__(RunSpec)
-    for set_field, value in zip(_FIELD_SETTERS, fields, strict=True):
-        set_field(spec, value)
+    _set_id(spec, run_id)
+    _set_subscription(spec, subscription)
+    _set_group(spec, group)
+    _set_factory(spec, factory)
+    _set_pipeline(spec, pipeline)
+    _set_parameters(spec, parameters)
+    _set_reference(spec, reference)
+    _set_recovery(spec, recovery)
+    _set_from_failure(spec, from_failure)
+    _set_activity(spec, activity)
+    _set_source(spec, source)
     return spec
 
 

@@ -33,6 +33,7 @@ from benchmarks.harness import (
     Sample,
     Tls,
     batchrun_sample,
+    compile_project,
     offline_sample,
     peer_sample,
     wait_until_quiet,
@@ -914,6 +915,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = args.output or RESULTS / ("partial.json" if partial else "latest.json")
 
     started = time.perf_counter()
+    compile_project()
     figures: list[Figure] = []
     errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="batchrun-bench-") as tmp:

@@ -116,3 +116,23 @@ def test_a_logger_made_before_configure_follows_the_latest_configuration() -> No
     logger.info("two")
     assert "one" in first.getvalue() and "two" not in first.getvalue()
     assert "two" in second.getvalue()
+
+
+def test_a_key_is_judged_the_same_each_time_it_is_logged() -> None:
+    # the verdict on a key is kept after its first use: a kept verdict must be the same one
+    for _ in range(2):
+        event = log.redact(None, "", {"client_secret": "s3cr3t-value", "count": 3, "x": None})
+        assert event == {"client_secret": REDACTED, "count": 3, "x": None}
+
+
+def test_keys_past_the_kept_ones_are_still_judged() -> None:
+    # keys made from data would fill the kept verdicts: the ones after are judged each time
+    log.redact(None, "", {f"field_{n}": n for n in range(2000)})
+    event = log.redact(None, "", {"late_token_2000": "abc", "field_1999": "abc"})
+    assert event == {"late_token_2000": REDACTED, "field_1999": "abc"}
+
+
+def test_a_jwt_in_a_logged_text_is_still_blanked() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    event = log.redact(None, "", {"message": f"got {jwt} back"})
+    assert event == {"message": f"got {REDACTED} back"}

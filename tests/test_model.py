@@ -21,5 +21,10 @@ def test_run_spec_of_sets_every_field_as_the_constructor_does() -> None:
 
 
 def test_run_spec_of_refuses_a_short_row() -> None:
-    with pytest.raises(ValueError, match="shorter"):
+    with pytest.raises(ValueError, match="not enough values"):
         run_spec_of(FIELDS[:-1])
+
+
+def test_run_spec_of_refuses_a_long_row() -> None:
+    with pytest.raises(ValueError, match="too many values"):
+        run_spec_of((*FIELDS, "extra"))

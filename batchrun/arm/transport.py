@@ -20,12 +20,13 @@ any other ClientError                 HttpClientError        no         maybe
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import ipaddress
 import os
 import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -137,6 +138,24 @@ def identity_transport() -> AioHttpTransport:
     return _LocalDirectTransport(use_env_settings=False)
 
 
+# asyncio gives every TLS connection a read buffer of 256 KiB, zeroed, so resident at once: 16 MB
+# for the 64 connections of a ``--concurrency 64`` batch. ARM's answers are a few KB (a page of
+# queryPipelineRuns ~100 KB, read in a few turns); two TLS records' worth is enough.
+TLS_READ_BUFFER_BYTES: Final = 32 * 1024
+
+
+def small_tls_read_buffers() -> None:
+    """Give the TLS connections opened from now on :data:`TLS_READ_BUFFER_BYTES` of read buffer.
+
+    ``asyncio.sslproto.SSLProtocol.max_size`` is the size of that buffer, and of the largest
+    read: a class attribute, as no API passes it through aiohttp. batchrun owns its process, so
+    it sets it once; a Python without the attribute keeps its default.
+    """
+    protocol = getattr(asyncio.sslproto, "SSLProtocol", None)
+    if protocol is not None and getattr(protocol, "max_size", 0) > TLS_READ_BUFFER_BYTES:
+        protocol.max_size = TLS_READ_BUFFER_BYTES
+
+
 def build_session(*, timeouts: Timeouts, limit: int) -> aiohttp.ClientSession:
     """The process's one HTTP session; open it with ``async with``.
 
@@ -146,6 +165,7 @@ def build_session(*, timeouts: Timeouts, limit: int) -> aiohttp.ClientSession:
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
+    small_tls_read_buffers()
     connector = aiohttp.TCPConnector(limit=limit, ssl=ssl_context())
     return aiohttp.ClientSession(
         connector=connector, timeout=client_timeout(timeouts), trust_env=False

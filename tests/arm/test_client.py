@@ -1,4 +1,5 @@
 import asyncio
+import asyncio.sslproto
 import datetime as dt
 import json
 import re
@@ -25,7 +26,7 @@ from batchrun.arm.client import (
     create_run_url,
     parse_retry_after,
 )
-from batchrun.arm.transport import proxy_for, transport_errors
+from batchrun.arm.transport import TLS_READ_BUFFER_BYTES, proxy_for, transport_errors
 from batchrun.errors import ApiError, TransportError, UsageError
 from batchrun.model import RunSpec
 from tests.helpers.tls import TlsFiles
@@ -791,6 +792,26 @@ async def test_ca_bundle_from_ssl_cert_file_is_trusted(
     async with tls_arm(tls_files) as endpoint, build_session(timeouts=Timeouts(), limit=2) as built:
         run = await make_client(built, endpoint).get_pipeline_run(**FACTORY, run_id=RUN_ID)
     assert run["status"] == "Succeeded"
+
+
+async def test_an_answer_larger_than_the_small_tls_read_buffer_arrives_whole(
+    clean_env: pytest.MonkeyPatch, tls_files: TlsFiles
+) -> None:
+    # each TLS connection reads through TLS_READ_BUFFER_BYTES, not asyncio's 256 KiB
+    clean_env.setenv("SSL_CERT_FILE", str(tls_files.ca))
+    message = "x" * (40 * TLS_READ_BUFFER_BYTES)
+    fake = FakeArm()
+    fake.reply(200, {"runId": RUN_ID, "status": "Failed", "message": message})
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    async with (
+        serve(app, ssl_context=tls_files.server_context()) as port,
+        build_session(timeouts=Timeouts(), limit=2) as built,
+    ):
+        endpoint = f"https://127.0.0.1:{port}"
+        run = await make_client(built, endpoint).get_pipeline_run(**FACTORY, run_id=RUN_ID)
+    assert asyncio.sslproto.SSLProtocol.max_size == TLS_READ_BUFFER_BYTES
+    assert run["message"] == message
 
 
 async def test_untrusted_certificate_is_a_permanent_unsent_error_with_a_hint(
