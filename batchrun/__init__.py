@@ -8,21 +8,24 @@ The package, room by room (imports flow downwards only; ``make lint`` checks it)
 ``run``
     ``batchrun run``: the runner, the scheduler and its request slots, the per-run state,
     identical-entry ordering, reconciliation of lost answers, the intent journal, progress, the
-    recovery guard, and the numbers they run by (``constants``).
+    recovery guard, following runs to their end (``--wait``, ``watch``, ``cancel``), the order
+    of ``needs`` and ``--only-missing``, and the numbers they run by (``constants``).
 ``recover``
     ``batchrun recover``: find the runs to recover after an incident, and write the reviewed
     recovery manifest. ``run`` and ``recover`` never import each other.
 ``manifest``
     YAML in, frozen :class:`~batchrun.model.RunSpec`\\ s out: the rules, positioned YAML nodes,
-    ``${VAR}`` substitution, the loader, scope files, shards and the JSON Schema.
+    ``${VAR}`` substitution, the loader, ``dates`` ranges, the ``needs`` graph and its order,
+    scope files, shards and the JSON Schema.
 ``report``
     The JSONL report: the writer, the reader and ``summary``.
 ``arm``
     Everything that talks to ARM/ADF: the client over one aiohttp session, CloudError parsing,
     transport errors, rate-limit headers, pacing, the retry policy, paged reads, auth, clouds.
-``model``, ``errors``, ``times``, ``text``, ``log``
-    The shared nouns, the exception tree, UTC timestamps, text cut to one line, and structlog's
-    setup (with the redaction of secrets).
+``model``, ``errors``, ``times``, ``text``, ``log``, ``waits``
+    The shared nouns, the exception tree, UTC timestamps, text cut to one line, structlog's
+    setup (with the redaction of secrets), and waiting for whichever of a stop, a change or a
+    timer comes first.
 ``emulator``
     A local ARM/ADF emulator for demos, tests and benchmarks: an independent oracle that shares
     nothing with the client but the wire format. Only ``cli``, ``demo`` and tests import it.

@@ -35,6 +35,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from batchrun.waits import first_of
+
 if TYPE_CHECKING:
     from batchrun.errors import ApiError
 
@@ -191,7 +193,7 @@ class SubscriptionPacer:
                 if wait is None:
                     await self._changed.wait()
                 else:
-                    await self._sleep_or_wake(wait)
+                    await first_of(self._changed.wait(), self._sleep(wait))
             if self._closed:
                 raise PacerClosed
             self._in_flight += 1
@@ -202,15 +204,6 @@ class SubscriptionPacer:
         """No more sends: every waiter, now and later, gets :class:`PacerClosed`."""
         self._closed = True
         self._changed.set()
-
-    async def _sleep_or_wake(self, seconds: float) -> None:
-        waker = asyncio.ensure_future(self._changed.wait())
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        try:
-            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waker.cancel()
-            sleeper.cancel()
 
     def completed(self, remaining: int | None) -> None:
         """A write answered (any status but 429), with its remaining-writes header if any."""

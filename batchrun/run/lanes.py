@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchrun.run.pending import PendingRun
 from batchrun.run.queues import GateKey, PipelineGates, gate_key
+from batchrun.waits import first_of
 
 if TYPE_CHECKING:
     from batchrun.model import RunSpec
@@ -110,7 +111,7 @@ class Lane:
             if not self._held and not self._running and not self._open:
                 return None
             self._changed.clear()
-            await _until_either(self._changed, stopping, within_s=self._reopens_in())
+            await first_of(self._changed.wait(), stopping.wait(), within_s=self._reopens_in())
         return None
 
     def _next_held(self) -> PendingRun | None:
@@ -141,15 +142,3 @@ class Lane:
             if (wait := self._gates.reopens_in(waiting[0].spec)) is not None
         ]
         return min(waits) if waits else None
-
-
-async def _until_either(
-    changed: asyncio.Event, stopping: asyncio.Event, *, within_s: float | None
-) -> None:
-    """Until ``changed`` or ``stopping`` is set, or ``within_s`` seconds pass."""
-    waiters = {asyncio.ensure_future(changed.wait()), asyncio.ensure_future(stopping.wait())}
-    try:
-        await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

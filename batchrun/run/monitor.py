@@ -48,6 +48,7 @@ from batchrun.run.outcome import (
     terminal,
 )
 from batchrun.times import Now, parse_time
+from batchrun.waits import first_of
 
 if TYPE_CHECKING:
     from batchrun.model import FactoryRef
@@ -237,14 +238,7 @@ class Monitor:
         if self._added.is_set():
             self._added.clear()  # an add since the last wait: look again before waiting
             return
-        waker = asyncio.ensure_future(self._stopping.wait())
-        adder = asyncio.ensure_future(self._added.wait())
-        try:
-            await asyncio.wait({waker, adder}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waker.cancel()
-            adder.cancel()
-            await asyncio.gather(waker, adder, return_exceptions=True)
+        await first_of(self._stopping.wait(), self._added.wait())
 
     @staticmethod
     def _pending(factories: Mapping[Any, _Factory]) -> int:
@@ -457,11 +451,4 @@ class Monitor:
         return interval
 
     async def _pause(self, seconds: float) -> None:
-        waker = asyncio.ensure_future(self._stopping.wait())
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        try:
-            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waker.cancel()
-            sleeper.cancel()
-            await asyncio.gather(waker, sleeper, return_exceptions=True)
+        await first_of(self._stopping.wait(), self._sleep(seconds))

@@ -27,6 +27,7 @@ from batchrun.run.reconcile import MARGIN, Reconciler, ReconcileSettings
 from batchrun.run.sender import Sender, Trigger
 from batchrun.run.slots import FairSlots
 from batchrun.run.stops import Stops
+from batchrun.waits import first_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -221,7 +222,7 @@ class Scheduler:
                 self._start_lane(queue)
             if self._feeding:
                 # holds the group open while no lane does: a feed may bring a new subscription
-                group.create_task(_until_set(self._feed_closed, self._stopping))
+                group.create_task(first_of(self._feed_closed.wait(), self._stopping.wait()))
         self._group = None
         self._lanes.clear()
         if self._crashes:
@@ -487,13 +488,3 @@ class Scheduler:
             error_code=result.error.get("code") if result.error else None,
             error_message=result.error.get("message") if result.error else None,
         )
-
-
-async def _until_set(first: asyncio.Event, second: asyncio.Event) -> None:
-    """Until either event is set."""
-    waiters = {asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())}
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
