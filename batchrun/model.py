@@ -35,7 +35,8 @@ class RunSpec:
         return query
 
 
-_FIELDS: Final = (
+# the fields of a run in RunSpec's order; the manifest's rules and fingerprint use all but source
+RUN_FIELDS: Final = (
     "id",
     "subscription",
     "resource_group",
@@ -48,8 +49,8 @@ _FIELDS: Final = (
     "start_activity_name",
     "source",
 )
-if RunSpec.__slots__ != _FIELDS:  # pragma: no cover (a field added without run_spec_of)
-    raise RuntimeError(f"run_spec_of sets {_FIELDS}, RunSpec has {RunSpec.__slots__}")
+if RunSpec.__slots__ != RUN_FIELDS:  # pragma: no cover (a field added without run_spec_of)
+    raise RuntimeError(f"run_spec_of sets {RUN_FIELDS}, RunSpec has {RunSpec.__slots__}")
 (
     _set_id,
     _set_subscription,
@@ -62,7 +63,7 @@ if RunSpec.__slots__ != _FIELDS:  # pragma: no cover (a field added without run_
     _set_from_failure,
     _set_activity,
     _set_source,
-) = (getattr(RunSpec, name).__set__ for name in _FIELDS)
+) = (getattr(RunSpec, name).__set__ for name in RUN_FIELDS)
 
 
 def run_spec_of(fields: tuple[Any, ...]) -> RunSpec:

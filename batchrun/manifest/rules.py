@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from batchrun.model import RUN_FIELDS
+
 __all__ = [
     "CONTROL",
     "ENTRY_FIELDS",
@@ -24,18 +26,8 @@ __all__ = [
     "text_problem",
 ]
 
-FIELDS: Final = (
-    "id",
-    "subscription",
-    "resource_group",
-    "factory",
-    "pipeline",
-    "parameters",
-    "reference_run_id",
-    "is_recovery",
-    "start_from_failure",
-    "start_activity_name",
-)
+# a run's fields but where it was read: hashed into the fingerprint, so their order is fixed
+FIELDS: Final = tuple(name for name in RUN_FIELDS if name != "source")
 # Fields of a manifest entry that shape the batch but are no field of a run: they are read,
 # never hashed as such (the fingerprint hashes FIELDS of each run, so adding these leaves the
 # fingerprint of every older manifest as it was).
