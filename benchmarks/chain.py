@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
@@ -34,6 +34,7 @@ from benchmarks.harness import (
     IDENTITY_SECRET,
     ROOT,
     BenchError,
+    Figure,
     Measured,
     client_env,
     measure_against,
@@ -438,27 +439,13 @@ def _tail(path: Path, limit: int = 1500) -> str:
 # --- the figures ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Judged:
-    """One figure of the row: ``benchmarks.run.Figure`` without its row name (``run`` imports
-    this module, so the row's judgement lives here and ``run`` only names it)."""
-
-    measure: str
-    value: str
-    ratio: str
-    target: str
-    # None: for information, no target
-    ok: bool | None
-    median: dict[str, float] = field(default_factory=dict)
-
-
 def percentile(values: Sequence[float], share: float) -> float:
     """The nearest-rank percentile: the smallest value with ``share`` of them at or below it."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Judged]:
+def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Figure]:
     """Handoffs on every build of every sample, the rest on the worst sample."""
     bound = load.handoff_bound_s
     handoffs = [h for s in samples for h in s.flow.build_handoffs_s]
@@ -476,7 +463,8 @@ def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Judge
     process_wall = max(s.process.wall_s for s in samples)
     days = f"{load.days} days"
     return [
-        Judged(
+        Figure(
+            "chain",
             f"build created after its load's end ({days}): p50 | p95 | max",
             f"{p50:.2f} | {p95:.2f} | {worst:.2f} s",
             f"{worst / bound:.3f}",
@@ -484,7 +472,8 @@ def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Judge
             worst <= bound,
             {"p50_s": p50, "p95_s": p95, "max_s": worst, "bound_s": bound, "n": len(handoffs)},
         ),
-        Judged(
+        Figure(
+            "chain",
             "export created after the last build's end",
             f"{export:.2f} s",
             f"{export / bound:.3f}",
@@ -492,7 +481,8 @@ def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Judge
             export <= bound,
             {"max_s": export, "bound_s": bound},
         ),
-        Judged(
+        Figure(
+            "chain",
             f"night (first load created to export's end) vs critical path {load.ideal_s:g} s",
             f"{wall:.2f} s",
             f"{wall / load.ideal_s:.3f}x",
@@ -500,7 +490,8 @@ def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Judge
             wall <= load.wall_bound_s,
             {"wall_s": wall, "ideal_s": load.ideal_s, "bound_s": load.wall_bound_s},
         ),
-        Judged(
+        Figure(
+            "chain",
             f"queryPipelineRuns / poll ({load.runs} runs, 2 factories)",
             f"{per_poll:.1f} ({polls} polls)",
             f"{per_poll / load.reads_bound:.3f}",
@@ -508,7 +499,8 @@ def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Judge
             per_poll <= load.reads_bound,
             {"per_poll": per_poll, "bound": load.reads_bound, "polls": polls},
         ),
-        Judged(
+        Figure(
+            "chain",
             "429s on reads / queryPipelineRuns",
             f"{throttled} / {reads}",
             f"{throttled / reads:.2%}" if reads else "",
@@ -516,7 +508,8 @@ def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Judge
             throttled == 0,
             {"throttled": throttled, "reads": reads},
         ),
-        Judged(
+        Figure(
+            "chain",
             "createRun requests / runs (duplicates)",
             f"{creates} / {load.runs} ({duplicates})",
             f"{creates / load.runs:.3f}",
@@ -524,7 +517,8 @@ def chain_figures(load: ChainLoad, samples: Sequence[ChainSample]) -> list[Judge
             creates == load.runs and duplicates == 0,
             {"create_runs": creates, "runs": load.runs, "duplicates": duplicates},
         ),
-        Judged(
+        Figure(
+            "chain",
             "batchrun run: process wall | CPU | peak RSS",
             f"{process_wall:.1f} s | {cpu:.2f} s | {rss:.0f} MB",
             "",

@@ -42,6 +42,22 @@ _WINDOW = re.compile(r"visibility window [\d.]+ s[^;)]*(?:\([^)]*\))?")
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
+@dataclass(frozen=True, slots=True)
+class Figure:
+    row: str
+    measure: str
+    value: str
+    ratio: str
+    target: str
+    # None: for information, no target
+    ok: bool | None
+    median: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return {None: "info", True: "pass", False: "MISS"}[self.ok]
+
+
 class BenchError(Exception):
     """A sample could not be taken: a client failed or timed out."""
 

@@ -29,6 +29,7 @@ from benchmarks.follow import FollowLoad, FollowSample, follow_load, follow_samp
 from benchmarks.harness import (
     ROOT,
     BenchError,
+    Figure,
     Measured,
     Sample,
     Tls,
@@ -62,22 +63,6 @@ RSS_LIMIT_MB = 120.0
 FOLLOW_RSS_LIMIT_MB = 150.0
 # issue 14: the latency row within this factor of the bare-aiohttp floor measured in the same run
 FLOOR_FACTOR = 1.10
-
-
-@dataclass(frozen=True, slots=True)
-class Figure:
-    row: str
-    measure: str
-    value: str
-    ratio: str
-    target: str
-    # None: for information, no target
-    ok: bool | None
-    median: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        return {None: "info", True: "pass", False: "MISS"}[self.ok]
 
 
 @dataclass(slots=True)
@@ -786,10 +771,7 @@ def row_chain(bench: Bench) -> list[Figure]:
     for rep in range(bench.reps):
         bench.settle(f"chain-{rep}")
         samples.append(chain_sample(load, tls=bench.tls, workdir=bench.workdir, tag=f"chain-{rep}"))
-    return [
-        Figure("chain", f.measure, f.value, f.ratio, f.target, f.ok, f.median)
-        for f in chain_figures(load, samples)
-    ]
+    return chain_figures(load, samples)
 
 
 ROW_FUNCTIONS: dict[str, Callable[[Bench], list[Figure]]] = {
