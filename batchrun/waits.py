@@ -15,7 +15,8 @@ async def first_of(*waits: Awaitable[object], within_s: float | None = None) -> 
     """Until the first of ``waits`` is done, or ``within_s`` seconds pass (None: no limit).
 
     The others are cancelled and awaited before this returns: a wait left pending would hold its
-    event or timer, and warn "Task was destroyed but it is pending" when the loop closes.
+    event or timer, and warn "Task was destroyed but it is pending" when the loop closes. A wait
+    that raised is raised here: a broken sleep taken for a wait that ended would spin its loop.
     """
     tasks = [asyncio.ensure_future(wait) for wait in waits]
     try:
@@ -23,4 +24,7 @@ async def first_of(*waits: Awaitable[object], within_s: float | None = None) -> 
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        ended = await asyncio.gather(*tasks, return_exceptions=True)
+    for error in ended:
+        if isinstance(error, Exception):
+            raise error

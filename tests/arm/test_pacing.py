@@ -178,3 +178,35 @@ async def test_a_budget_never_seen_above_the_reserve_is_still_spent() -> None:
     # the sends do not bounce off 429s
     assert max(time.slept) <= 30.0
     assert bucket.rejected <= 2
+
+
+async def test_a_bucket_larger_than_any_header_seen_is_not_stormed_after_an_idle() -> None:
+    # another client drains the bucket while the batch starts (no header above 2), then stops;
+    # after a long idle the bucket is full (200), far above the largest budget seen: the capped
+    # rule lets the first send go, its header shows the real budget, and no 429 follows
+    time = FakeTime()
+    pacer = make_pacer(time)
+    bucket = Bucket(time, burst=200, refill=10.0)
+
+    async def send(times: int, *, drained: bool) -> None:
+        for _ in range(times):
+            await pacer.acquire()
+            time.advance(0.05)
+            if drained:
+                bucket.take()  # the other client's
+                bucket.tokens = min(bucket.tokens, 3.0)
+            remaining = bucket.take()
+            if remaining is None:
+                pacer.throttled_for(1.0)
+            else:
+                pacer.completed(remaining)
+
+    await asyncio.wait_for(send(60, drained=True), timeout=10)
+    assert pacer._capacity <= 3
+    rejected = bucket.rejected
+    time.advance(600.0)  # the idle
+    started = time.monotonic()
+    await asyncio.wait_for(send(400, drained=False), timeout=10)
+    assert bucket.rejected - rejected <= 1
+    # the burst went at once, then the refill rate: 400 sends in about (400 - 200) / 10 s
+    assert time.monotonic() - started < 40
