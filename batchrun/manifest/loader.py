@@ -57,7 +57,7 @@ from batchrun.manifest.nodereader import CLOSE_ENOUGH, INVALID, describe_node
 from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
 from batchrun.manifest.yamlnodes import INT, STR, ItemSink, Loader, Pair, gc_paused
-from batchrun.model import RunSpec, run_spec_of
+from batchrun.model import RunSpec, position, run_spec_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -358,7 +358,7 @@ class _Reader(FieldReader):
         factories, pipelines = value["factory"], value["pipeline"]
         factory_list, pipeline_list = type(factories) is tuple, type(pipelines) is tuple
         mark = node.start_mark
-        source = f"{self.file}:{mark.line + 1}:{mark.column + 1}"
+        source = (self.file, position(mark.line + 1, mark.column + 1))
         rows, index = self._rows, int(where[5:-1])
         if explicit is not None:
             mark = pairs["id"][1].start_mark
@@ -382,7 +382,7 @@ class _Reader(FieldReader):
                     params, spare = spare if spare is not None else dict(parameters or ()), None
                     row = (run_id, subscription, group, factory, pipeline, params, *tail)
                     rows.append(row)
-                    self._runs.append(run_spec_of((*row, source)))
+                    self._runs.append(run_spec_of((*row, *source)))
         if self._tracking:
             self._track(index, start, explicit, factory_list or pipeline_list, dates, own)
         if len(rows) > 4096:
@@ -392,7 +392,7 @@ class _Reader(FieldReader):
         self,
         value: dict[str, Any],
         index: int,
-        source: str,
+        source: tuple[str, int],
         tail: tuple[Any, ...],
         dates: Dates,
         explicit: str | None,
@@ -428,7 +428,7 @@ class _Reader(FieldReader):
                     params = {**parameters, name: label}
                     row = (run_id, subscription, group, factory, pipeline, params, *tail)
                     self._rows.append(row)
-                    self._runs.append(run_spec_of((*row, source)))
+                    self._runs.append(run_spec_of((*row, *source)))
 
     def _track(
         self,

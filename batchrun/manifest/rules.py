@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 # a run's fields but where it was read: hashed into the fingerprint, so their order is fixed
-FIELDS: Final = tuple(name for name in RUN_FIELDS if name != "source")
+FIELDS: Final = tuple(name for name in RUN_FIELDS if name not in ("file", "at"))
 # Fields of a manifest entry that shape the batch but are no field of a run: they are read,
 # never hashed as such (the fingerprint hashes FIELDS of each run, so adding these leaves the
 # fingerprint of every older manifest as it was).
