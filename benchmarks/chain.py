@@ -28,16 +28,17 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
-from batchrun.emulator import process
 from batchrun.times import parse_time
 from benchmarks.harness import (
-    IDENTITY_SECRET,
-    ROOT,
     BenchError,
     Figure,
     Measured,
-    client_env,
-    measure_against,
+    batchrun_env,
+    measure_to_files,
+    progress,
+    serve_config,
+    tail,
+    write_reads_config,
 )
 from benchmarks.workloads import RESOURCE_GROUP, subscription_id
 
@@ -139,22 +140,13 @@ class ChainLoad:
             BUILD_PIPELINE: queued | {"duration_ms": self.build_ms},
             EXPORT_PIPELINE: queued | {"duration_ms": self.export_ms},
         }
-        config = {
-            "settings": {
-                # the runs exist within a second: writes are not what this row measures
-                "write_burst": 10_000_000,
-                "write_refill": 10_000_000,
-                "read_burst": self.read_burst,
-                "read_refill": self.read_refill,
-            },
-            "subscriptions": {
-                subscription_id(0): _factory(LOADS_FACTORY, loads),
-                subscription_id(1): _factory(MARTS_FACTORY, marts),
-            },
+        factories = {
+            subscription_id(0): {LOADS_FACTORY: loads},
+            subscription_id(1): {MARTS_FACTORY: marts},
         }
-        # JSON is YAML: the emulator's loader reads it
-        path.write_text(json.dumps(config, indent=1), encoding="utf-8")
-        return path
+        return write_reads_config(
+            path, factories, read_burst=self.read_burst, read_refill=self.read_refill
+        )
 
     def write_manifest(self, path: Path) -> Path:
         loads = f"subscription: {subscription_id(0)}, factory: {LOADS_FACTORY}"
@@ -173,10 +165,6 @@ class ChainLoad:
         lines.append(f'  - {{id: export, {marts}, {export}, needs: ["build.*"]}}')
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
-
-
-def _factory(name: str, pipelines: dict[str, dict[str, int]]) -> dict[str, Any]:
-    return {"resource_groups": {RESOURCE_GROUP: {"factories": {name: {"pipelines": pipelines}}}}}
 
 
 def chain_load(*, quick: bool) -> ChainLoad:
@@ -355,32 +343,20 @@ def chain_sample(load: ChainLoad, *, tls: Tls, workdir: Path, tag: str) -> Chain
     if not manifest.exists():
         load.write_manifest(manifest)
     report = workdir / f"{tag}.report.jsonl"
-    args = ["--config", str(config), "--quiet", "--identity-header", IDENTITY_SECRET]
-    args += ["--seed", _SEED, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     log = workdir / f"{tag}.emulator.log"
-    _progress(f"{tag}: {load.days} days, {load.runs} runs, critical path {load.ideal_s:g} s")
-    with process.start(args, log_path=log, cwd=ROOT, cafile=tls.ca) as emulator:
-        url = emulator.url
-        env = client_env(
-            IDENTITY_ENDPOINT=f"{url}/msi/token",
-            IDENTITY_HEADER=IDENTITY_SECRET,
-            BATCHRUN_ENDPOINT=url,
-            SSL_CERT_FILE=str(tls.ca),
-        )
+    progress(f"{tag}: {load.days} days, {load.runs} runs, critical path {load.ideal_s:g} s")
+    with serve_config(config, seed=_SEED, tls=tls, log_path=log) as emulator:
         command = [sys.executable, "-m", "batchrun", "run", str(manifest), "--report", str(report)]
         command += ["--poll", f"{load.poll_s:g}", "--log-format", "json"]
         out_path, err_path = workdir / f"{tag}.stdout", workdir / f"{tag}.stderr"
-        with (
-            out_path.open("w", encoding="utf-8") as out,
-            err_path.open("w", encoding="utf-8") as err,
-            StatsTrace(emulator) as trace,
-        ):
-            observed = measure_against(
-                emulator, command, env=env, timeout=load.timeout_s, stdout=out, stderr=err
-            )
+        with StatsTrace(emulator) as trace:
+            observed = measure_to_files(
+                emulator, command, env=batchrun_env(emulator.url, tls), timeout=load.timeout_s,
+                out_path=out_path, err_path=err_path,
+            )  # fmt: skip
         stats = emulator.stats()
         if observed.measured.code != 0:
-            raise BenchError(f"batchrun run exited {observed.measured.code}:\n{_tail(err_path)}")
+            raise BenchError(f"batchrun run exited {observed.measured.code}:\n{tail(err_path)}")
         triggers = trigger_lines(report)
         if len(triggers) != load.runs:
             raise BenchError(f"{len(triggers)} of {load.runs} runs were triggered")
@@ -401,7 +377,7 @@ def chain_sample(load: ChainLoad, *, tls: Tls, workdir: Path, tag: str) -> Chain
         observed.emulator_cpu_s,
         observed.foreign_cpu_share,
     )
-    _progress(
+    progress(
         f"{tag}: process {sample.process.wall_s:.1f}s, cpu {sample.process.cpu_s:.2f}s, "
         f"rss {sample.process.max_rss_mb:.0f} MB; night {night.wall_s:.1f}s; handoffs max "
         f"{max(night.build_handoffs_s):.2f}s, export {night.export_handoff_s:.2f}s; "
@@ -426,14 +402,6 @@ def _await_export(
         if time.monotonic() > deadline:
             raise BenchError(f"the export {export} did not end within {timeout_s:.0f}s")
         time.sleep(0.5)
-
-
-def _progress(message: str) -> None:
-    print(f"  · {message}", file=sys.stderr, flush=True)
-
-
-def _tail(path: Path, limit: int = 1500) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")[-limit:] if path.exists() else ""
 
 
 # --- the figures ---------------------------------------------------------------------------

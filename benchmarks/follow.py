@@ -27,15 +27,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from batchrun.emulator import process
 from benchmarks.harness import (
-    IDENTITY_SECRET,
-    ROOT,
     BenchError,
     Measured,
+    batchrun_env,
     client_env,
     measure,
-    measure_against,
+    measure_to_files,
+    serve_config,
+    tail,
+    write_reads_config,
 )
 from benchmarks.workloads import RESOURCE_GROUP, subscription_id
 
@@ -106,24 +107,13 @@ class FollowLoad:
             }
             for name, ms in zip(self.pipelines, self.durations_ms, strict=True)
         }
-        factories = {self.factory(n): {"pipelines": pipelines} for n in range(self.factories)}
-        config = {
-            "settings": {
-                # the runs exist within seconds: writes are not what this row measures
-                "write_burst": 10_000_000,
-                "write_refill": 10_000_000,
-                "read_burst": self.read_burst,
-                "read_refill": self.read_refill,
-            },
-            "subscriptions": {
-                subscription_id(0): {
-                    "resource_groups": {RESOURCE_GROUP: {"factories": factories}},
-                }
-            },
-        }
-        # JSON is YAML: the emulator's loader reads it
-        path.write_text(json.dumps(config, indent=1), encoding="utf-8")
-        return path
+        factories = {self.factory(n): pipelines for n in range(self.factories)}
+        return write_reads_config(
+            path,
+            {subscription_id(0): factories},
+            read_burst=self.read_burst,
+            read_refill=self.read_refill,
+        )
 
     def write_manifest(self, path: Path) -> Path:
         subscription = subscription_id(0)
@@ -280,10 +270,6 @@ def _delta(before: dict[str, Any], after: dict[str, Any], name: str) -> tuple[in
     return total, new.get("429", 0) - old.get("429", 0)
 
 
-def _tail(path: Path, limit: int = 1500) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")[-limit:] if path.exists() else ""
-
-
 def follow_sample(load: FollowLoad, *, tls: Tls, workdir: Path, tag: str) -> FollowSample:
     """Trigger, watch (measured), then one SDK-style poll over a sample of the runs."""
     config = load.write_config(workdir / f"{tag}.emulator.json")
@@ -291,60 +277,46 @@ def follow_sample(load: FollowLoad, *, tls: Tls, workdir: Path, tag: str) -> Fol
     if not manifest.exists():
         load.write_manifest(manifest)
     report = workdir / f"{tag}.report.jsonl"
-    args = ["--config", str(config), "--quiet", "--identity-header", IDENTITY_SECRET]
-    args += ["--seed", _SEED, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     log = workdir / f"{tag}.emulator.log"
-    with process.start(args, log_path=log, cwd=ROOT, cafile=tls.ca) as emulator:
+    with serve_config(config, seed=_SEED, tls=tls, log_path=log) as emulator:
         url = emulator.url
-        env = client_env(
-            IDENTITY_ENDPOINT=f"{url}/msi/token",
-            IDENTITY_HEADER=IDENTITY_SECRET,
-            BATCHRUN_ENDPOINT=url,
-            SSL_CERT_FILE=str(tls.ca),
-        )
+        env = batchrun_env(url, tls)
         batchrun = [sys.executable, "-m", "batchrun"]
         err_path = workdir / f"{tag}.trigger.stderr"
         trigger_cmd = [*batchrun, "run", str(manifest), "--report", str(report)]
         trigger_cmd += ["--log-format", "json", "--concurrency", str(load.concurrency)]
-        with err_path.open("w", encoding="utf-8") as err:
-            trigger = measure(
-                trigger_cmd,
-                env=env,
-                timeout=load.timeout_s,
-                stdout=err,
-                stderr=err,
-            )
+        trigger = measure_to_files(
+            emulator, trigger_cmd, env=env, timeout=load.timeout_s,
+            out_path=err_path, err_path=err_path,
+        ).measured  # fmt: skip
         if trigger.code != 0:
-            raise BenchError(f"batchrun run exited {trigger.code}:\n{_tail(err_path)}")
+            raise BenchError(f"batchrun run exited {trigger.code}:\n{tail(err_path)}")
         before = emulator.stats()
         out_path = workdir / f"{tag}.watch.stdout"
         err_path = workdir / f"{tag}.watch.stderr"
         watch_cmd = [*batchrun, "watch", str(report), "--poll", f"{load.poll_s:g}"]
         watch_cmd += ["--log-format", "json"]
-        with (
-            out_path.open("w", encoding="utf-8") as out,
-            err_path.open("w", encoding="utf-8") as err,
-            ReportTail(report) as tail,
-        ):
+        with ReportTail(report) as report_tail:
             started = time.time()
-            observed = measure_against(
-                emulator, watch_cmd, env=env, timeout=load.timeout_s, stdout=out, stderr=err
-            )
+            observed = measure_to_files(
+                emulator, watch_cmd, env=env, timeout=load.timeout_s,
+                out_path=out_path, err_path=err_path,
+            )  # fmt: skip
         after = emulator.stats()
         if observed.measured.code not in (0, 1):
-            raise BenchError(f"batchrun watch exited {observed.measured.code}:\n{_tail(err_path)}")
+            raise BenchError(f"batchrun watch exited {observed.measured.code}:\n{tail(err_path)}")
         followed = _FOLLOWED.search(out_path.read_text(encoding="utf-8"))
         if followed is None or int(followed.group(1)) != load.runs:
-            raise BenchError(f"batchrun watch did not follow {load.runs} runs:\n{_tail(out_path)}")
+            raise BenchError(f"batchrun watch did not follow {load.runs} runs:\n{tail(out_path)}")
         outcomes: dict[str, int] = {}
-        for line in tail.seen:
+        for line in report_tail.seen:
             outcomes[line.outcome] = outcomes.get(line.outcome, 0) + 1
         if sum(outcomes.values()) != load.runs:
             raise BenchError(f"{sum(outcomes.values())} of {load.runs} outcome lines appeared")
         query_reads, query_throttled = _delta(before, after, "queryPipelineRuns")
         activity_reads, activity_throttled = _delta(before, after, "queryActivityruns")
-        lags, before_watch = lags_s(tail.seen, since=started)
-        failed = [line for line in tail.seen if line.outcome == "Failed"]
+        lags, before_watch = lags_s(report_tail.seen, since=started)
+        failed = [line for line in report_tail.seen if line.outcome == "Failed"]
         failed_lags, _ = lags_s(failed, since=started)
         # the SDK's poll starts with the bucket as full as the watch's was
         time.sleep(load.read_burst / load.read_refill)
@@ -408,6 +380,6 @@ def sdk_poll(
         result: dict[str, Any] = json.loads(out_path.read_text(encoding="utf-8"))
     except ValueError:
         raise BenchError(
-            f"benchmarks.peer_sdk_poll exited {measured.code}:\n{_tail(err_path)}"
+            f"benchmarks.peer_sdk_poll exited {measured.code}:\n{tail(err_path)}"
         ) from None
     return result | {"process": asdict(measured)}

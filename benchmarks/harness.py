@@ -27,9 +27,10 @@ from typing import IO, TYPE_CHECKING, Any
 import trustme
 
 from batchrun.emulator import process
+from benchmarks.workloads import RESOURCE_GROUP
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from batchrun.emulator.process import EmulatorProcess
     from benchmarks.workloads import Workload
@@ -202,6 +203,86 @@ def serve(workload: Workload, *, tls: Tls | None, log_path: Path) -> Iterator[Em
         yield emulator
 
 
+def write_reads_config(
+    path: Path,
+    factories: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    *,
+    read_burst: int,
+    read_refill: float,
+) -> Path:
+    """The emulator config of a row that measures reads: ``factories`` (subscription -> factory
+    -> pipelines, all in RESOURCE_GROUP), ARM's read budget as given, writes without a limit."""
+    config = {
+        "settings": {
+            # the runs exist within seconds: writes are not what these rows measure
+            "write_burst": 10_000_000,
+            "write_refill": 10_000_000,
+            "read_burst": read_burst,
+            "read_refill": read_refill,
+        },
+        "subscriptions": {
+            subscription: {
+                "resource_groups": {
+                    RESOURCE_GROUP: {
+                        "factories": {
+                            name: {"pipelines": pipelines} for name, pipelines in named.items()
+                        }
+                    }
+                }
+            }
+            for subscription, named in factories.items()
+        },
+    }
+    # JSON is YAML: the emulator's loader reads it
+    path.write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def serve_config(config: Path, *, seed: str, tls: Tls, log_path: Path) -> Iterator[EmulatorProcess]:
+    """A fresh emulator over https from a config file (its topology, run lengths and budgets),
+    seeded, always stopped on exit."""
+    args = ["--config", str(config), "--quiet", "--identity-header", IDENTITY_SECRET]
+    args += ["--seed", seed, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    with process.start(args, log_path=log_path, cwd=ROOT, cafile=tls.ca) as emulator:
+        yield emulator
+
+
+def batchrun_env(url: str, tls: Tls | None) -> dict[str, str]:
+    """The environment of ``batchrun`` against the emulator at ``url``: managed identity from
+    the emulator, as the e2e tests run it, and trust in the emulator's CA where it has TLS."""
+    env = client_env(
+        IDENTITY_ENDPOINT=f"{url}/msi/token",
+        IDENTITY_HEADER=IDENTITY_SECRET,
+        BATCHRUN_ENDPOINT=url,
+    )
+    if tls is not None:
+        env["SSL_CERT_FILE"] = str(tls.ca)
+    return env
+
+
+def measure_to_files(
+    emulator: EmulatorProcess,
+    command: Sequence[str],
+    *,
+    env: dict[str, str],
+    timeout: float,
+    out_path: Path,
+    err_path: Path,
+) -> Observed:
+    """:func:`measure_against`, the client's stdout and stderr written to these files (both to
+    one file where the paths are the same)."""
+    with out_path.open("w", encoding="utf-8") as out:
+        if err_path == out_path:
+            return measure_against(
+                emulator, command, env=env, timeout=timeout, stdout=out, stderr=out
+            )
+        with err_path.open("w", encoding="utf-8") as err:
+            return measure_against(
+                emulator, command, env=env, timeout=timeout, stdout=out, stderr=err
+            )
+
+
 def machine_busy_s() -> float:
     """CPU seconds all processes have used since boot, from /proc/stat (0 where there is none)."""
     try:
@@ -286,9 +367,14 @@ def _emulator_counts(emulator: EmulatorProcess) -> Counted:
     )
 
 
-def _tail(path: Path, limit: int = 1500) -> str:
+def tail(path: Path, limit: int = 1500) -> str:
+    """The end of a client's output file, for the error that says why a sample failed."""
     text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
     return text[-limit:]
+
+
+def progress(message: str) -> None:
+    print(f"  · {message}", file=sys.stderr, flush=True)
 
 
 def _parse_time(text: str) -> datetime:
@@ -322,31 +408,24 @@ def batchrun_sample(
     report = workdir / f"{tag}.report.jsonl"
     err_path = workdir / f"{tag}.stderr"
     with serve(workload, tls=tls, log_path=workdir / f"{tag}.emulator.log") as emulator:
-        url = emulator.url
-        env = client_env(
-            IDENTITY_ENDPOINT=f"{url}/msi/token",
-            IDENTITY_HEADER=IDENTITY_SECRET,
-            BATCHRUN_ENDPOINT=url,
-        )
-        if tls is not None:
-            env["SSL_CERT_FILE"] = str(tls.ca)
+        env = batchrun_env(emulator.url, tls)
         command = [sys.executable, "-m", "batchrun", "run", str(manifest), "--report", str(report)]
         command += ["--log-format", "json", "--concurrency", str(workload.concurrency)]
         if workload.read_timeout_s is not None:
             command += ["--read-timeout", f"{workload.read_timeout_s:g}"]
         if workload.reconcile_window_s is not None:
             command += ["--reconcile-window", f"{workload.reconcile_window_s:g}"]
-        with err_path.open("w", encoding="utf-8") as err:
-            observed = measure_against(
-                emulator, command, env=env, timeout=workload.timeout_s, stdout=err, stderr=err
-            )
+        observed = measure_to_files(
+            emulator, command, env=env, timeout=workload.timeout_s,
+            out_path=err_path, err_path=err_path,
+        )  # fmt: skip
         measured = observed.measured
         counted = _emulator_counts(emulator)
     if measured.code not in (0, 1) or not report.exists():
-        raise BenchError(f"batchrun run exited {measured.code}:\n{_tail(err_path)}")
+        raise BenchError(f"batchrun run exited {measured.code}:\n{tail(err_path)}")
     span, succeeded, failed = report_span(report)
     extra: dict[str, Any] = {"create_run_answers": counted.answers} if workload.faults else {}
-    window = _WINDOW.search(_tail(err_path, 4000))
+    window = _WINDOW.search(tail(err_path, 4000))
     if window is not None:
         extra["window"] = window.group(0)
     for written in workdir.glob(f"{report.name}*"):  # the report and its intent journal
@@ -387,21 +466,20 @@ def peer_sample(
         command += ["--endpoint", emulator.url, "--concurrency", str(workload.concurrency)]
         if workload.read_timeout_s is not None:
             command += ["--read-timeout", f"{workload.read_timeout_s:g}"]
-        with out_path.open("w", encoding="utf-8") as out, err_path.open("w") as err:
-            observed = measure_against(
-                emulator,
-                command,
-                env=client_env(SSL_CERT_FILE=str(tls.ca)),
-                timeout=workload.timeout_s,
-                stdout=out,
-                stderr=err,
-            )
+        observed = measure_to_files(
+            emulator,
+            command,
+            env=client_env(SSL_CERT_FILE=str(tls.ca)),
+            timeout=workload.timeout_s,
+            out_path=out_path,
+            err_path=err_path,
+        )
         measured = observed.measured
         counted = _emulator_counts(emulator)
     try:
         result = json.loads(out_path.read_text(encoding="utf-8"))
     except ValueError:
-        raise BenchError(f"{PEERS[client]} exited {measured.code}:\n{_tail(err_path)}") from None
+        raise BenchError(f"{PEERS[client]} exited {measured.code}:\n{tail(err_path)}") from None
     return Sample(
         client,
         workload.name,
@@ -435,5 +513,5 @@ def offline_sample(command: Sequence[str], *, name: str, timeout: float, workdir
             stderr=err,
         )
     if measured.code != 0:
-        raise BenchError(f"batchrun {command[0]} exited {measured.code}:\n{_tail(err_path)}")
+        raise BenchError(f"batchrun {command[0]} exited {measured.code}:\n{tail(err_path)}")
     return measured

@@ -21,18 +21,20 @@ connection pool on the context: every request would pay a fresh TLS handshake.)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.mgmt.datafactory.aio import DataFactoryManagementClient
+
+from benchmarks.peer import Run, answer, arguments, fan_out, read_runs, tally
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 
 class StaticToken:
@@ -54,58 +56,69 @@ class StaticToken:
         return None
 
 
+async def sdk_fan_out(
+    runs: list[Run],
+    call: Callable[[DataFactoryManagementClient, Run], Awaitable[object]],
+    *,
+    endpoint: str,
+    concurrency: int,
+    **options: Any,
+) -> tuple[float, list[bool], Counter[str]]:
+    """``call`` for every run with its subscription's client (one per subscription, the SDK's
+    default pipeline and retry policy): the wall time, the outcomes, the failures by HTTP
+    status or, where there was no answer, by exception class."""
+    credential = StaticToken("peer-sdk-token")
+    clients = {
+        sub: DataFactoryManagementClient(credential, sub, base_url=endpoint, **options)
+        for sub in dict.fromkeys(run["subscription"] for run in runs)
+    }
+    errors: Counter[str] = Counter()
+
+    async def one(run: Run) -> bool:
+        try:
+            await call(clients[run["subscription"]], run)
+        except HttpResponseError as exc:
+            errors[str(exc.status_code)] += 1
+            return False
+        except AzureError as exc:
+            # no answer: a dropped connection (ServiceRequestError), a read timeout
+            # (ServiceResponseTimeoutError); azure-core does not retry these for a POST
+            errors[type(exc).__name__] += 1
+            return False
+        return True
+
+    try:
+        wall, outcomes = await fan_out(runs, one, concurrency=concurrency)
+    finally:
+        for client in clients.values():
+            await client.close()
+    return wall, outcomes, errors
+
+
 async def trigger_all(
-    runs: list[dict[str, Any]],
+    runs: list[Run],
     *,
     endpoint: str,
     concurrency: int,
     read_timeout: float | None = None,
 ) -> dict[str, Any]:
-    credential = StaticToken("peer-sdk-token")
+    async def create_run(client: DataFactoryManagementClient, run: Run) -> object:
+        return await client.pipelines.create_run(
+            run["resource_group"], run["factory"], run["pipeline"], run["parameters"]
+        )
+
     options: dict[str, Any] = {} if read_timeout is None else {"read_timeout": read_timeout}
-    clients = {
-        sub: DataFactoryManagementClient(credential, sub, base_url=endpoint, **options)
-        for sub in dict.fromkeys(run["subscription"] for run in runs)
-    }
-    gate = asyncio.Semaphore(concurrency)
-    errors: Counter[str] = Counter()
-
-    async def one(run: dict[str, Any]) -> bool:
-        async with gate:
-            try:
-                await clients[run["subscription"]].pipelines.create_run(
-                    run["resource_group"], run["factory"], run["pipeline"], run["parameters"]
-                )
-            except HttpResponseError as exc:
-                errors[str(exc.status_code)] += 1
-                return False
-            except AzureError as exc:
-                # no answer: a dropped connection (ServiceRequestError), a read timeout
-                # (ServiceResponseTimeoutError); azure-core does not retry these for a POST
-                errors[type(exc).__name__] += 1
-                return False
-            return True
-
-    try:
-        started = time.perf_counter()
-        outcomes = await asyncio.gather(*(one(run) for run in runs))
-        wall = time.perf_counter() - started
-    finally:
-        for client in clients.values():
-            await client.close()
-    return {
-        "wall_s": wall,
-        "succeeded": sum(outcomes),
-        "failed": len(outcomes) - sum(outcomes),
-        "errors": dict(errors),
-    }
+    wall, outcomes, errors = await sdk_fan_out(
+        runs, create_run, endpoint=endpoint, concurrency=concurrency, **options
+    )
+    return tally(wall, outcomes, errors, done="succeeded")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.peer_sdk", description=__doc__)
-    parser.add_argument("runs", type=Path, help="JSON list of runs")
-    parser.add_argument("--endpoint", required=True, help="https URL of the emulator")
-    parser.add_argument("--concurrency", type=int, default=16, help="the semaphore's size")
+    parser = arguments(
+        "python -m benchmarks.peer_sdk", __doc__,
+        runs="JSON list of runs", endpoint="https URL of the emulator",
+    )  # fmt: skip
     parser.add_argument(
         "--read-timeout",
         type=float,
@@ -113,17 +126,15 @@ def main() -> int:
         help="the client's read_timeout (default: the SDK's, 300 s)",
     )
     args = parser.parse_args()
-    runs = json.loads(args.runs.read_text(encoding="utf-8"))
     result = asyncio.run(
         trigger_all(
-            runs,
+            read_runs(args.runs),
             endpoint=args.endpoint,
             concurrency=args.concurrency,
             read_timeout=args.read_timeout,
         )
     )
-    print(json.dumps(result))
-    return 0 if result["failed"] == 0 else 1
+    return answer(result)
 
 
 if __name__ == "__main__":

@@ -14,74 +14,41 @@ The token is static (the emulator accepts any); TLS trust comes from ``SSL_CERT_
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
-import time
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import AzureError, HttpResponseError
-from azure.mgmt.datafactory.aio import DataFactoryManagementClient
+from benchmarks.peer import Run, answer, arguments, read_runs, tally
+from benchmarks.peer_sdk import sdk_fan_out
 
-from benchmarks.peer_sdk import StaticToken
+if TYPE_CHECKING:
+    from azure.mgmt.datafactory.aio import DataFactoryManagementClient
 
 
-async def poll_once(
-    runs: list[dict[str, Any]], *, endpoint: str, concurrency: int
-) -> dict[str, Any]:
-    credential = StaticToken("peer-sdk-token")
-    clients = {
-        sub: DataFactoryManagementClient(credential, sub, base_url=endpoint)
-        for sub in dict.fromkeys(run["subscription"] for run in runs)
-    }
-    gate = asyncio.Semaphore(concurrency)
-    errors: Counter[str] = Counter()
+async def poll_once(runs: list[Run], *, endpoint: str, concurrency: int) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
 
-    async def one(run: dict[str, Any]) -> bool:
-        async with gate:
-            try:
-                got = await clients[run["subscription"]].pipeline_runs.get(
-                    run["resource_group"], run["factory"], run["run_id"]
-                )
-            except HttpResponseError as exc:
-                errors[str(exc.status_code)] += 1
-                return False
-            except AzureError as exc:
-                errors[type(exc).__name__] += 1
-                return False
-            statuses[str(got.status)] += 1
-            return True
+    async def get(client: DataFactoryManagementClient, run: Run) -> None:
+        got = await client.pipeline_runs.get(run["resource_group"], run["factory"], run["run_id"])
+        statuses[str(got.status)] += 1
 
-    try:
-        started = time.perf_counter()
-        outcomes = await asyncio.gather(*(one(run) for run in runs))
-        wall = time.perf_counter() - started
-    finally:
-        for client in clients.values():
-            await client.close()
-    return {
-        "wall_s": wall,
-        "read": sum(outcomes),
-        "failed": len(outcomes) - sum(outcomes),
-        "errors": dict(errors),
-        "statuses": dict(statuses),
-    }
+    wall, outcomes, errors = await sdk_fan_out(
+        runs, get, endpoint=endpoint, concurrency=concurrency
+    )
+    return {**tally(wall, outcomes, errors, done="read"), "statuses": dict(statuses)}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.peer_sdk_poll", description=__doc__)
-    parser.add_argument("runs", type=Path, help="JSON list of runs to read")
-    parser.add_argument("--endpoint", required=True, help="https URL of the emulator")
-    parser.add_argument("--concurrency", type=int, default=16, help="the semaphore's size")
+    parser = arguments(
+        "python -m benchmarks.peer_sdk_poll", __doc__,
+        runs="JSON list of runs to read", endpoint="https URL of the emulator",
+    )  # fmt: skip
     args = parser.parse_args()
-    runs = json.loads(args.runs.read_text(encoding="utf-8"))
-    result = asyncio.run(poll_once(runs, endpoint=args.endpoint, concurrency=args.concurrency))
-    print(json.dumps(result))
-    return 0 if result["failed"] == 0 else 1
+    runs = read_runs(args.runs)
+    return answer(
+        asyncio.run(poll_once(runs, endpoint=args.endpoint, concurrency=args.concurrency))
+    )
 
 
 if __name__ == "__main__":

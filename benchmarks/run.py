@@ -37,6 +37,7 @@ from benchmarks.harness import (
     compile_project,
     offline_sample,
     peer_sample,
+    progress,
     wait_until_quiet,
 )
 from benchmarks.workloads import Workload, workloads
@@ -90,7 +91,7 @@ class Bench:
     def _take(self, workload: Workload, client: str, rep: int) -> Sample:
         tag = f"{workload.name}-{client}-{rep}"
         self.settle(tag)
-        _progress(f"{tag}: {workload.runs} runs")
+        progress(f"{tag}: {workload.runs} runs")
         if client == "batchrun":
             manifest = self._input(workload, "yaml", workload.write_manifest)
             tls = self.tls if self.batchrun_tls else None
@@ -106,7 +107,7 @@ class Bench:
             if workload.faults
             else ""
         )
-        _progress(
+        progress(
             f"{tag}: batch {sample.batch_wall_s:.2f}s, process {sample.process.wall_s:.2f}s, "
             f"cpu {sample.process.cpu_s:.2f}s, rss {sample.process.max_rss_mb:.0f} MB, "
             f"{sample.throttled}/{sample.requests} 429s, {sample.failed} failed, {created}"
@@ -128,15 +129,11 @@ class Bench:
             return
         share = wait_until_quiet(limit_s=self.quiet_wait_s)
         if share >= 0.2:
-            _progress(f"{tag}: other processes still use {share:.0%} of a core; going ahead")
+            progress(f"{tag}: other processes still use {share:.0%} of a core; going ahead")
 
     def _input(self, workload: Workload, kind: str, write: Callable[[Path], Path]) -> Path:
         path = self.workdir / f"{workload.name}.{kind}"
         return path if path.exists() else write(path)
-
-
-def _progress(message: str) -> None:
-    print(f"  · {message}", file=sys.stderr, flush=True)
 
 
 def _median(values: Sequence[float]) -> float:
@@ -402,7 +399,7 @@ def row_memory(bench: Bench) -> list[Figure]:
                 measured = offline_sample(
                     command, name=f"{name}-{rep}", timeout=300, workdir=bench.workdir
                 )
-                _progress(
+                progress(
                     f"memory-{name}-{rep}: {measured.wall_s:.2f}s, rss {measured.max_rss_mb:.0f} MB"
                 )
                 bench.offline[name].append(measured)
@@ -612,11 +609,11 @@ def row_follow(bench: Bench) -> list[Figure]:
         for rep in range(bench.reps):
             tag = f"follow-{rep}"
             bench.settle(tag)
-            _progress(f"{tag}: {load.runs} runs over {load.factories} factories")
+            progress(f"{tag}: {load.runs} runs over {load.factories} factories")
             sample = follow_sample(load, tls=bench.tls, workdir=bench.workdir, tag=tag)
             lag = max(sample.lags_s, default=0.0)
             failed_lag = max(sample.failed_lags_s, default=0.0)
-            _progress(
+            progress(
                 f"{tag}: trigger {sample.trigger.wall_s:.1f}s, watch {sample.watch.wall_s:.1f}s "
                 f"({sample.polls} polls, {sample.query_reads} queries, max lag {lag:.2f}s, "
                 f"of a Failed run {failed_lag:.2f}s), "

@@ -17,15 +17,18 @@ from tests.helpers.cli import (
     StartEmulator,
     create_answers,
     manifest_text,
+    one_factory,
     run_cli,
     start,
-    write_topology,
+    start_configured,
 )
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.e2e
+
+TOPOLOGY = one_factory("LoadOrders: {parameters: [partition]}")
 
 
 def test_every_run_succeeds_with_one_line_each(
@@ -100,7 +103,7 @@ def test_gateway_html_error_is_reported_clearly_when_retries_run_out(
 def test_not_found_and_bad_request_fail_fast_with_the_cloud_error(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
-    emulator = start(start_emulator, "--config", str(write_topology(tmp_path)))
+    emulator = start_configured(start_emulator, tmp_path, TOPOLOGY)
     manifest = f"""version: 1
 defaults: {{subscription: {SUB_A}, resource_group: rg-data}}
 runs:
@@ -182,7 +185,7 @@ def test_an_existing_report_is_not_overwritten(
 def test_resume_triggers_only_what_did_not_succeed(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
-    emulator = start(start_emulator, "--config", str(write_topology(tmp_path)))
+    emulator = start_configured(start_emulator, tmp_path, TOPOLOGY)
     manifest = f"""version: 1
 defaults: {{subscription: {SUB_A}, resource_group: rg-data, factory: factory-0}}
 runs:
@@ -234,7 +237,7 @@ def test_plain_http_is_refused_except_on_loopback(tmp_path: Path, endpoint: str)
 def test_summary_command_reads_a_report_and_exits_1_on_failures(
     tmp_path: Path, start_emulator: StartEmulator, fmt: str
 ) -> None:
-    emulator = start(start_emulator, "--config", str(write_topology(tmp_path)))
+    emulator = start_configured(start_emulator, tmp_path, TOPOLOGY)
     manifest = f"""version: 1
 defaults: {{subscription: {SUB_A}, resource_group: rg-data, factory: factory-0}}
 runs:

@@ -8,11 +8,20 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers.cli import CLI_TIMEOUT_S, SUB_A, StartEmulator, cli_env, run_cli, start
+from tests.helpers.cli import (
+    CLI_TIMEOUT_S,
+    FAST,
+    SUB_A,
+    StartEmulator,
+    cli_env,
+    last_lines,
+    run_cli,
+    start_configured,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,7 +30,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-FAST = ("--poll", "0.2", "--log-level", "warning")
 CONFIG = f"""
 settings: {{run_queued_ms: 200, run_duration_ms: 800, cancel_ms: 300, seed: 1}}
 x-pipelines: &pipelines
@@ -57,17 +65,7 @@ def manifest(**counts: int) -> str:
 
 @pytest.fixture
 def emulator(start_emulator: StartEmulator, tmp_path: Path) -> EmulatorProcess:
-    config = tmp_path / "emulator.yaml"
-    config.write_text(CONFIG)
-    return start(start_emulator, "--config", str(config), "--quiet")
-
-
-def last_lines(report: Path) -> dict[str, dict[str, Any]]:
-    last: dict[str, dict[str, Any]] = {}
-    for line in report.read_text().splitlines():
-        record = json.loads(line)
-        last[record["id"]] = record
-    return last
+    return start_configured(start_emulator, tmp_path, CONFIG, "--quiet")
 
 
 def batchrun(

@@ -4,13 +4,22 @@ triggers them and follows them to their end (``--wait``), so ADF echoes exactly 
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers.cli import SUB_A, StartEmulator, batchrun_offline, run_cli, start
+from tests.helpers.cli import (
+    FAST,
+    SUB_A,
+    StartEmulator,
+    batchrun_offline,
+    last_lines,
+    one_factory,
+    requests,
+    run_cli,
+    start_configured,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,18 +28,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-FAST = ("--poll", "0.2", "--log-level", "warning")
-CONFIG = f"""
-settings: {{run_queued_ms: 100, run_duration_ms: 400, seed: 1}}
-subscriptions:
-  {SUB_A}:
-    resource_groups:
-      rg-data:
-        factories:
-          factory-0:
-            pipelines:
-              LoadOrders: {{parameters: [run_date, region]}}
-"""
+CONFIG = one_factory(
+    "LoadOrders: {parameters: [run_date, region]}",
+    settings="{run_queued_ms: 100, run_duration_ms: 400, seed: 1}",
+)
 FIRST_DAY = date(2026, 11, 1)
 
 
@@ -49,13 +50,7 @@ def backfill(days: range) -> str:
 
 @pytest.fixture
 def emulator(start_emulator: StartEmulator, tmp_path: Path) -> EmulatorProcess:
-    config = tmp_path / "emulator.yaml"
-    config.write_text(CONFIG)
-    return start(start_emulator, "--config", str(config), "--quiet")
-
-
-def requests(emulator: EmulatorProcess, route: str) -> int:
-    return sum(emulator.stats()["requests"].get(route, {}).values())
+    return start_configured(start_emulator, tmp_path, CONFIG, "--quiet")
 
 
 def dated_backfill(days: int) -> str:
@@ -67,14 +62,6 @@ def dated_backfill(days: int) -> str:
         "    parameters: {region: eu}\n"
         f"    dates: {{from: {FIRST_DAY.isoformat()}, to: {last}, parameter: run_date}}\n"
     )
-
-
-def last_lines(report: Path) -> dict[str, dict[str, Any]]:
-    last: dict[str, dict[str, Any]] = {}
-    for line in report.read_text().splitlines():
-        record = json.loads(line)
-        last[record["id"]] = record
-    return last
 
 
 def test_a_30_day_backfill_triggers_only_the_20_days_not_succeeded(
@@ -121,10 +108,8 @@ def test_a_30_day_backfill_triggers_only_the_20_days_not_succeeded(
 def test_a_search_that_cannot_be_made_sends_nothing(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
-    config = tmp_path / "emulator.yaml"
-    config.write_text(CONFIG)
-    broken = start(
-        start_emulator, "--config", str(config), "--quiet", "--fail-500", "1", "--faults-on-reads"
+    broken = start_configured(
+        start_emulator, tmp_path, CONFIG, "--quiet", "--fail-500", "1", "--faults-on-reads"
     )
     done = run_cli(tmp_path, broken, backfill(range(3)), "--only-missing", "--max-attempts", "2")
     assert done.code == 1, done.stderr

@@ -21,15 +21,16 @@ import pytest
 from batchrun.report.reader import read_records
 from batchrun.times import parse_time
 from tests.helpers.adf_runs import factory_runs
-from tests.helpers.child_log import Child, wait_until
+from tests.helpers.child import start_child
 from tests.helpers.cli import (
+    FAST,
     SUB_A,
     SUB_B,
     StartEmulator,
     batchrun,
     batchrun_offline,
     run_cli,
-    start,
+    start_configured,
 )
 from tests.helpers.paths import ROOT
 
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from batchrun.emulator.process import EmulatorProcess
 
 pytestmark = pytest.mark.e2e
-
-FAST = ("--poll", "0.2", "--log-level", "warning")
 
 # loads in one subscription, marts in another; LoadStock outlasts LoadSales so that a mart
 # triggered after the first load ended (not after both) is caught; LoadDay runs one at a time
@@ -99,9 +98,7 @@ CHAIN_IDS = {*LOADS, *MART_IDS, "export"}
 
 @pytest.fixture
 def emulator(start_emulator: StartEmulator, tmp_path: Path) -> EmulatorProcess:
-    config = tmp_path / "emulator.yaml"
-    config.write_text(CONFIG)
-    return start(start_emulator, "--config", str(config), "--quiet")
+    return start_configured(start_emulator, tmp_path, CONFIG, "--quiet")
 
 
 # --- reading the report and the emulator -------------------------------------------------------
@@ -313,8 +310,8 @@ def test_kill_9_in_the_middle_of_a_chain_then_resume_triggers_each_run_once(
     def level_triggered() -> bool:
         return report.exists() and set(killed_after) <= set(only_trigger(report))
 
-    with Child(emulator, manifest, report, *FAST) as child:
-        wait_until(level_triggered, f"trigger lines for {killed_after}", process=child.process)
+    with start_child(emulator, manifest, "--report", str(report), *FAST) as child:
+        child.wait_until(level_triggered, f"trigger lines for {killed_after}")
         child.kill()  # SIGKILL: no handler, no last line
         assert child.process.returncode == -9, child.stderr[-3000:]
     before = report.read_bytes()

@@ -12,7 +12,7 @@ from batchrun.cli.run import _finish, _needs_in_shard
 from batchrun.errors import UsageError
 from batchrun.manifest.loader import Manifest
 from batchrun.manifest.shard import parse_shard, select
-from batchrun.model import RunSpec
+from batchrun.model import RunSpec, position
 from batchrun.run.progress import Progress
 from batchrun.run.runner import BatchOutcome
 
@@ -51,7 +51,7 @@ def test_dependents_left_undecided_fail_the_batch_and_say_how_to_go_on(
 
 
 def spec(run_id: str) -> RunSpec:
-    return RunSpec(run_id, "s", "rg", "f", "p", source=f"m.yaml:{len(run_id)}:3")
+    return RunSpec(run_id, "s", "rg", "f", "p", file="m.yaml", at=position(len(run_id), 3))
 
 
 def test_a_shard_must_hold_what_its_runs_need() -> None:

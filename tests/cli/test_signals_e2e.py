@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers.child_log import Child, wait_until
-from tests.helpers.cli import StartEmulator, manifest_text, start
+from tests.helpers.child import start_child
+from tests.helpers.cli import StartEmulator, manifest_text, start, start_stalling
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,7 +36,7 @@ def test_sigint_drains_the_requests_in_flight_and_exits_130(
     )
     manifest, report = tmp_path / "manifest.yaml", tmp_path / "report.jsonl"
     manifest.write_text(manifest_text(RUNS))
-    with Child(emulator, manifest, report, "--concurrency", "8") as child:
+    with start_child(emulator, manifest, "--report", str(report), "--concurrency", "8") as child:
         child.wait_for_event("run.finished")
         child.signal(signal.SIGINT)
         assert child.finish(why=" after SIGINT") == 130, child.stderr[-2000:]
@@ -54,20 +54,13 @@ def test_grace_is_how_long_requests_in_flight_may_take_after_a_signal(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
     # every answer stalls for a minute; the read timeout would wait two
-    emulator = start(
-        start_emulator, "--accept-any", "--quiet", "--write-burst", "5000",
-        "--stall-after-create", "1.0", "--stall-ms", "60000",
-    )  # fmt: skip
+    emulator = start_stalling(start_emulator)
     manifest, report = tmp_path / "manifest.yaml", tmp_path / "report.jsonl"
     manifest.write_text(manifest_text(20))
     journal = tmp_path / "report.jsonl.journal"
     args = ("--concurrency", "4", "--read-timeout", "120", "--grace", "1")
-    with Child(emulator, manifest, report, *args) as child:
-        wait_until(
-            lambda: journal.exists() and journal.read_text().count('"intent"') >= 4,
-            "four intents in the journal (four requests on the wire)",
-            process=child.process,
-        )
+    with start_child(emulator, manifest, "--report", str(report), *args) as child:
+        child.wait_for_intents(journal, 4)
         child.signal(signal.SIGTERM)
         assert child.wait_for_event("stopping")["grace_s"] == 1.0
         # --grace 1: the stalled requests are cancelled a second after the signal, not when

@@ -8,30 +8,30 @@ from typing import Any
 import pytest
 
 from batchrun.emulator.config import ConfigError
-from tests.helpers.emulator_http import RG, SUB, WIDE, AdfFor, check, cloud_error, topology
+from tests.helpers.emulator_http import (
+    WIDE,
+    AdfFor,
+    check,
+    cloud_error,
+    sales_eu,
+    topology,
+)
 
-CONFIG = f"""
-subscriptions:
-  {SUB}:
-    resource_groups:
-      {RG}:
-        factories:
-          sales-eu:
-            pipelines:
-              LoadOrders: {{}}
-              Flaky:
-                failure_rate: 1.0
-                queued_ms: 100
-                duration_ms: 3000
-              Custom:
-                failure_rate: 1.0
-                duration_ms: 2000
-                activities: [{{name: GetRows, type: Lookup}}, {{name: CopyRows, type: Copy}},
-                             {{name: Notify, type: WebActivity}}]
-                failure: {{activity: GetRows, code: "2100", failure_type: SystemError,
-                           message: "Timeout after 00:10:00 waiting for the lookup"}}
-              Slow: {{duration_ms: 60000}}
-"""
+CONFIG = sales_eu("""
+LoadOrders: {}
+Flaky:
+  failure_rate: 1.0
+  queued_ms: 100
+  duration_ms: 3000
+Custom:
+  failure_rate: 1.0
+  duration_ms: 2000
+  activities: [{name: GetRows, type: Lookup}, {name: CopyRows, type: Copy},
+               {name: Notify, type: WebActivity}]
+  failure: {activity: GetRows, code: "2100", failure_type: SystemError,
+             message: "Timeout after 00:10:00 waiting for the lookup"}
+Slow: {duration_ms: 60000}
+""")
 
 
 async def activities(adf: Any, run_id: str, body: dict[str, Any] | None = None) -> list[Any]:

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
+from tests.helpers.emulator import emulator_config
 from tests.helpers.emulator_http import SUB, AdfFor, where
 
-CONFIG = f"""
-subscriptions:
-  {SUB}:
-    resource_groups:
-      Rg-Data:
-        factories:
-          Sales-EU:
-            pipelines:
-              LoadOrders: {{parameters: [partition]}}
-"""
+CONFIG = emulator_config({(SUB, "Rg-Data", "Sales-EU"): "LoadOrders: {parameters: [partition]}"})
 ODD = {"sub": SUB.upper(), "rg": "RG-DATA", "factory": "sales-eu"}
 
 

@@ -8,27 +8,20 @@ import pytest
 import yaml
 
 from batchrun.emulator.config import ConfigError, parse_config
-from tests.helpers.emulator_http import SUB, AdfFor, cloud_error
+from tests.helpers.emulator_http import SUB, AdfFor, cloud_error, sales_eu
 
-CONFIG = f"""
-subscriptions:
-  {SUB}:
-    resource_groups:
-      rg-data:
-        factories:
-          sales-eu:
-            pipelines:
-              LoadOrders: {{parameters: [partition, region]}}
-              LoadRefunds:
-                parameters:
-                  region: {{type: String, defaultValue: eu}}
-                  partition: {{type: Int}}
-                  days: {{type: Int, defaultValue: 7}}
-                  ratio: {{type: Float, defaultValue: 0.5}}
-                  full: {{type: Bool, defaultValue: true}}
-                  tables: {{type: Array, defaultValue: [orders, refunds]}}
-                  options: {{type: Object, defaultValue: {{mode: fast}}}}
-"""
+CONFIG = sales_eu("""
+LoadOrders: {parameters: [partition, region]}
+LoadRefunds:
+  parameters:
+    region: {type: String, defaultValue: eu}
+    partition: {type: Int}
+    days: {type: Int, defaultValue: 7}
+    ratio: {type: Float, defaultValue: 0.5}
+    full: {type: Bool, defaultValue: true}
+    tables: {type: Array, defaultValue: [orders, refunds]}
+    options: {type: Object, defaultValue: {mode: fast}}
+""")
 
 
 async def test_defaults_fill_in_what_was_not_sent_all_as_strings(adf_for: AdfFor) -> None:

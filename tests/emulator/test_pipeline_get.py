@@ -6,23 +6,16 @@ import json
 
 import pytest
 
-from tests.helpers.emulator_http import SUB, AdfFor, check, cloud_error
+from tests.helpers.emulator_http import AdfFor, check, cloud_error, sales_eu
 from tests.helpers.paths import DATA
 
-CONFIG = f"""
-subscriptions:
-  {SUB}:
-    resource_groups:
-      rg-data:
-        factories:
-          sales-eu:
-            pipelines:
-              LoadOrders: {{parameters: [partition]}}
-              LoadRefunds:
-                parameters: {{region: {{type: String, defaultValue: eu}}, partition: {{type: Int}}}}
-                concurrency: 2
-              BuildMarts: {{}}
-"""
+CONFIG = sales_eu("""
+LoadOrders: {parameters: [partition]}
+LoadRefunds:
+  parameters: {region: {type: String, defaultValue: eu}, partition: {type: Int}}
+  concurrency: 2
+BuildMarts: {}
+""")
 EXAMPLE = json.loads((DATA / "Pipelines_Get.json").read_text())["responses"]["200"]
 
 

@@ -6,19 +6,12 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers.emulator_http import SUB, Adf, AdfFor, cloud_error
+from tests.helpers.emulator_http import Adf, AdfFor, cloud_error, sales_eu
 
-CONFIG = f"""
-subscriptions:
-  {SUB}:
-    resource_groups:
-      rg-data:
-        factories:
-          sales-eu:
-            pipelines:
-              LoadOrders: {{concurrency: 2}}
-              BuildMarts: {{}}
-"""
+CONFIG = sales_eu("""
+LoadOrders: {concurrency: 2}
+BuildMarts: {}
+""")
 # no Queued phase of their own: every Queued run below is waiting for a slot
 TIMING = {"run_queued_ms": 0, "run_duration_ms": 10_000, "cancel_ms": 1000}
 THROTTLED = (

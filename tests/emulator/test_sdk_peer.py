@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trustme
-import yaml
 from aiohttp.test_utils import TestServer
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -24,8 +23,8 @@ from azure.mgmt.datafactory.models import RunFilterParameters, RunQueryFilter, R
 
 from batchrun.emulator.app import STATE, build_app
 from batchrun.emulator.clock import ManualClock
-from batchrun.emulator.config import Settings, parse_config
-from tests.helpers.emulator_http import SUB
+from batchrun.emulator.config import Settings
+from tests.helpers.emulator_http import FACTORY, RG, SUB, sales_eu, topology
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,21 +32,12 @@ if TYPE_CHECKING:
 
     from batchrun.emulator.state import EmulatorState
 
-RG = "rg-data"
-FACTORY = "sales-eu"
-CONFIG = f"""
-subscriptions:
-  {SUB}:
-    resource_groups:
-      {RG}:
-        factories:
-          {FACTORY}:
-            pipelines:
-              LoadOrders:
-                parameters: {{region: {{type: String, defaultValue: eu}}, partition: {{type: Int}}}}
-                concurrency: 3
-              BuildMarts: {{}}
-"""
+CONFIG = sales_eu("""
+LoadOrders:
+  parameters: {region: {type: String, defaultValue: eu}, partition: {type: Int}}
+  concurrency: 3
+BuildMarts: {}
+""")
 AFTER = datetime(2000, 1, 1, tzinfo=UTC)
 BEFORE = datetime(2100, 1, 1, tzinfo=UTC)
 RUN_GROUP_SINGLE = (
@@ -90,9 +80,8 @@ async def peer_for(
     clients: list[DataFactoryManagementClient] = []
 
     async def start(**settings: Any) -> Peer:
-        topology = parse_config(yaml.safe_load(CONFIG), source="test").topology
         clock = ManualClock()
-        app = build_app(Settings(quiet=True, **settings), topology, clock=clock)
+        app = build_app(Settings(quiet=True, **settings), topology(CONFIG), clock=clock)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1").configure_cert(context)
         server = TestServer(app, host="127.0.0.1")

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tests.helpers.emulator import StartEmulator
+from tests.helpers.emulator import StartEmulator, emulator_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -22,19 +22,25 @@ if TYPE_CHECKING:
 __all__ = [
     "CANARY",
     "CLI_TIMEOUT_S",
+    "FAST",
     "IDENTITY_HEADER",
     "SUB_A",
     "SUB_B",
     "CliResult",
     "CliRun",
     "StartEmulator",
+    "answers",
     "batchrun",
     "cli_env",
     "create_answers",
+    "last_lines",
     "manifest_text",
+    "one_factory",
+    "requests",
     "run_cli",
     "start",
-    "write_topology",
+    "start_configured",
+    "start_stalling",
 ]
 
 CLI_TIMEOUT_S = 180
@@ -42,6 +48,8 @@ SUB_A = "11111111-1111-1111-1111-111111111111"
 SUB_B = "22222222-2222-2222-2222-222222222222"
 IDENTITY_HEADER = "e2e-identity-secret"
 CANARY = "canary-token-0123456789abcdef"
+# `--wait`, `watch` and `cancel` against runs that last a second or so: poll often, log little
+FAST = ("--poll", "0.2", "--log-level", "warning")
 
 
 @dataclass
@@ -133,26 +141,52 @@ def start(start_emulator: StartEmulator, *args: str) -> EmulatorProcess:
     return start_emulator("--identity-header", IDENTITY_HEADER, *args)
 
 
+def last_lines(report: Path) -> dict[str, dict[str, Any]]:
+    """Each run id's last report line (its outcome line, once it has one)."""
+    last: dict[str, dict[str, Any]] = {}
+    for line in report.read_text().splitlines():
+        record = json.loads(line)
+        last[record["id"]] = record
+    return last
+
+
+def answers(emulator: EmulatorProcess, route: str) -> dict[str, int]:
+    """The emulator's answers on ``route`` (``createRun``, ``queryPipelineRuns``...) by status."""
+    by_status: dict[str, int] = emulator.stats()["requests"].get(route, {})
+    return by_status
+
+
+def start_stalling(start_emulator: StartEmulator) -> EmulatorProcess:
+    """An emulator that creates every run and then stalls its answer for a minute: the
+    requests stay on the wire until the client stops waiting for them."""
+    return start(
+        start_emulator, "--accept-any", "--quiet", "--write-burst", "5000",
+        "--stall-after-create", "1.0", "--stall-ms", "60000",
+    )  # fmt: skip
+
+
 def create_answers(emulator: EmulatorProcess) -> dict[str, int]:
-    answers: dict[str, int] = emulator.stats()["requests"].get("createRun", {})
-    return answers
+    return answers(emulator, "createRun")
 
 
-def write_topology(tmp_path: Path) -> Path:
-    config = tmp_path / "topology.yaml"
-    config.write_text(
-        f"""
-subscriptions:
-  {SUB_A}:
-    resource_groups:
-      rg-data:
-        factories:
-          factory-0:
-            pipelines:
-              LoadOrders: {{parameters: [partition]}}
-"""
-    )
-    return config
+def requests(emulator: EmulatorProcess, route: str) -> int:
+    """How many requests the emulator answered on ``route``, whatever the answer."""
+    return sum(answers(emulator, route).values())
+
+
+def one_factory(pipelines: str, *, settings: str = "") -> str:
+    """An emulator config of one factory, ``factory-0`` in ``rg-data`` of ``SUB_A``, with these
+    pipelines (YAML, one ``Name: {...}`` entry a pipeline) and these ``settings`` (a YAML map)."""
+    return emulator_config({(SUB_A, "rg-data", "factory-0"): pipelines}, settings=settings)
+
+
+def start_configured(
+    start_emulator: StartEmulator, tmp_path: Path, config: str, *args: str
+) -> EmulatorProcess:
+    """An emulator process whose topology (and settings) come from the YAML text ``config``."""
+    path = tmp_path / "emulator.yaml"
+    path.write_text(config)
+    return start(start_emulator, "--config", str(path), *args)
 
 
 def batchrun_offline(

@@ -1,21 +1,27 @@
 """The emulator as tests hold it: the types of the ``start_emulator`` and ``serve_emulator``
-fixtures (tests/conftest.py), what they give back, and a start that must fail.
+fixtures (tests/conftest.py), what they give back, a start that must fail, its config as YAML
+text, and batchrun's own client to it.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from batchrun.arm.client import AdfClient
+from batchrun.arm.timeouts import Timeouts
 from batchrun.emulator.clock import Clock, ManualClock
 from tests.helpers.paths import ROOT
+from tests.helpers.tokens import StaticTokens
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
+    import aiohttp
     from aiohttp.test_utils import TestClient
 
     from batchrun.emulator.config import Topology
@@ -25,6 +31,32 @@ if TYPE_CHECKING:
 
 # a start that fails reads its config and stops; this only bounds a hang
 EXIT_TIMEOUT_S = 30
+
+
+def emulator_config(factories: Mapping[tuple[str, str, str], str], *, settings: str = "") -> str:
+    """The YAML text of an emulator config: for each (subscription, resource group, factory),
+    its pipelines (YAML, one ``Name: ...`` entry a pipeline, at any indentation); ``settings``
+    a YAML map, if any."""
+    tree: dict[str, dict[str, dict[str, str]]] = {}
+    for (subscription, group, factory), pipelines in factories.items():
+        tree.setdefault(subscription, {}).setdefault(group, {})[factory] = pipelines
+    lines = [f"settings: {settings}"] if settings else []
+    lines.append("subscriptions:")
+    for subscription, groups in tree.items():
+        lines += [f"  {subscription}:", "    resource_groups:"]
+        for group, named in groups.items():
+            lines += [f"      {group}:", "        factories:"]
+            for factory, pipelines in named.items():
+                lines += [f"          {factory}:", "            pipelines:"]
+                body = textwrap.dedent(pipelines).strip("\n")
+                lines += textwrap.indent(body, " " * 14).splitlines()
+    return "\n".join(lines) + "\n"
+
+
+def emulator_client(session: aiohttp.ClientSession, url: str) -> AdfClient:
+    """batchrun's own ADF client to the emulator at ``url``: any token, 5 s timeouts."""
+    timeouts = Timeouts(connect_s=5, read_s=5)
+    return AdfClient(session=session, endpoint=url, tokens=StaticTokens(), timeouts=timeouts)
 
 
 class StartEmulator(Protocol):

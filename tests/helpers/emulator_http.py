@@ -13,6 +13,7 @@ from jsonschema import Draft4Validator
 from yarl import URL
 
 from batchrun.emulator.config import Topology, parse_config
+from tests.helpers.emulator import emulator_config
 from tests.helpers.paths import DATA
 
 if TYPE_CHECKING:
@@ -133,6 +134,11 @@ def cloud_error(status_body: tuple[int, Any], status: int) -> dict[str, Any]:
 
 def topology(config_yaml: str) -> Topology:
     return parse_config(yaml.safe_load(config_yaml), source="test").topology
+
+
+def sales_eu(pipelines: str) -> str:
+    """An emulator config of the one factory these tests name (SUB, RG, FACTORY)."""
+    return emulator_config({(SUB, RG, FACTORY): pipelines})
 
 
 AdfFor = Callable[..., Any]  # async (config_yaml=None, **settings) -> (Adf, InProcessEmulator)

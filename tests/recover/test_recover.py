@@ -17,7 +17,6 @@ from batchrun.arm.client import AdfClient, QueryResponse, RateLimits
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.reads import GROUP_QUERIES_AT_ONCE
 from batchrun.arm.retry import RetrySettings
-from batchrun.arm.timeouts import Timeouts
 from batchrun.cli.recover import add_arguments, parse_option_time, settings_from
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Topology
@@ -46,6 +45,7 @@ from batchrun.recover.search import (
 )
 from batchrun.run.guard import newer_run_in_group
 from tests.helpers.clock import FakeTime
+from tests.helpers.emulator import emulator_client
 from tests.helpers.paths import ROOT
 from tests.helpers.recovery_history import (
     BIG,
@@ -58,7 +58,6 @@ from tests.helpers.recovery_history import (
     expected_specs,
     recovery_spec,
 )
-from tests.helpers.tokens import StaticTokens
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -90,10 +89,7 @@ async def seeded(serve_emulator: ServeEmulator, history: History, tmp_path: Path
 
 
 def adf_client(session: aiohttp.ClientSession, emulator: InProcessEmulator) -> AdfClient:
-    timeouts = Timeouts(connect_s=5, read_s=5)
-    return AdfClient(
-        session=session, endpoint=emulator.url, tokens=StaticTokens(), timeouts=timeouts
-    )
+    return emulator_client(session, emulator.url)
 
 
 async def search(

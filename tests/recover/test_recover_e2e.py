@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from batchrun.manifest.loader import load_manifest
-from tests.helpers.cli import CliResult, batchrun, start
+from tests.helpers.cli import CliResult, answers, batchrun, start, start_configured
 from tests.helpers.recovery_history import FACTORIES, SUB_A, History, build_history, expected_specs
 
 if TYPE_CHECKING:
@@ -66,8 +66,7 @@ class Seeded:
         return run
 
     def query_answers(self) -> dict[str, int]:
-        answers: dict[str, int] = self.emulator.stats()["requests"].get("queryPipelineRuns", {})
-        return answers
+        return answers(self.emulator, "queryPipelineRuns")
 
 
 def seed(tmp_path: Path, start_emulator: StartEmulator, history: History) -> Seeded:
@@ -195,13 +194,12 @@ def test_a_factory_that_does_not_exist_exits_1_and_writes_nothing(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
     present = FACTORIES[0]
-    topology = tmp_path / "topology.yaml"
-    topology.write_text(
+    topology = (
         f"subscriptions:\n  {present.subscription}:\n    resource_groups:\n"
         f"      {present.resource_group}:\n        factories:\n"
         f"          {present.factory}: {{pipelines: [LoadOrders]}}\n"
     )
-    emulator = start(start_emulator, "--config", str(topology))
+    emulator = start_configured(start_emulator, tmp_path, topology)
     scope = tmp_path / "scope.yaml"
     scope.write_text(scope_yaml(FACTORIES[:2]))
     result = batchrun(

@@ -6,24 +6,24 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers.cli import SUB_A, StartEmulator, create_answers, run_cli, start
+from tests.helpers.cli import (
+    SUB_A,
+    StartEmulator,
+    create_answers,
+    one_factory,
+    run_cli,
+    start_configured,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 
-TOPOLOGY = f"""
-subscriptions:
-  {SUB_A}:
-    resource_groups:
-      rg-data:
-        factories:
-          factory-0:
-            pipelines:
-              LoadOrders: {{parameters: [partition], concurrency: 1}}
-              BuildMarts: {{parameters: [partition]}}
-"""
+TOPOLOGY = one_factory("""
+LoadOrders: {parameters: [partition], concurrency: 1}
+BuildMarts: {parameters: [partition]}
+""")
 
 
 def manifest(backlog: int, others: int) -> str:
@@ -43,10 +43,8 @@ def manifest(backlog: int, others: int) -> str:
 def test_a_full_pipeline_queue_is_waited_out_and_other_pipelines_flow(
     tmp_path: Path, start_emulator: StartEmulator, status: str, code: str
 ) -> None:
-    config = tmp_path / "topology.yaml"
-    config.write_text(TOPOLOGY)
-    emulator = start(
-        start_emulator, "--config", str(config), "--quiet", "--write-burst", "5000",
+    emulator = start_configured(
+        start_emulator, tmp_path, TOPOLOGY, "--quiet", "--write-burst", "5000",
         "--run-queued-ms", "10", "--run-duration-ms", "30",
         "--queue-refusal-status", status, "--queue-refusal-code", code,
     )  # fmt: skip

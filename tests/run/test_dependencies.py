@@ -26,8 +26,10 @@ from batchrun.run.missing import OnlyMissing
 from batchrun.run.monitor import FollowSettings
 from batchrun.run.runner import BatchOutcome, BatchSettings, HandedRuns, run_batch
 from batchrun.times import parse_time
+from tests.helpers.emulator import emulator_config
 from tests.helpers.emulator_http import RG, SUB, Adf, topology
 from tests.helpers.scheduling import report_lines
+from tests.helpers.tokens import StaticTokens
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -38,26 +40,16 @@ if TYPE_CHECKING:
     from tests.helpers.emulator import InProcessEmulator, ServeEmulator
 
 OTHER_SUB = "22222222-2222-2222-2222-222222222222"
-CONFIG = f"""
-subscriptions:
-  {SUB}:
-    resource_groups:
-      {RG}:
-        factories:
-          loads:
-            pipelines:
-              Load: {{}}
-              LoadBroken: {{failure_rate: 1.0}}
-              LoadSlow: {{duration_ms: 600000}}
-  {OTHER_SUB}:
-    resource_groups:
-      {RG}:
-        factories:
-          marts:
-            pipelines:
-              Build: {{}}
-              Export: {{}}
-"""
+CONFIG = emulator_config(
+    {
+        (SUB, RG, "loads"): """
+            Load: {}
+            LoadBroken: {failure_rate: 1.0}
+            LoadSlow: {duration_ms: 600000}
+        """,
+        (OTHER_SUB, RG, "marts"): "Build: {}\nExport: {}",
+    }
+)
 WHERE = {
     **dict.fromkeys(("Load", "LoadBroken", "LoadSlow", "Missing"), SUB),
     **dict.fromkeys(("Build", "Export"), OTHER_SUB),
@@ -69,11 +61,6 @@ FAST_RETRY = RetrySettings(max_attempts=3, max_seconds=60, backoff_initial_s=0.0
 def run(run_id: str, pipeline: str) -> RunSpec:
     subscription = WHERE[pipeline]
     return RunSpec(run_id, subscription, RG, FACTORY[subscription], pipeline, {"id": run_id})
-
-
-class StaticTokens:
-    async def get_token(self) -> str:
-        return "test-token"
 
 
 class Night:

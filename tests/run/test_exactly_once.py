@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from batchrun.emulator.process import EmulatorProcess
-from tests.helpers.child_log import Child, wait_until
+from tests.helpers.child import start_child, wait_until
 from tests.helpers.cli import (
     CLI_TIMEOUT_S,
     SUB_A,
@@ -23,6 +23,7 @@ from tests.helpers.cli import (
     manifest_text,
     run_cli,
     start,
+    start_stalling,
 )
 
 if TYPE_CHECKING:
@@ -194,20 +195,14 @@ def test_resume_refuses_a_report_of_another_manifest(
 def test_a_second_signal_stops_at_once_and_resume_finds_the_runs_in_flight(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
-    emulator = start(
-        start_emulator, "--accept-any", "--quiet", "--write-burst", "5000",
-        "--stall-after-create", "1.0", "--stall-ms", "60000",
-    )  # fmt: skip
+    emulator = start_stalling(start_emulator)
     (tmp_path / "manifest.yaml").write_text(manifest_text(20))
     report = tmp_path / "report.jsonl"
     journal = tmp_path / "report.jsonl.journal"
     manifest = tmp_path / "manifest.yaml"
-    with Child(emulator, manifest, report, "--concurrency", "4", "--read-timeout", "120") as child:
-        wait_until(
-            lambda: journal.exists() and journal.read_text().count('"intent"') >= 4,
-            "four intents in the journal (four requests on the wire)",
-            process=child.process,
-        )
+    args = ("--report", str(report), "--concurrency", "4", "--read-timeout", "120")
+    with start_child(emulator, manifest, *args) as child:
+        child.wait_for_intents(journal, 4)
         child.signal(signal.SIGTERM)
         child.wait_for_event("stopping")
         child.signal(signal.SIGINT)

@@ -96,9 +96,10 @@ def test_after_sigterm_only_the_requests_on_the_wire_are_sent(
     manifest.write_text(manifest_text(50))
     report = tmp_path / "report.jsonl"
     with start_child(emulator, manifest, "--report", str(report), "--concurrency", "2") as child:
-        child.wait_until(lambda: emulator.stats()["in_flight"] >= 2)
-        child.process.send_signal(signal.SIGTERM)
-        exit_code, _, stderr = child.finish()
+        child.wait_until(lambda: emulator.stats()["in_flight"] >= 2, "two requests in flight")
+        child.signal(signal.SIGTERM)
+        exit_code = child.finish()
+    stderr = child.stderr
     assert exit_code == 143, stderr[-2000:]
     assert sum(create_answers(emulator).values()) == 2
     assert len([json.loads(line) for line in report.read_text().splitlines()]) == 2

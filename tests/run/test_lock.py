@@ -15,7 +15,7 @@ from batchrun.errors import ReportError
 from batchrun.report.reader import read_records
 from batchrun.run.lock import BatchLock, lock_path
 from tests.helpers.child import start_child
-from tests.helpers.cli import StartEmulator, manifest_text, run_cli, start
+from tests.helpers.cli import StartEmulator, manifest_text, run_cli, start_stalling
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,10 +56,7 @@ def test_a_second_process_on_the_same_report_exits_2_naming_the_first(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
     # every answer stalls: the first process holds the lock until it is stopped
-    emulator = start(
-        start_emulator, "--accept-any", "--quiet", "--write-burst", "5000",
-        "--stall-after-create", "1.0", "--stall-ms", "60000",
-    )  # fmt: skip
+    emulator = start_stalling(start_emulator)
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(manifest_text(6))
     report = tmp_path / "report.jsonl"
@@ -68,7 +65,7 @@ def test_a_second_process_on_the_same_report_exits_2_naming_the_first(
     with start_child(
         emulator, manifest, *common, "--concurrency", "2", "--read-timeout", "120"
     ) as first:
-        first.wait_until(lambda: journal.exists() and journal.read_text().count('"intent"') >= 2)
+        first.wait_for_intents(journal, 2)
         # the retried Job beside the first: without the lock it would send the same runs
         second = run_cli(
             tmp_path, emulator, manifest_text(6), *common, "--resume", "--read-timeout", "0.5"
@@ -76,10 +73,11 @@ def test_a_second_process_on_the_same_report_exits_2_naming_the_first(
         assert second.code == 2, second.stderr[-2000:]
         assert f"pid {first.pid} on host {socket.gethostname()}" in second.stderr
         assert emulator.stats()["runs_created"] == 2
-        first.process.send_signal(signal.SIGTERM)
-        first.wait_for(lambda event: event.get("event") == "stopping")
-        first.process.send_signal(signal.SIGINT)
-        code, _, stderr = first.finish()
+        first.signal(signal.SIGTERM)
+        first.wait_for_event("stopping")
+        first.signal(signal.SIGINT)
+        code = first.finish()
+    stderr = first.stderr
     assert code == 143, stderr[-2000:]
 
     # answers still stall: every run is found in ADF (two from the journal), none sent twice

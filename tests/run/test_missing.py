@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from batchrun.arm.client import AdfClient, QueryResponse
 from batchrun.arm.retry import RetrySettings
-from batchrun.arm.timeouts import Timeouts
 from batchrun.emulator.clock import ManualClock
 from batchrun.emulator.config import Topology
 from batchrun.emulator.history import parse_history
@@ -29,7 +27,7 @@ from batchrun.run.missing import (
 )
 from batchrun.run.progress import Progress
 from batchrun.run.runner import BatchSettings, resumption
-from tests.helpers.tokens import StaticTokens
+from tests.helpers.emulator import emulator_client
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
 
     import aiohttp
 
+    from batchrun.arm.client import AdfClient, QueryResponse
     from tests.helpers.emulator import InProcessEmulator, ServeEmulator
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -112,13 +111,7 @@ async def adf(
         history=parse_history(history, topology, source="history"),
         **settings,
     )
-    client = AdfClient(
-        session=session,
-        endpoint=emulator.url,
-        tokens=StaticTokens(),
-        timeouts=Timeouts(connect_s=5, read_s=5),
-    )
-    return emulator, CountingReader(client)
+    return emulator, CountingReader(emulator_client(session, emulator.url))
 
 
 async def search(reader: CountingReader, runs: list[RunSpec], **options: Any) -> Search:

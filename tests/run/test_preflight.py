@@ -13,7 +13,7 @@ from batchrun.arm.retry import RetrySettings
 from batchrun.arm.timeouts import Timeouts
 from batchrun.emulator.config import parse_config
 from batchrun.emulator.history import parse_history
-from batchrun.model import RunSpec
+from batchrun.model import RunSpec, position
 from batchrun.run.declared import QUEUE_CAP, Definition, parameter_problems
 from batchrun.run.preflight import Preflight, PreflightSettings, preflight
 from tests.helpers.tokens import StaticTokens
@@ -75,7 +75,8 @@ def spec(
         factory=factory,
         pipeline=pipeline,
         parameters=parameters,
-        source=f"m.yaml:{line}:5",
+        file="m.yaml",
+        at=position(line, 5),
         **kw,
     )
 

@@ -28,8 +28,9 @@ from tests.helpers.cli import (
     SUB_A,
     CliRun,
     StartEmulator,
+    one_factory,
     run_cli,
-    start,
+    start_configured,
 )
 
 if TYPE_CHECKING:
@@ -45,21 +46,14 @@ FACTORY_PATH = (
     f"/subscriptions/{SUB_A}/resourceGroups/rg-data/providers/Microsoft.DataFactory"
     "/factories/factory-0"
 )
-TOPOLOGY = f"""
-subscriptions:
-  {SUB_A}:
-    resource_groups:
-      rg-data:
-        factories:
-          factory-0:
-            pipelines:
-              LoadOrders:
-                parameters:
-                  partition: {{type: Int}}
-                  full: {{type: Bool, defaultValue: false}}
-                  region: {{type: String, defaultValue: eu}}
-                  tables: {{type: Array, defaultValue: [orders, refunds]}}
-"""
+TOPOLOGY = one_factory("""
+LoadOrders:
+  parameters:
+    partition: {type: Int}
+    full: {type: Bool, defaultValue: false}
+    region: {type: String, defaultValue: eu}
+    tables: {type: Array, defaultValue: [orders, refunds]}
+""")
 
 
 def manifest(count: int, *, pipeline: str = "loadorders") -> str:
@@ -81,10 +75,8 @@ def all_runs(emulator: EmulatorProcess) -> list[dict[str, Any]]:
 def test_lost_answers_under_adfs_spelling_and_defaults_make_no_duplicate_and_no_orphan(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
-    config = tmp_path / "topology.yaml"
-    config.write_text(TOPOLOGY)
-    emulator = start(
-        start_emulator, "--config", str(config), "--seed", "5", "--quiet",
+    emulator = start_configured(
+        start_emulator, tmp_path, TOPOLOGY, "--seed", "5", "--quiet",
         "--drop-after-create", "0.15", "--fail-500-after-create", "0.15",
     )  # fmt: skip
     result = run_cli(tmp_path, emulator, manifest(120), "--reconcile-window", "3")

@@ -17,13 +17,12 @@ import pytest
 from batchrun.arm.client import AdfClient, QueryResponse, RateLimits
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.retry import RetrySettings
-from batchrun.arm.timeouts import Timeouts
 from batchrun.emulator.clock import ManualClock
 from batchrun.errors import ApiError
 from batchrun.model import RunSpec
 from batchrun.run.reconcile import RECONCILE_FAILED, Reconciler, ReconcileSettings
 from tests.helpers.clock import FakeTime
-from tests.helpers.tokens import StaticTokens
+from tests.helpers.emulator import emulator_client
 
 if TYPE_CHECKING:
     import aiohttp
@@ -295,8 +294,7 @@ async def test_when_adf_cannot_be_asked_the_error_says_what_and_what_next() -> N
 
 
 def client(session: aiohttp.ClientSession, url: str) -> AdfClient:
-    timeouts = Timeouts(connect_s=5, read_s=5)
-    return AdfClient(session=session, endpoint=url, tokens=StaticTokens(), timeouts=timeouts)
+    return emulator_client(session, url)
 
 
 @pytest.mark.parametrize(

@@ -102,9 +102,10 @@ def test_an_interrupted_batch_names_its_default_report_in_the_resume_hint(
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(manifest_text(200))
     with start_child(emulator, manifest, "--concurrency", "2", cwd=tmp_path) as child:
-        child.wait_for(lambda event: event.get("event") == "run.finished")
-        child.process.send_signal(signal.SIGTERM)
-        code, stdout, stderr = child.finish()
+        child.wait_for_event("run.finished")
+        child.signal(signal.SIGTERM)
+        code = child.finish()
+    stdout, stderr = child.stdout, child.stderr
     assert code == 143, stderr[-2000:]
     (hint,) = [line for line in stdout.splitlines() if line.startswith("interrupted by SIGTERM")]
     rerun = shlex.split(hint.partition("rerun with ")[2])

@@ -50,12 +50,17 @@ def test_two_signals_with_requests_stalled_leave_only_json_lines_on_stderr(
         return lines >= 4 and emulator.stats()["in_flight"] >= 4
 
     with start_child(emulator, manifest, *args) as child:
-        child.wait_until(waiting_for_a_slot)
-        child.process.send_signal(first)
-        stopping = child.wait_for(lambda event: event.get("event") == "stopping")
+        # with this seed the first answers stall for the whole --stall-ms (60 s) before any
+        # line is written: the wait must outlast that stall
+        child.wait_until(
+            waiting_for_a_slot, "every request slot holding a stalled request", timeout=120
+        )
+        child.signal(first)
+        stopping = child.wait_for_event("stopping")
         assert stopping["in_flight"] >= 1
-        child.process.send_signal(second)
-        exit_code, _, stderr = child.finish()
+        child.signal(second)
+        exit_code = child.finish()
+    stderr = child.stderr
     # the first signal decides the code: it is the one that stopped the batch
     assert exit_code == code, stderr[-3000:]
     assert "Task exception was never retrieved" not in stderr
@@ -81,10 +86,11 @@ def test_sighup_drains_like_sigterm_and_exits_129(
     manifest.write_text(manifest_text(300))
     report = tmp_path / "report.jsonl"
     with start_child(emulator, manifest, "--report", str(report), "--concurrency", "4") as child:
-        child.wait_for(lambda event: event.get("event") == "run.finished")
-        child.process.send_signal(signal.SIGHUP)
-        stopping = child.wait_for(lambda event: event.get("event") == "stopping")
-        exit_code, stdout, stderr = child.finish()
+        child.wait_for_event("run.finished")
+        child.signal(signal.SIGHUP)
+        stopping = child.wait_for_event("stopping")
+        exit_code = child.finish()
+    stdout, stderr = child.stdout, child.stderr
     assert stopping["signal"] == "SIGHUP"
     assert exit_code == 129, stderr[-3000:]
     assert "interrupted by SIGHUP" in stdout
