@@ -176,7 +176,7 @@ def command(args: argparse.Namespace) -> int:
         return EXIT_AUTH if exc.status == 401 else EXIT_FAILED
     # with --wait the summary comes once, when the runs have ended
     code = _finish(outcome, report, table=not args.wait)
-    if not args.wait or outcome.signal is not None or outcome.auth_error is not None:
+    if not args.wait or outcome.stopped:
         return code
     # every run was followed along the way (runner.py): following the report again would
     # follow twice what the monitor gave up on
@@ -258,7 +258,9 @@ def _finish(outcome: BatchOutcome, report: Path, *, table: bool = True) -> int:
         # the same view as `batchrun summary REPORT`, of the whole report
         print()
         print(render(summarize([report]), "table"))
-    print(f"report: {report}")
+    # with --wait and no stop, the night's summary (and the path) comes once the runs have ended
+    if table or outcome.stopped:
+        print(f"report: {report}")
     # the report's own path: a default one is new each time, so `--resume` alone cannot find it
     rerun = f"rerun with --resume --report {shlex.quote(str(report))}"
     left = progress.total - progress.done

@@ -119,6 +119,13 @@ class BatchOutcome:
     undecided: int = 0
     """With ``needs``: dependents left without a line (stopped before their needs ended)."""
 
+    @property
+    def stopped(self) -> bool:
+        """The batch was cut short (a signal, a rejected token, a line it could not write)."""
+        return (
+            self.signal is not None or self.auth_error is not None or self.write_failure is not None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Resumption:

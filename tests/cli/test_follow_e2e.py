@@ -129,6 +129,9 @@ def test_every_run_succeeding_exits_0(tmp_path: Path, emulator: EmulatorProcess)
     done = run_cli(tmp_path, emulator, manifest(LoadOrders=3), "--wait", *FAST)
     assert done.code == 0, done.stderr
     assert {r["outcome"] for r in last_lines(done.report).values()} == {"Succeeded"}
+    # the night's summary and the report's path once, when the runs have ended
+    assert done.stdout.count(f"report: {done.report}") == 1
+    assert done.stdout.count("followed 3 runs: 3 Succeeded") == 1
 
 
 @pytest.mark.parametrize("on_timeout", ["report", "cancel"])
