@@ -20,7 +20,11 @@ _LOG_EVERY_S = 10.0
 @dataclass(slots=True)
 class Progress:
     total: int
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(init=False)
+    triggered: float | None = None
+    """When the last run's trigger line was counted: following runs to their end (``--wait``)
+    after it is not triggering time, and must not slow the rate or stretch the elapsed time."""
     done: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -35,9 +39,14 @@ class Progress:
     # how long ADF may take to list a new run, once reconciliation has looked for one
     window: str = ""
 
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
     def count_finished(self, status: str) -> None:
         """One more run ended, with its report status."""
         self.done += 1
+        if self.done >= self.total and self.triggered is None:
+            self.triggered = self.clock()
         if status == "succeeded":
             self.succeeded += 1
         elif status == "failed":
@@ -46,7 +55,8 @@ class Progress:
             self.skipped += 1
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        end = self.clock() if self.triggered is None else self.triggered
+        return end - self.started
 
     def rate(self) -> float:
         elapsed = self.elapsed()
