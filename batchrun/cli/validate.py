@@ -30,7 +30,6 @@ from batchrun.cli.options import (
 )
 from batchrun.errors import ManifestError
 from batchrun.manifest.loader import Manifest, describe, load_manifests
-from batchrun.run.preflight import Preflight, PreflightSettings, preflight
 
 if TYPE_CHECKING:
     import argparse
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from batchrun.arm.cloud import Cloud
     from batchrun.arm.timeouts import Timeouts
     from batchrun.model import RunSpec
+    from batchrun.run.preflight import Preflight, PreflightSettings
 
 NAME = "validate"
 HELP = "check manifests; --online: against ADF too"
@@ -80,6 +80,9 @@ def command(args: argparse.Namespace) -> int:
         else:
             print(describe(manifests))
         return EXIT_OK
+    # here, not at the top: an offline `validate` does not need tenacity and the retry policy
+    from batchrun.run.preflight import PreflightSettings
+
     # every usage error is found before a token is asked for
     cloud, endpoint = cloud_and_endpoint(args)
     settings = PreflightSettings(retry=retry_settings(args), concurrency=args.concurrency)
@@ -109,6 +112,7 @@ async def _online(
 ) -> Preflight:
     # here, not at the top: an offline `validate` must not pay for aiohttp and azure-identity
     from batchrun.arm.session import credential_tokens, open_client
+    from batchrun.run.preflight import preflight
 
     async with (
         credential_tokens(cloud) as tokens,
