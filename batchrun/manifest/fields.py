@@ -11,7 +11,7 @@ to quote them. Names follow :mod:`batchrun.manifest.rules`; ``${VAR}`` is substi
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -34,12 +34,24 @@ from batchrun.manifest.rules import (
     text_problem,
 )
 from batchrun.manifest.scalars import SUSPECT_START, integer_problem, misread, misread_text
-from batchrun.manifest.yamlnodes import BOOL, FLOAT, INT, MAP, NULL, SEQ, STR, TIMESTAMP, Pair
+from batchrun.manifest.yamlnodes import (
+    BOOL,
+    CLAIMED,
+    FLOAT,
+    INT,
+    MAP,
+    NULL,
+    SEQ,
+    STR,
+    TIMESTAMP,
+    Pair,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["FIELD_SET", "FieldReader", "Need"]
+__all__ = ["FIELD_SET", "FieldReader", "Need", "PlainEntry"]
 
 FIELD_SET: Final = frozenset(FIELDS + ENTRY_FIELDS)
 _DATE_KEYS: Final = frozenset(("from", "to", "step", "parameter", "format", "max"))
@@ -48,6 +60,8 @@ Need = tuple[str, int, int, int | None]
 _SCALARS: Final = SafeConstructor()
 _TRUE: Final = frozenset(("true", "True", "TRUE"))
 _SHORT_INT_DIGITS: Final = 18  # shorter decimals always fit in 64 bits
+_PLAIN_IMPLICIT: Final = (True, False)  # the implicit flags of a plain scalar
+_FLOW_STARTS: Final = frozenset("{[")  # a flat mapping's or list's first character
 
 
 class _TooManyValues(Exception):
@@ -65,6 +79,11 @@ class FieldReader(NodeReader):
         self._plain_subscriptions: dict[str, str] = {}
         self._valid: dict[str, dict[str, str]] = {rule: {} for rule in NAME_RULES}  # as well
         self._values_left = 0  # how many more values the parameters being read may hold
+        # what plain_fields takes as read before, by field (id and parameters: by their text)
+        self._plain_caches = {
+            "subscription": self._plain_subscriptions,
+            **{rule: self._valid[rule] for rule in ("resource_group", "factory", "pipeline")},
+        }
 
     def fields(self, node: MappingNode, where: str) -> tuple[dict[str, Any], dict[str, Pair]]:
         """The fields of a run (or of defaults) by name, and their pairs of nodes."""
@@ -72,6 +91,58 @@ class FieldReader(NodeReader):
         for key, (_, value) in pairs.items():
             values[key] = _PARSERS[key](self, value, where, key)
         return values, pairs
+
+    def plain_fields(
+        self,
+        pairs: list[tuple[str, str, str]],
+        column: int,
+        required: frozenset[str],
+        entry: PlainEntry,
+    ) -> tuple[dict[str, Any], int] | None:
+        """The fields of an entry line of plain scalars (:func:`~batchrun.manifest.flowlines.
+        plain_pairs`: its pairs, starting at ``column``), read as :meth:`fields` reads them, and
+        the column of its id (-1 without); None, having read nothing, for an entry with a
+        field that only :meth:`fields` reads, a key twice, or without a ``required`` field.
+
+        What was read before and is valid (names, subscriptions, plain text and short decimal
+        parameters) is taken as it is; any other value is read from its node, as libyaml
+        composes it, by the same parser as in :meth:`fields`.
+        """
+        own: dict[str, Any] = {}
+        unread: list[tuple[str, int, int]] = []
+        at, id_column = column, -1
+        caches = self._plain_caches
+        value: Any
+        for key, text, separator in pairs:
+            first = at + len(key) + 2
+            at = first + len(text) + len(separator)
+            if key in own:
+                return None
+            start, value = text[0], None
+            if key == "id":
+                id_column = first
+                # as _text's common case: plain text that no reader takes for another type
+                value = text if start not in CLAIMED or _plain_text(text) else None
+            elif key == "parameters":
+                value = _plain_parameters(text) if start == "{" else None
+            else:
+                cache = caches.get(key)
+                if cache is None:
+                    return None  # a field that only fields() reads
+                # as _name's, _matrix's and _subscription's common case: text read before
+                value = cache.get(text) if start not in _FLOW_STARTS else None
+                if value is not None and start in CLAIMED and not _plain_str(text):
+                    value = None
+            own[key] = value
+            if value is None:
+                unread.append((key, first, first + len(text)))
+        if not own.keys() >= required:
+            return None
+        if unread:
+            where = entry.where()
+            for key, first, end in unread:
+                own[key] = _PARSERS[key](self, entry.node(first, end), where, key)
+        return own, id_column
 
     def _string(self, node: Node, where: str, key: str | int, expected: str = "a string") -> Any:
         path = join(where, key)
@@ -341,6 +412,51 @@ class FieldReader(NodeReader):
         except SubstitutionError as exc:
             self.issue(self.errors, offset_mark(node, exc.offset), path, exc.message)
             return INVALID
+
+
+class PlainEntry(Protocol):
+    """The entry line that :meth:`FieldReader.plain_fields` reads."""
+
+    def where(self) -> str:
+        """Its path: ``runs[7]``."""
+
+    def node(self, first: int, end: int) -> Node:
+        """The node of the value at ``[first:end]`` of its line, as libyaml composes it."""
+
+
+def _plain_str(text: str) -> bool:
+    """Whether a plain scalar is text, as YAML types it."""
+    return resolve(ScalarNode, text, _PLAIN_IMPLICIT) == STR
+
+
+def _plain_text(text: str) -> bool:
+    """Whether a plain scalar is text to YAML 1.1 and 1.2 alike (no ``$`` in it)."""
+    return text[0] not in SUSPECT_START and _plain_str(text)
+
+
+def _plain_parameters(text: str) -> dict[str, Any] | None:
+    """The parameters of a flat mapping of plain scalars, ``{p: 1, q: text}``, when each name
+    is text and each value plain text or a short decimal (what _parameters takes as it is);
+    else None."""
+    parameters: dict[str, Any] = {}
+    inner = text[1:-1]
+    if not inner:
+        return parameters
+    items = inner.split(", ")
+    if len(items) > MAX_PARAMETER_VALUES:
+        return None
+    for item in items:
+        name, _, value = item.partition(": ")
+        if name in parameters or (name[0] in CLAIMED and not _plain_str(name)):
+            return None
+        start = value[0]
+        if start not in CLAIMED or _plain_text(value):
+            parameters[sys.intern(name)] = value
+        elif value.isdigit() and len(value) < _SHORT_INT_DIGITS and (start != "0" or value == "0"):
+            parameters[sys.intern(name)] = int(value)
+        else:
+            return None
+    return parameters
 
 
 _NEED: Final = "a run id or a glob (load.*)"
