@@ -11,7 +11,7 @@ to quote them. Names follow :mod:`batchrun.manifest.rules`; ``${VAR}`` is substi
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -51,7 +51,7 @@ from batchrun.manifest.yamlnodes import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["FIELD_SET", "FieldReader", "Need", "PlainEntry"]
+__all__ = ["FIELD_SET", "FieldReader", "Need"]
 
 FIELD_SET: Final = frozenset(FIELDS + ENTRY_FIELDS)
 _DATE_KEYS: Final = frozenset(("from", "to", "step", "parameter", "format", "max"))
@@ -84,6 +84,8 @@ class FieldReader(NodeReader):
             "subscription": self._plain_subscriptions,
             **{rule: self._valid[rule] for rule in ("resource_group", "factory", "pipeline")},
         }
+        # of those, the ones a plain scalar was found to be, that are text as they are written
+        self._plain_hits: dict[str, dict[str, str]] = {key: {} for key in self._plain_caches}
 
     def fields(self, node: MappingNode, where: str) -> tuple[dict[str, Any], dict[str, Pair]]:
         """The fields of a run (or of defaults) by name, and their pairs of nodes."""
@@ -93,56 +95,63 @@ class FieldReader(NodeReader):
         return values, pairs
 
     def plain_fields(
-        self,
-        pairs: list[tuple[str, str, str]],
-        column: int,
-        required: frozenset[str],
-        entry: PlainEntry,
-    ) -> tuple[dict[str, Any], int] | None:
-        """The fields of an entry line of plain scalars (:func:`~batchrun.manifest.flowlines.
-        plain_pairs`: its pairs, starting at ``column``), read as :meth:`fields` reads them, and
-        the column of its id (-1 without); None, having read nothing, for an entry with a
-        field that only :meth:`fields` reads, a key twice, or without a ``required`` field.
+        self, column: int, pairs: list[tuple[str, str, str]], required: frozenset[str]
+    ) -> tuple[dict[str, Any], int, list[tuple[str, int, int]]] | None:
+        """What an entry line of plain scalars holds (:func:`~batchrun.manifest.flowlines.
+        plain_pairs`: the column where they start, and its pairs) that was read before: its
+        fields by name, as :meth:`fields` reads them, the column of its id (-1 without), and
+        the fields left to read from their nodes with :meth:`field` (name, first and end
+        column; None in the fields until then). None for an entry with a field that only
+        :meth:`fields` reads, a key twice, or without a ``required`` field.
 
-        What was read before and is valid (names, subscriptions, plain text and short decimal
-        parameters) is taken as it is; any other value is read from its node, as libyaml
-        composes it, by the same parser as in :meth:`fields`.
+        What was read before and is valid (names, subscriptions) is taken as it is, and so are
+        plain text and short decimals (ids, parameters) that need no check; this reads nothing
+        and reports nothing.
         """
         own: dict[str, Any] = {}
-        unread: list[tuple[str, int, int]] = []
-        at, id_column = column, -1
-        caches = self._plain_caches
+        unread: list[int] = []  # the index of each unread pair
+        id_pair = -1
+        caches, hits = self._plain_caches, self._plain_hits
         value: Any
-        for key, text, separator in pairs:
-            first = at + len(key) + 2
-            at = first + len(text) + len(separator)
+        for number, (key, text, _) in enumerate(pairs):
             if key in own:
                 return None
-            start, value = text[0], None
+            start = text[0]
             if key == "id":
-                id_column = first
+                id_pair = number
                 # as _text's common case: plain text that no reader takes for another type
                 value = text if start not in CLAIMED or _plain_text(text) else None
             elif key == "parameters":
                 value = _plain_parameters(text) if start == "{" else None
             else:
-                cache = caches.get(key)
-                if cache is None:
+                seen = hits.get(key)
+                if seen is None:
                     return None  # a field that only fields() reads
-                # as _name's, _matrix's and _subscription's common case: text read before
-                value = cache.get(text) if start not in _FLOW_STARTS else None
-                if value is not None and start in CLAIMED and not _plain_str(text):
-                    value = None
+                value = seen.get(text)
+                if value is None and start not in _FLOW_STARTS:
+                    # as _name's, _matrix's and _subscription's common case: read before
+                    value = caches[key].get(text)
+                    if value is not None and (start not in CLAIMED or _plain_str(text)):
+                        seen[text] = value
+                    else:
+                        value = None
             own[key] = value
             if value is None:
-                unread.append((key, first, first + len(text)))
+                unread.append(number)
         if not own.keys() >= required:
             return None
-        if unread:
-            where = entry.where()
-            for key, first, end in unread:
-                own[key] = _PARSERS[key](self, entry.node(first, end), where, key)
-        return own, id_column
+        # where values are, counted only for the few that need it
+        id_column = -1 if id_pair < 0 else _value_column(column, pairs, id_pair)
+        places = []
+        for number in unread:
+            key, text, _ = pairs[number]
+            first = _value_column(column, pairs, number)
+            places.append((key, first, first + len(text)))
+        return own, id_column, places
+
+    def field(self, name: str, node: Node, where: str) -> Any:
+        """The value of the field ``name`` read from its node, as :meth:`fields` reads it."""
+        return _PARSERS[name](self, node, where, name)
 
     def _string(self, node: Node, where: str, key: str | int, expected: str = "a string") -> Any:
         path = join(where, key)
@@ -414,14 +423,11 @@ class FieldReader(NodeReader):
             return INVALID
 
 
-class PlainEntry(Protocol):
-    """The entry line that :meth:`FieldReader.plain_fields` reads."""
-
-    def where(self) -> str:
-        """Its path: ``runs[7]``."""
-
-    def node(self, first: int, end: int) -> Node:
-        """The node of the value at ``[first:end]`` of its line, as libyaml composes it."""
+def _value_column(column: int, pairs: list[tuple[str, str, str]], number: int) -> int:
+    """The column of the value of ``pairs[number]``, when the pairs start at ``column``."""
+    for key, text, separator in pairs[:number]:
+        column += len(key) + len(text) + len(separator) + 2
+    return column + len(pairs[number][0]) + 2
 
 
 def _plain_str(text: str) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
+from itertools import chain
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -131,9 +132,7 @@ def plain_pairs(text: str) -> tuple[int, list[tuple[str, str, str]]] | None:
     pairs = _PLAIN_PAIR.findall(body)
     # the pairs are found one after another; they are the whole body only if their lengths
     # add up to it (else findall skipped what it could not read)
-    length = 0
-    for key, value, separator in pairs:
-        length += len(key) + len(value) + len(separator) + 2
+    length = sum(map(len, chain.from_iterable(pairs))) + 2 * len(pairs)  # and each ": "
     if length != len(body) or not pairs:
         return None
     return frame.start(1), pairs

@@ -6,8 +6,8 @@ manifest never holds more than one entry's nodes. A manifest whose runs are writ
 mapping a line (as generated ones are) is read line by line (:mod:`batchrun.manifest.flowlines`),
 without a node for each value that was read before; any other is libyaml's to read whole.
 Every problem is collected and raised as one :class:`ManifestError`, sorted by 1-based line and
-column. ``${VAR}`` references in string
-values are substituted (:mod:`batchrun.manifest.envsubst`) before the values are validated.
+column. ``${VAR}`` references in string values are substituted
+(:mod:`batchrun.manifest.envsubst`) before the values are validated.
 
 Run ids:
 
@@ -269,13 +269,13 @@ class _Reader(FieldReader):
         try:
             for index, (entry, line, start) in enumerate(lines):
                 split = flowlines.plain_pairs(entry) if plain else None
-                if split is not None:
-                    column, pairs = split
-                    where = _Line(name, entry, line, start, index)
-                    read = self.plain_fields(pairs, column, missing, where)
-                    if read is not None:
-                        self._plain_run(read[0], index, defaults, (line, column - 1), read[1])
-                        continue
+                if split is not None and (read := self.plain_fields(*split, missing)):
+                    own, id_column, unread = read
+                    for key, first, end in unread:
+                        node = flowlines.value_node(entry, first, end, name, line, start)
+                        own[key] = self.field(key, node, f"runs[{index}]")
+                    self._plain_run(own, index, defaults, (line, split[0] - 1), id_column)
+                    continue
                 node = flowlines.entry_node(entry, name, line, start)
                 self._run(node, f"runs[{index}]", defaults)
         except flowlines.NotOneLine:
@@ -639,23 +639,6 @@ _TOP_KEYS: Final = frozenset(("version", "defaults", "runs"))
 _CHECKED: Final = frozenset(
     ("reference_run_id", "is_recovery", "start_from_failure", "start_activity_name", "dates")
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """An entry line that :meth:`FieldReader.plain_fields` reads (a PlainEntry)."""
-
-    name: str  # of the file, for marks
-    text: str
-    line: int
-    start: int  # the character index of the line in the file
-    index: int  # of the entry in runs
-
-    def where(self) -> str:
-        return f"runs[{self.index}]"
-
-    def node(self, first: int, end: int) -> Node:
-        return flowlines.value_node(self.text, first, end, self.name, self.line, self.start)
 
 
 def _merged(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
