@@ -125,17 +125,21 @@ def plain_pairs(text: str) -> tuple[int, list[tuple[str, str, str]]] | None:
     """An entry line of plain scalars only, and flat lists and mappings of them: the column
     where its pairs start, and each pair's key, value text and the ``", "`` after it (none
     after the last); None for any other line."""
-    frame = _FRAME.fullmatch(text)
-    if frame is None:
-        return None
-    body = frame.group(1)
-    pairs = _PLAIN_PAIR.findall(body)
-    # the pairs are found one after another; they are the whole body only if their lengths
+    first = text.find("{") + 1
+    if text.endswith("}\n") and text[: first - 1].lstrip(" ") == "- ":
+        end = len(text) - 2  # the usual line: no comment, no spaces after the entry
+    else:
+        frame = _FRAME.fullmatch(text)
+        if frame is None:
+            return None
+        first, end = frame.span(1)
+    pairs = _PLAIN_PAIR.findall(text, first, end)
+    # the pairs are found one after another; they are the whole entry only if their lengths
     # add up to it (else findall skipped what it could not read)
     length = sum(map(len, chain.from_iterable(pairs))) + 2 * len(pairs)  # and each ": "
-    if length != len(body) or not pairs:
+    if length != end - first or not pairs:
         return None
-    return frame.start(1), pairs
+    return first, pairs
 
 
 def entry_node(text: str, name: str, line: int, index: int) -> MappingNode:

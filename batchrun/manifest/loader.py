@@ -451,7 +451,30 @@ class _Reader(FieldReader):
             return
         line, column = at
         first = _packed(index, line, id_column) if id_column >= 0 else 0
-        self._expand(value, own, index, position(line + 1, column + 1), first)
+        factory, pipeline = value["factory"], value["pipeline"]
+        if type(factory) is tuple or type(pipeline) is tuple or self._tracking:
+            self._expand(value, own, index, position(line + 1, column + 1), first)
+            return
+        # one run, as _expand builds it: most entries of a generated manifest
+        run_id = own.get("id")
+        if run_id is None:
+            run_id = f"{factory}.{pipeline}"
+            number = self._repeats[run_id] = self._repeats.get(run_id, 0) + 1
+            run_id = run_id if number == 1 else f"{run_id}#{number}"
+            self._derived[run_id] = index
+        else:
+            self._claim(run_id, first)
+        parameters = value.get("parameters")
+        if "parameters" not in own:
+            parameters = dict(parameters or ())
+        rows = self._rows
+        subscription, group = value["subscription"], value["resource_group"]
+        # no field of recovery: see _lines
+        row = (run_id, subscription, group, factory, pipeline, parameters, None, None, None, None)
+        rows.append(row)
+        self._runs.append(run_spec_of((*row, self.file, position(line + 1, column + 1))))
+        if len(rows) > 4096:
+            self._hash_rows()
 
     def _expand(
         self, value: dict[str, Any], own: dict[str, Any], index: int, at: int, first: int
