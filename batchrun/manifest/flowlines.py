@@ -63,7 +63,7 @@ _ENTRY: Final = re.compile(
 )
 _FRAME: Final = re.compile(rf" *- \{{(.*)\}}{_TRAILER}", re.ASCII)
 # plain_pairs: a key as an identifier, a plain scalar, or a flat list or mapping of them
-_IDENTIFIER = rf"[A-Za-z_]\w{{0,{LONGEST_KEY - 1}}}"
+_IDENTIFIER = r"[A-Za-z_]\w*"
 _PLAIN_FLAT = rf"{_PLAIN}|\{{(?:{_IDENTIFIER}: {_PLAIN}(?:, {_IDENTIFIER}: {_PLAIN})*)?\}}"
 _PLAIN_FLAT += rf"|\[(?:{_PLAIN}(?:, {_PLAIN})*)?\]"
 _PLAIN_PAIR: Final = re.compile(rf"({_IDENTIFIER}): ({_PLAIN_FLAT})(, |\Z)", re.ASCII)
@@ -137,8 +137,8 @@ def plain_pairs(text: str) -> tuple[int, list[tuple[str, str, str]]] | None:
     # the pairs are found one after another; they are the whole entry only if their lengths
     # add up to it (else findall skipped what it could not read)
     length = sum(map(len, chain.from_iterable(pairs))) + 2 * len(pairs)  # and each ": "
-    if length != end - first or not pairs:
-        return None
+    if length != end - first or not pairs or length > LONGEST_KEY:
+        return None  # (a line that long may hold a key too long for libyaml: entry_node's)
     return first, pairs
 
 
