@@ -13,6 +13,7 @@ position) or an option is; ``3`` no token, or ARM rejected it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -74,6 +75,9 @@ def command(args: argparse.Namespace) -> int:
         if args.format == "json":
             _print_json({"valid": False, "errors": [asdict(issue) for issue in exc.issues]})
         raise
+    # what was loaded lives until the process ends: frozen, no collection walks it again (the
+    # one at exit walked a 100,000-run manifest's objects for ~0.15 s)
+    gc.freeze()
     if not args.online:
         if args.format == "json":
             _print_json(_offline(manifests))
