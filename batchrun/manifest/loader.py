@@ -274,7 +274,8 @@ class _Reader(FieldReader):
                     for key, first, end in unread:
                         node = flowlines.value_node(entry, first, end, name, line, start)
                         own[key] = self.field(key, node, f"runs[{index}]")
-                    self._plain_run(own, index, defaults, (line, split[0] - 1), id_column)
+                    at = (line, split[0] - 1)
+                    self._plain_run(own, index, defaults, at, id_column, valid=not unread)
                     continue
                 node = flowlines.entry_node(entry, name, line, start)
                 self._run(node, f"runs[{index}]", defaults)
@@ -439,21 +440,25 @@ class _Reader(FieldReader):
         defaults: dict[str, Any],
         at: tuple[int, int],
         id_column: int,
+        *,
+        valid: bool,
     ) -> None:
         """An entry that :meth:`plain_fields` read, at 0-based ``(line, column)``: as
         :meth:`_run`, whose checks it needs none of (it has every required field, and neither
-        it nor the defaults a field of recovery or dates)."""
+        it nor the defaults a field of recovery or dates). ``valid``: none of its values was
+        read from a node (the defaults hold nothing invalid either)."""
         self._entries += 1
         value = _merged(defaults, own)
-        if INVALID in value.values():
+        if not valid and INVALID in value.values():
             if self._tracking:
                 self._unbuilt(value)
             return
         line, column = at
         first = _packed(index, line, id_column) if id_column >= 0 else 0
+        where = position(line + 1, column + 1)
         factory, pipeline = value["factory"], value["pipeline"]
         if type(factory) is tuple or type(pipeline) is tuple or self._tracking:
-            self._expand(value, own, index, position(line + 1, column + 1), first)
+            self._expand(value, own, index, where, first)
             return
         # one run, as _expand builds it: most entries of a generated manifest
         run_id = own.get("id")
@@ -472,7 +477,7 @@ class _Reader(FieldReader):
         # no field of recovery: see _lines
         row = (run_id, subscription, group, factory, pipeline, parameters, None, None, None, None)
         rows.append(row)
-        self._runs.append(run_spec_of((*row, self.file, position(line + 1, column + 1))))
+        self._runs.append(run_spec_of((*row, self.file, where)))
         if len(rows) > 4096:
             self._hash_rows()
 
