@@ -165,7 +165,11 @@ FIELDS = {
     "factory": ("factory-0", "factory-1", "[fa-1, fa-2]"),
     "pipeline": ("LoadOrders", "P2"),
 }
-MORE_FIELDS = ("parameters: {partition: 1}", "parameters: {day: 7, region: us, note: a b}")
+MORE_FIELDS = (
+    ("parameters: {partition: 1}", "parameters: {day: 7, region: us, note: a b}"),
+    ("dates: {from: 2026-11-01, to: 2026-11-03, parameter: run_date}",),
+    ("reference_run_id: r-1, is_recovery: true",),
+)
 BAD_FIELDS = (
     "factory: f",
     "factory: on",
@@ -179,6 +183,7 @@ BAD_FIELDS = (
     "id: 7",
     "id: yes",
     "id: run-1",  # again
+    "start_activity_name: Copy",
     "resource_group: x",  # twice
     'pipeline: "P\\"2"',  # an escape: libyaml reads the file from the top
 )
@@ -191,7 +196,7 @@ def _manifest(rng: random.Random, runs: int, *, bad: bool) -> str:
         fields = [f"id: run-{index}"] if rng.random() < 0.8 else []
         needed = {*HEADS.get(head, FIELDS), "factory"}
         fields += [f"{name}: {rng.choice(FIELDS[name])}" for name in sorted(needed)]
-        fields += rng.sample(MORE_FIELDS, rng.randrange(2))
+        fields += [rng.choice(kind) for kind in rng.sample(MORE_FIELDS, rng.randrange(3))]
         if bad and rng.random() < 0.1:
             fields.append(rng.choice(BAD_FIELDS))
         if bad and rng.random() < 0.05:
