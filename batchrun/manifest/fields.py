@@ -120,7 +120,8 @@ class FieldReader(NodeReader):
             if key == "id":
                 id_pair = number
                 # as _text's common case: plain text that no reader takes for another type
-                value = text if start not in CLAIMED or _plain_text(text) else None
+                plain = start not in CLAIMED or _plain_text(text)
+                value = text if plain and start not in _FLOW_STARTS else None
             elif key == "parameters":
                 value = _plain_parameters(text) if start == "{" else None
             else:

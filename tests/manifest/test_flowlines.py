@@ -182,6 +182,9 @@ BAD_FIELDS = (
     "needs: run-0",
     "id: 7",
     "id: yes",
+    "id: [a, b]",
+    "id: {a: b}",
+    "subscription: [a]",
     "id: run-1",  # again
     "start_activity_name: Copy",
     "resource_group: x",  # twice
@@ -253,3 +256,17 @@ def test_the_bench_shape_is_read_without_libyaml_s_composer(
     assert [run.parameters for run in manifest.runs[:2]] == [{"partition": 0}, {"partition": 1}]
     assert manifest.runs[49].source == f"{path}:53:5"
     assert manifest.runs[49].id == "run-000049"
+
+
+@pytest.mark.parametrize("field", BAD_FIELDS)
+def test_an_entry_with_a_wrong_field_reads_as_libyaml_reads_it(tmp_path: Path, field: str) -> None:
+    good = "subscription: sub-a, factory: factory-0"
+    text = (
+        "version: 1\ndefaults: {resource_group: rg, pipeline: P}\nruns:\n"
+        f"  - {{id: run-0, {good}}}\n  - {{{good}, {field}}}\n  - {{{field}, {good}}}\n"
+    )
+    whole = tmp_path / "m.yaml"
+    whole.write_text(f"{text}...\n")
+    expected = _read(whole)
+    whole.write_text(text)
+    assert _read(whole) == expected
