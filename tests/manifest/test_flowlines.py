@@ -270,3 +270,25 @@ def test_an_entry_with_a_wrong_field_reads_as_libyaml_reads_it(tmp_path: Path, f
     expected = _read(whole)
     whole.write_text(text)
     assert _read(whole) == expected
+
+
+@pytest.mark.parametrize(
+    "key", ["id", "subscription", "resource_group", "factory", "pipeline", "parameters"]
+)
+def test_every_value_of_a_field_reads_as_libyaml_reads_it(tmp_path: Path, key: str) -> None:
+    fields = {
+        "subscription": "sub-a",
+        "resource_group": "rg",
+        "factory": "factory-0",
+        "pipeline": "P",
+    }
+    values = [*SCALARS, "[a, b]", "[]", "{a: b}", "{}", "{p: 1, q: x}", "{p: 012}", "{null: 1}"]
+    whole = tmp_path / "m.yaml"
+    for value in values:
+        entry = ", ".join(f"{name}: {text}" for name, text in {**fields, key: value}.items())
+        # the value read twice: once as new, once as read before (names and subscriptions)
+        text = f"version: 1\nruns:\n  - {{{entry}}}\n  - {{{entry}}}\n"
+        whole.write_text(f"{text}...\n")
+        expected = _read(whole)
+        whole.write_text(text)
+        assert _read(whole) == expected, value
