@@ -1,15 +1,17 @@
-"""Run entries written one flow mapping a line, composed without libyaml.
+"""Run entries written one flow mapping a line, read without libyaml.
 
 A generated manifest writes each run on one line: ``  - {id: r1, factory: f, parameters: {p: 1}}``.
-PyYAML's libyaml binding builds a Python event or node and two marks for every scalar, which is
-most of a 100,000-run manifest's read. :func:`entries` reads such lines with regular expressions
-and builds the nodes libyaml's composer would build from them (the same tags, by the same rules,
-the same values, styles and marks), so the loader walks them as it walks libyaml's.
+PyYAML's libyaml binding builds a Python event or node and two marks for every scalar, which was
+most of a 100,000-run manifest's read. Here such lines are read with regular expressions:
+:func:`plain_pairs` splits a line of plain scalars into its keys and value texts, so that values
+read before need no node at all (:meth:`~batchrun.manifest.fields.FieldReader.plain_fields`);
+:func:`entry_node` and :func:`value_node` build the nodes libyaml's composer would build (the
+same tags, by the same rules, the same values, styles and marks) for what must be read from one.
 
 It reads only what it can read exactly: plain scalars of a safe alphabet (letters, digits and
-``_ . + / ( ) @ -``, not starting with ``@`` or ``-`` then a space), quoted scalars of printable
-ASCII without escapes, and lists and mappings of those inside an entry. The head of the file (up
-to its ``runs:`` line) is left to libyaml. A line it cannot read ends the reading
+``_ . + / ( ) @ -``, not starting with ``)``, ``@`` or a lone ``-``), quoted scalars of
+printable ASCII without escapes, and flat lists and mappings of those inside an entry. The head
+of the file (up to its ``runs:`` line) is left to libyaml. A line it cannot read ends the reading
 (:class:`NotOneLine`): the caller reads the whole file with libyaml instead.
 """
 
@@ -33,7 +35,7 @@ except ImportError:  # PyYAML built without libyaml
     from yaml.error import Mark  # type: ignore[assignment]
 
 __all__ = [
-    "PLAIN_IMPLICIT",
+    "LONGEST_KEY",
     "RUNS_LINE",
     "NotOneLine",
     "entry_lines",
@@ -53,7 +55,7 @@ _PLAIN_CHAR = r"[\w.+/()@-]"
 _PLAIN = rf"(?:-?[\w.+/(]{_PLAIN_CHAR}*(?: +{_PLAIN_CHAR}+)*)"
 _SCALAR = rf"(?:{_PLAIN}|\"[ !#-\[\]-~]*\"|'[ -&(-~]*')"
 _KEY = rf"(?:{_SCALAR})"
-# libyaml takes a longer key for no key at all: entry_node checks, _IDENTIFIER bounds
+# libyaml takes a longer key for no key at all: entry_node checks each key, plain_pairs the line
 LONGEST_KEY: Final = 1000
 _FLAT = rf"(?:{_SCALAR}|\{{(?:{_KEY}: {_SCALAR}(?:, {_KEY}: {_SCALAR})*)?\}}"
 _FLAT += rf"|\[(?:{_SCALAR}(?:, {_SCALAR})*)?\])"
@@ -71,7 +73,7 @@ _PAIR: Final = re.compile(rf"({_KEY}): ({_FLAT})", re.ASCII)
 _SCALARS: Final = re.compile(_SCALAR, re.ASCII)
 _SCALAR_PAIR: Final = re.compile(rf"({_KEY}): ({_SCALAR})", re.ASCII)
 _NOTHING: Final = re.compile(r" *(?:#[\t -~]*)?\n?", re.ASCII)  # a blank or comment line
-PLAIN_IMPLICIT: Final = (True, False)  # the implicit flags libyaml gives a plain scalar
+_PLAIN_IMPLICIT: Final = (True, False)  # the implicit flags libyaml gives a plain scalar
 
 
 class NotOneLine(Exception):
@@ -194,7 +196,7 @@ def _scalar(text: str, first: int, end: int, name: str, line: int, index: int) -
         value, tag, style = text[first + 1 : end - 1], STR, quote
     else:
         value, style = text[first:end], ""
-        tag = resolve(ScalarNode, value, PLAIN_IMPLICIT)
+        tag = resolve(ScalarNode, value, _PLAIN_IMPLICIT)
     start, stop = _mark(name, line, index, first), _mark(name, line, index, end)
     return ScalarNode(tag, value, start, stop, style)
 
