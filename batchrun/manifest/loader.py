@@ -266,6 +266,7 @@ class _Reader(FieldReader):
         # when the defaults hold no field of recovery or dates, and nothing invalid
         plain = not defaults.keys() & _CHECKED and INVALID not in defaults.values()
         missing = REQUIRED - defaults.keys()
+        composed = 0  # entries read from their nodes
         try:
             for index, (entry, line, start) in enumerate(lines):
                 split = flowlines.plain_pairs(entry) if plain else None
@@ -277,6 +278,9 @@ class _Reader(FieldReader):
                     at = (line, split[0] - 1)
                     self._plain_run(own, index, defaults, at, id_column, valid=not unread)
                     continue
+                composed += 1
+                if composed > _COMPOSED_FREELY and composed * _COMPOSED_SHARE > index:
+                    return None  # libyaml composes nodes faster: the file is its to read
                 node = flowlines.entry_node(entry, name, line, start)
                 self._run(node, f"runs[{index}]", defaults)
         except flowlines.NotOneLine:
@@ -663,6 +667,11 @@ class _Reader(FieldReader):
 
 
 _TOP_KEYS: Final = frozenset(("version", "defaults", "runs"))
+# Entries composed by flowlines cost more than libyaml's: once more than this many are, and
+# more than one in _COMPOSED_SHARE of those read, libyaml reads the file instead (JSON lines,
+# entries with needs, dates or recovery fields, or defaults that _run checks each entry against)
+_COMPOSED_FREELY: Final = 64
+_COMPOSED_SHARE: Final = 8
 # fields of defaults that _run checks each entry against
 _CHECKED: Final = frozenset(
     ("reference_run_id", "is_recovery", "start_from_failure", "start_activity_name", "dates")

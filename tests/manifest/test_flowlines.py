@@ -292,3 +292,20 @@ def test_every_value_of_a_field_reads_as_libyaml_reads_it(tmp_path: Path, key: s
         expected = _read(whole)
         whole.write_text(text)
         assert _read(whole) == expected, value
+
+
+@pytest.mark.parametrize("quoted", [1, 8, 200], ids=["one", "a few", "every"])
+def test_lines_with_quotes_read_as_libyaml_reads_them(tmp_path: Path, quoted: int) -> None:
+    # past a share of entries composed here, libyaml reads the file: the same either way
+    lines = ["version: 1\ndefaults: {resource_group: rg, pipeline: P}\nruns:\n"]
+    for n in range(200):
+        factory = '"factory-0"' if n % (200 // quoted) == 0 else "factory-0"
+        lines.append(f'  - {{"id": "run-{n}", subscription: sub-a, factory: {factory}}}\n')
+    lines.append('  - {"id": "run-3", subscription: sub-a, factory: factory-1}\n')  # again
+    lines.append("  - {id: run-x, subscription: sub-a, factory: f}\n")  # no factory name
+    whole = tmp_path / "m.yaml"
+    whole.write_text("".join([*lines, "...\n"]))
+    expected = _read(whole)
+    whole.write_text("".join(lines))
+    assert _read(whole) == expected
+    assert len(expected) == 2
