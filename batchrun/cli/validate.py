@@ -13,6 +13,7 @@ position) or an option is; ``3`` no token, or ARM rejected it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -30,7 +31,6 @@ from batchrun.cli.options import (
 )
 from batchrun.errors import ManifestError
 from batchrun.manifest.loader import Manifest, describe, load_manifests
-from batchrun.run.preflight import Preflight, PreflightSettings, preflight
 
 if TYPE_CHECKING:
     import argparse
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from batchrun.arm.cloud import Cloud
     from batchrun.arm.timeouts import Timeouts
     from batchrun.model import RunSpec
+    from batchrun.run.preflight import Preflight, PreflightSettings
 
 NAME = "validate"
 HELP = "check manifests; --online: against ADF too"
@@ -74,12 +75,18 @@ def command(args: argparse.Namespace) -> int:
         if args.format == "json":
             _print_json({"valid": False, "errors": [asdict(issue) for issue in exc.issues]})
         raise
+    # what was loaded lives until the process ends: frozen, no collection walks it again (the
+    # one at exit walked a 100,000-run manifest's objects for ~0.15 s)
+    gc.freeze()
     if not args.online:
         if args.format == "json":
             _print_json(_offline(manifests))
         else:
             print(describe(manifests))
         return EXIT_OK
+    # here, not at the top: an offline `validate` does not need tenacity and the retry policy
+    from batchrun.run.preflight import PreflightSettings
+
     # every usage error is found before a token is asked for
     cloud, endpoint = cloud_and_endpoint(args)
     settings = PreflightSettings(retry=retry_settings(args), concurrency=args.concurrency)
@@ -109,6 +116,7 @@ async def _online(
 ) -> Preflight:
     # here, not at the top: an offline `validate` must not pay for aiohttp and azure-identity
     from batchrun.arm.session import credential_tokens, open_client
+    from batchrun.run.preflight import preflight
 
     async with (
         credential_tokens(cloud) as tokens,

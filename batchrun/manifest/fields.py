@@ -34,7 +34,19 @@ from batchrun.manifest.rules import (
     text_problem,
 )
 from batchrun.manifest.scalars import SUSPECT_START, integer_problem, misread, misread_text
-from batchrun.manifest.yamlnodes import BOOL, FLOAT, INT, MAP, NULL, SEQ, STR, TIMESTAMP, Pair
+from batchrun.manifest.yamlnodes import (
+    BOOL,
+    CLAIMED,
+    FLOAT,
+    INT,
+    MAP,
+    NULL,
+    SEQ,
+    STR,
+    TIMESTAMP,
+    Pair,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -48,6 +60,8 @@ Need = tuple[str, int, int, int | None]
 _SCALARS: Final = SafeConstructor()
 _TRUE: Final = frozenset(("true", "True", "TRUE"))
 _SHORT_INT_DIGITS: Final = 18  # shorter decimals always fit in 64 bits
+_PLAIN_IMPLICIT: Final = (True, False)  # the implicit flags of a plain scalar
+_FLOW_STARTS: Final = frozenset("{[")  # a flat mapping's or list's first character
 
 
 class _TooManyValues(Exception):
@@ -65,6 +79,13 @@ class FieldReader(NodeReader):
         self._plain_subscriptions: dict[str, str] = {}
         self._valid: dict[str, dict[str, str]] = {rule: {} for rule in NAME_RULES}  # as well
         self._values_left = 0  # how many more values the parameters being read may hold
+        # what plain_fields takes as read before, by field (id and parameters: by their text)
+        self._plain_caches = {
+            "subscription": self._plain_subscriptions,
+            **{rule: self._valid[rule] for rule in ("resource_group", "factory", "pipeline")},
+        }
+        # of those, the ones a plain scalar was found to be, that are text as they are written
+        self._plain_hits: dict[str, dict[str, str]] = {key: {} for key in self._plain_caches}
 
     def fields(self, node: MappingNode, where: str) -> tuple[dict[str, Any], dict[str, Pair]]:
         """The fields of a run (or of defaults) by name, and their pairs of nodes."""
@@ -72,6 +93,66 @@ class FieldReader(NodeReader):
         for key, (_, value) in pairs.items():
             values[key] = _PARSERS[key](self, value, where, key)
         return values, pairs
+
+    def plain_fields(
+        self, column: int, pairs: list[tuple[str, str, str]], required: frozenset[str]
+    ) -> tuple[dict[str, Any], int, list[tuple[str, int, int]]] | None:
+        """What an entry line of plain scalars holds (:func:`~batchrun.manifest.flowlines.
+        plain_pairs`: the column where they start, and its pairs) that was read before: its
+        fields by name, as :meth:`fields` reads them, the column of its id (-1 without), and
+        the fields left to read from their nodes with :meth:`field` (name, first and end
+        column; None in the fields until then). None for an entry with a field that only
+        :meth:`fields` reads, a key twice, or without a ``required`` field.
+
+        What was read before and is valid (names, subscriptions) is taken as it is, and so are
+        plain text and short decimals (ids, parameters) that need no check; this reads nothing
+        and reports nothing.
+        """
+        own: dict[str, Any] = {}
+        unread: list[int] = []  # the index of each unread pair
+        id_pair = -1
+        caches, hits = self._plain_caches, self._plain_hits
+        value: Any
+        for number, (key, text, _) in enumerate(pairs):
+            if key in own:
+                return None
+            start = text[0]
+            if key == "id":
+                id_pair = number
+                # as _text's common case: plain text that no reader takes for another type
+                plain = start not in CLAIMED or _plain_text(text)
+                value = text if plain and start not in _FLOW_STARTS else None
+            elif key == "parameters":
+                value = _plain_parameters(text) if start == "{" else None
+            else:
+                seen = hits.get(key)
+                if seen is None:
+                    return None  # a field that only fields() reads
+                value = seen.get(text)
+                if value is None and start not in _FLOW_STARTS:
+                    # as _name's, _matrix's and _subscription's common case: read before
+                    value = caches[key].get(text)
+                    if value is not None and (start not in CLAIMED or _plain_str(text)):
+                        seen[text] = value
+                    else:
+                        value = None
+            own[key] = value
+            if value is None:
+                unread.append(number)
+        if not own.keys() >= required:
+            return None
+        # where values are, counted only for the few that need it
+        id_column = -1 if id_pair < 0 else _value_column(column, pairs, id_pair)
+        places = []
+        for number in unread:
+            key, text, _ = pairs[number]
+            first = _value_column(column, pairs, number)
+            places.append((key, first, first + len(text)))
+        return own, id_column, places
+
+    def field(self, name: str, node: Node, where: str) -> Any:
+        """The value of the field ``name`` read from its node, as :meth:`fields` reads it."""
+        return _PARSERS[name](self, node, where, name)
 
     def _string(self, node: Node, where: str, key: str | int, expected: str = "a string") -> Any:
         path = join(where, key)
@@ -341,6 +422,48 @@ class FieldReader(NodeReader):
         except SubstitutionError as exc:
             self.issue(self.errors, offset_mark(node, exc.offset), path, exc.message)
             return INVALID
+
+
+def _value_column(column: int, pairs: list[tuple[str, str, str]], number: int) -> int:
+    """The column of the value of ``pairs[number]``, when the pairs start at ``column``."""
+    for key, text, separator in pairs[:number]:
+        column += len(key) + len(text) + len(separator) + 2
+    return column + len(pairs[number][0]) + 2
+
+
+def _plain_str(text: str) -> bool:
+    """Whether a plain scalar is text, as YAML types it."""
+    return resolve(ScalarNode, text, _PLAIN_IMPLICIT) == STR
+
+
+def _plain_text(text: str) -> bool:
+    """Whether a plain scalar is text to YAML 1.1 and 1.2 alike (no ``$`` in it)."""
+    return text[0] not in SUSPECT_START and _plain_str(text)
+
+
+def _plain_parameters(text: str) -> dict[str, Any] | None:
+    """The parameters of a flat mapping of plain scalars, ``{p: 1, q: text}``, when each name
+    is text and each value plain text or a short decimal (what _parameters takes as it is);
+    else None."""
+    parameters: dict[str, Any] = {}
+    inner = text[1:-1]
+    if not inner:
+        return parameters
+    items = inner.split(", ")
+    if len(items) > MAX_PARAMETER_VALUES:
+        return None
+    for item in items:
+        name, _, value = item.partition(": ")
+        if name in parameters or (name[0] in CLAIMED and not _plain_str(name)):
+            return None
+        start = value[0]
+        if start not in CLAIMED or _plain_text(value):
+            parameters[sys.intern(name)] = value
+        elif value.isdigit() and len(value) < _SHORT_INT_DIGITS and (start != "0" or value == "0"):
+            parameters[sys.intern(name)] = int(value)
+        else:
+            return None
+    return parameters
 
 
 _NEED: Final = "a run id or a glob (load.*)"

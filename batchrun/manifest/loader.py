@@ -2,9 +2,12 @@
 
 The YAML nodes (:mod:`batchrun.manifest.yamlnodes`, libyaml when available) are walked here, so
 every value keeps its position; the runs are composed and expanded one entry at a time, so a big
-manifest never holds more than one entry's nodes. Every problem is collected and raised as one
-:class:`ManifestError`, sorted by 1-based line and column. ``${VAR}`` references in string
-values are substituted (:mod:`batchrun.manifest.envsubst`) before the values are validated.
+manifest never holds more than one entry's nodes. A manifest whose runs are written one flow
+mapping a line (as generated ones are) is read line by line (:mod:`batchrun.manifest.flowlines`),
+without a node for each value that was read before; any other is libyaml's to read whole.
+Every problem is collected and raised as one :class:`ManifestError`, sorted by 1-based line and
+column. ``${VAR}`` references in string values are substituted
+(:mod:`batchrun.manifest.envsubst`) before the values are validated.
 
 Run ids:
 
@@ -51,12 +54,13 @@ from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from batchrun.errors import ManifestError, ManifestIssue
+from batchrun.manifest import flowlines
 from batchrun.manifest.fields import FIELD_SET, FieldReader
 from batchrun.manifest.indentation import indentation_hint
 from batchrun.manifest.nodereader import CLOSE_ENOUGH, INVALID, describe_node
 from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
-from batchrun.manifest.yamlnodes import INT, STR, ItemSink, Loader, Pair, gc_paused
+from batchrun.manifest.yamlnodes import INT, NULL, STR, ItemSink, Loader, Pair, gc_paused
 from batchrun.model import RunSpec, position, run_spec_of
 
 if TYPE_CHECKING:
@@ -93,7 +97,11 @@ def load_manifest(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -
         raise ManifestError([_unreadable(name, exc)]) from exc
     reader = _Reader(name, environ)
     with stream, gc_paused():
-        runs, fingerprint = reader.read(stream)
+        read = reader.read_lines(stream)
+        if read is None:  # not one entry a line: libyaml reads it all, from the top
+            reader = _Reader(name, environ)
+            read = reader.read(stream)
+        runs, fingerprint = read
     warnings = _once_each(sorted(reader.warnings, key=_position))
     return Manifest(name, tuple(runs), tuple(warnings), fingerprint, reader.needs)
 
@@ -207,6 +215,82 @@ class _Reader(FieldReader):
             self.error(root, "", message)
         else:
             self._top(root)
+        return self._finish()
+
+    def read_lines(self, stream: BinaryIO) -> tuple[list[RunSpec], str] | None:
+        """Read a manifest whose runs are written one flow mapping a line, after a head that
+        libyaml reads (:mod:`batchrun.manifest.flowlines`); None, the stream rewound, for any
+        other manifest."""
+        try:
+            self._tracking = b"needs" in _mentions(stream, (b"needs",))
+            read = self._lines(stream)
+            if read is None:
+                stream.seek(0)
+        except OSError as exc:
+            raise ManifestError([_unreadable(self.file, exc)]) from exc
+        return read
+
+    def _lines(self, stream: BinaryIO) -> tuple[list[RunSpec], str] | None:
+        text = flowlines.head(stream)
+        if text is None:
+            return None
+        loader = Loader(text)
+        try:
+            root = loader.document(lambda pairs, key: None)
+        except yaml.YAMLError:
+            return None
+        finally:
+            loader.dispose()
+        # the head must be what a streamed read sees before the runs: version (and
+        # defaults) once each, and nothing else; any other head is libyaml's to read whole
+        if not isinstance(root, MappingNode):
+            return None
+        keys = [key.value for key, _ in root.value if key.tag == STR]
+        if not keys or len(keys) != len(root.value) or len(set(keys)) != len(keys):
+            return None
+        if keys[-1] != "runs":
+            return None
+        if "version" not in keys or not _TOP_KEYS.issuperset(keys):
+            return None
+        top = {key.value: value for key, value in root.value}
+        defaults = self._version_and_defaults(root, top)
+        if defaults is None:
+            return None
+        key, value = root.value[-1]
+        line = key.start_mark.line
+        if key.start_mark.column or value.tag != NULL or line + 1 != text.count(b"\n"):
+            return None  # the runs key is not the head's last line
+        name = getattr(stream, "name", "<file>")  # as libyaml names its marks
+        lines = flowlines.entry_lines(stream, line + 1, len(text.decode("utf-8")))
+        # the checks that only _run makes cannot fail for an entry with every required field
+        # when the defaults hold no field of recovery or dates, and nothing invalid
+        plain = not defaults.keys() & _CHECKED and INVALID not in defaults.values()
+        missing = REQUIRED - defaults.keys()
+        composed = 0  # entries read from their nodes
+        try:
+            for index, (entry, line, start) in enumerate(lines):
+                split = flowlines.plain_pairs(entry) if plain else None
+                if split is not None and (read := self.plain_fields(*split, missing)):
+                    own, id_column, unread = read
+                    for key, first, end in unread:
+                        node = flowlines.value_node(entry, first, end, name, line, start)
+                        own[key] = self.field(key, node, f"runs[{index}]")
+                    at = (line, split[0] - 1)
+                    self._plain_run(own, index, defaults, at, id_column, valid=not unread)
+                    continue
+                composed += 1
+                if composed > _COMPOSED_FREELY and composed * _COMPOSED_SHARE > index:
+                    return None  # libyaml composes nodes faster: the file is its to read
+                node = flowlines.entry_node(entry, name, line, start)
+                self._run(node, f"runs[{index}]", defaults)
+        except flowlines.NotOneLine:
+            return None
+        if not self._entries:
+            return None
+        return self._finish()
+
+    def _finish(self) -> tuple[list[RunSpec], str]:
+        """Once every run is read: ids against derived ids, needs, errors, the fingerprint."""
         for run_id, first in self._ids.items():
             if run_id in self._derived:
                 mark, path = self._unpacked(first)
@@ -323,11 +407,7 @@ class _Reader(FieldReader):
             self.error(node, where, f"expected a mapping of run fields, got {describe_node(node)}")
             return
         own, pairs = self.fields(node, where)
-        value = {**defaults, **own}
-        if "parameters" in own and "parameters" in defaults:
-            base, params = defaults["parameters"], own["parameters"]
-            if base is not INVALID and params is not INVALID:
-                value["parameters"] = {**base, **params}
+        value = _merged(defaults, own)
         if not value.keys() >= REQUIRED:
             for key in sorted(REQUIRED - value.keys()):
                 if not _misspelt(node, key) and not _misspelt(self._defaults, key):
@@ -348,24 +428,86 @@ class _Reader(FieldReader):
             message = "ignored by ADF: a rerun of reference_run_id gets the reference's parameters"
             mark = pairs["parameters"][1].start_mark
             self.issue(self.warnings, mark, f"{where}.parameters", message)
-        explicit, parameters, dates = own.get("id"), get("parameters"), get("dates")
+        dates = get("dates")
         if dates is not None:
             self._check_date_parameter(dates, where, own, pairs)
+        mark, index, first = node.start_mark, int(where[5:-1]), 0
+        if "id" in own:
+            id_mark = pairs["id"][1].start_mark
+            first = _packed(index, id_mark.line, id_mark.column)
+        self._expand(value, own, index, position(mark.line + 1, mark.column + 1), first)
+
+    def _plain_run(
+        self,
+        own: dict[str, Any],
+        index: int,
+        defaults: dict[str, Any],
+        at: tuple[int, int],
+        id_column: int,
+        *,
+        valid: bool,
+    ) -> None:
+        """An entry that :meth:`plain_fields` read, at 0-based ``(line, column)``: as
+        :meth:`_run`, whose checks it needs none of (it has every required field, and neither
+        it nor the defaults a field of recovery or dates). ``valid``: none of its values was
+        read from a node (the defaults hold nothing invalid either)."""
+        self._entries += 1
+        value = _merged(defaults, own)
+        if not valid and INVALID in value.values():
+            if self._tracking:
+                self._unbuilt(value)
+            return
+        line, column = at
+        first = _packed(index, line, id_column) if id_column >= 0 else 0
+        where = position(line + 1, column + 1)
+        factory, pipeline = value["factory"], value["pipeline"]
+        if type(factory) is tuple or type(pipeline) is tuple or self._tracking:
+            self._expand(value, own, index, where, first)
+            return
+        # one run, as _expand builds it: most entries of a generated manifest
+        run_id = own.get("id")
+        if run_id is None:
+            run_id = f"{factory}.{pipeline}"
+            number = self._repeats[run_id] = self._repeats.get(run_id, 0) + 1
+            run_id = run_id if number == 1 else f"{run_id}#{number}"
+            self._derived[run_id] = index
+        else:
+            self._claim(run_id, first)
+        parameters = value.get("parameters")
+        if "parameters" not in own:
+            parameters = dict(parameters or ())
+        rows = self._rows
+        subscription, group = value["subscription"], value["resource_group"]
+        # no field of recovery: see _lines
+        row = (run_id, subscription, group, factory, pipeline, parameters, None, None, None, None)
+        rows.append(row)
+        self._runs.append(run_spec_of((*row, self.file, where)))
+        if len(rows) > 4096:
+            self._hash_rows()
+
+    def _expand(
+        self, value: dict[str, Any], own: dict[str, Any], index: int, at: int, first: int
+    ) -> None:
+        """The runs of a valid entry: ``at`` is its :func:`~batchrun.model.position`, ``first``
+        its id's :func:`_packed` place (when it has an id)."""
+        get = value.get
+        explicit, parameters, dates = own.get("id"), get("parameters"), get("dates")
         # A run's own parameters dict can be its first run's; defaults' are copied for each.
         spare = parameters if "parameters" in own else None
-        tail = (get("reference_run_id"), is_recovery, from_failure, activity)
+        tail = (
+            get("reference_run_id"),
+            get("is_recovery"),
+            get("start_from_failure"),
+            get("start_activity_name"),
+        )
         subscription, group = value["subscription"], value["resource_group"]
         factories, pipelines = value["factory"], value["pipeline"]
         factory_list, pipeline_list = type(factories) is tuple, type(pipelines) is tuple
-        mark = node.start_mark
-        source = (self.file, position(mark.line + 1, mark.column + 1))
-        rows, index = self._rows, int(where[5:-1])
-        if explicit is not None:
-            mark = pairs["id"][1].start_mark
-            first = _packed(index, mark.line, mark.column)
+        source = (self.file, at)
+        rows = self._rows
         start = len(self._runs)
         if dates is not None:
-            self._dated(value, index, source, tail, dates, explicit, first if explicit else 0)
+            self._dated(value, index, source, tail, dates, explicit, first)
         else:
             for factory in factories if factory_list else (factories,):
                 for pipeline in pipelines if pipeline_list else (pipelines,):
@@ -525,6 +667,27 @@ class _Reader(FieldReader):
 
 
 _TOP_KEYS: Final = frozenset(("version", "defaults", "runs"))
+# Entries composed by flowlines cost more than libyaml's: once more than this many are, and
+# more than one in _COMPOSED_SHARE of those read, libyaml reads the file instead (JSON lines,
+# entries with needs, dates or recovery fields, or defaults that _run checks each entry against)
+_COMPOSED_FREELY: Final = 64
+_COMPOSED_SHARE: Final = 8
+# fields of defaults that _run checks each entry against
+_CHECKED: Final = frozenset(
+    ("reference_run_id", "is_recovery", "start_from_failure", "start_activity_name", "dates")
+)
+
+
+def _merged(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """An entry's fields over the defaults; the parameters merged key by key."""
+    value = {**defaults, **own}
+    if "parameters" in own and "parameters" in defaults:
+        base, params = defaults["parameters"], own["parameters"]
+        if base is not INVALID and params is not INVALID:
+            value["parameters"] = {**base, **params}
+    return value
+
+
 # what describe() shows of a deep graph: the count of levels and the chain's length say the rest
 _SHOWN_LEVELS: Final = 8
 _SHOWN_CHAIN: Final = 8

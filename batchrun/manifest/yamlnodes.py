@@ -58,14 +58,15 @@ ItemSink = Callable[[Node], None]
 Streams = Callable[[list[Pair], Node], ItemSink | None]
 
 _IMPLICIT_TAGS: Final = Resolver()  # the implicit tag rules both safe loaders use
-_CLAIMED: Final = frozenset(first for first in Resolver.yaml_implicit_resolvers if first)
+# the first characters of plain scalars that an implicit rule may tag other than as text
+CLAIMED: Final = frozenset(first for first in Resolver.yaml_implicit_resolvers if first)
 
 
 def resolve(kind: type[Node], value: str | None, implicit: Any) -> str:
     """The tag PyYAML's safe loaders give an untagged node."""
     if kind is not ScalarNode:
         return MAP if kind is MappingNode else SEQ
-    if not implicit[0] or (value and value[0] not in _CLAIMED):
+    if not implicit[0] or (value and value[0] not in CLAIMED):
         return STR  # quoted, or plain with a first character no implicit rule claims
     if value and value.isdecimal() and value.isascii() and (value[0] != "0" or value == "0"):
         return INT  # as YAML 1.1's decimal integers: numbers rarely repeat, so not cached
@@ -366,7 +367,7 @@ def _scalar(event: Any) -> ScalarNode:
     tag, value = event.tag, event.value
     if tag is None or tag == "!":
         implicit = event.implicit
-        plain_text = not implicit[0] or (value and value[0] not in _CLAIMED)
+        plain_text = not implicit[0] or (value and value[0] not in CLAIMED)
         tag = STR if plain_text else resolve(ScalarNode, value, implicit)
     elif tag not in _SUPPORTED:
         raise _unsupported_tag(tag, event.start_mark)
