@@ -1,5 +1,3 @@
-import sys
+from batchrun.cli.main import entry
 
-from batchrun.cli.main import main
-
-sys.exit(main())
+entry()

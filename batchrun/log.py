@@ -15,7 +15,18 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
 
-import structlog
+# structlog imports rich, where it is installed, to draw the console tracebacks of an `exc_info`;
+# batchrun's logs never hand it one (`format_exc_info` below makes every traceback text first),
+# yet importing rich is ~0.1 s of every start-up (it comes with import-linter and many tools).
+# Hidden only while structlog is imported: anything that imports rich later gets it.
+_HIDE_RICH = "rich" not in sys.modules
+if _HIDE_RICH:
+    sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
+try:
+    import structlog
+finally:
+    if _HIDE_RICH:
+        del sys.modules["rich"]
 
 if TYPE_CHECKING:
     from collections.abc import Callable, MutableMapping

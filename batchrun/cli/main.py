@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import importlib
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, NoReturn, Protocol, cast
 
 from batchrun import __version__
 from batchrun.cli.exits import (
@@ -35,7 +36,7 @@ from batchrun.log import configure
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "entry", "main"]
 
 
 class SubCommand(Protocol):
@@ -99,6 +100,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             commands.add_parser(sub.NAME, help=sub.HELP, formatter_class=HelpFormatter)
         )
     return parser
+
+
+def entry() -> NoReturn:
+    """The process's entry point (the ``batchrun`` script, ``python -m batchrun``): main, exit."""
+    code = main()
+    # The process ends here. The interpreter's shutdown runs full collections over every object
+    # left (0.03-0.15 s after a batch); frozen, they are skipped. Nothing is lost: objects are
+    # still freed by their reference counts, and the report was closed by the command.
+    gc.freeze()
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

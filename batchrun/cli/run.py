@@ -34,7 +34,6 @@ from batchrun.cli.options import (
     retry_settings,
     timeouts,
 )
-from batchrun.cli.recover import parse_option_time
 from batchrun.cli.watch import add_follow_options, finish, follow_settings
 from batchrun.errors import ApiError, UsageError
 from batchrun.manifest.loader import Manifest, load_manifest
@@ -238,6 +237,9 @@ def since_time(text: str, *, now: datetime) -> datetime:
             f"--since {text!r} is not a duration: give a number and a unit, d, h or m "
             "(7d, 36h, 90m), or an ISO time with a zone (2026-11-25T22:00Z)"
         )
+    # here, not at the top: `recover`'s search and output are not on a batch's way
+    from batchrun.cli.recover import parse_option_time
+
     return parse_option_time(text, option="--since")
 
 

@@ -87,6 +87,10 @@ class Lane:
         self._open = False
         self._changed.set()
 
+    def unhanded(self) -> int:
+        """Runs not yet handed a task: listed, or held back by a full pipeline."""
+        return len(self._specs) + sum(len(waiting) for waiting in self._held.values())
+
     def _ended(self, task: asyncio.Task[PendingRun | None]) -> None:
         self._running.pop(task).leave_room()
         self._changed.set()

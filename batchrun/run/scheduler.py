@@ -249,8 +249,9 @@ class Scheduler:
         """No more runs will be added: :meth:`run` ends once the runs it has have ended."""
         self._feeding = False
         self._feed_closed.set()
-        for lane in self._lanes.values():
+        for subscription, lane in self._lanes.items():
             lane.close()
+            self._write_pacers[subscription].expect(lane.unhanded)
 
     def _start_lane(self, queue: deque[RunSpec]) -> None:
         assert self._group is not None
@@ -263,6 +264,10 @@ class Scheduler:
             open_feed=self._feeding,
         )
         self._lanes[queue[0].subscription] = lane
+        if not self._feeding:
+            # how many runs are left tells the pacer when the last ones may spend its reserve;
+            # an open lane does not know until it is closed
+            self._write_pacers[queue[0].subscription].expect(lane.unhanded)
         self._group.create_task(lane.drive(self._execute, self._stopping))
 
     def _crashed(self, error: BaseException) -> None:

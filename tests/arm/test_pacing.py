@@ -210,3 +210,67 @@ async def test_a_bucket_larger_than_any_header_seen_is_not_stormed_after_an_idle
     assert bucket.rejected - rejected <= 1
     # the burst went at once, then the refill rate: 400 sends in about (400 - 200) / 10 s
     assert time.monotonic() - started < 40
+
+
+async def _paced_batch(runs: int, *, tell_backlog: bool) -> tuple[float, int]:
+    """One subscription's ``runs`` requests sent one after another; when they ended, and the
+    429s the bucket gave."""
+    time = FakeTime()
+    pacer = make_pacer(time)
+    bucket = Bucket(time, burst=50, refill=20.0)
+    sent = 0
+    if tell_backlog:
+        pacer.expect(lambda: runs - sent - 1)
+    for sent in range(runs):  # noqa: B007  # read by the backlog above
+        await pacer.acquire()
+        time.advance(0.02)
+        remaining = bucket.take()
+        if remaining is None:
+            pacer.throttled_for(1.0)
+        else:
+            pacer.completed(remaining)
+    return time.monotonic(), bucket.rejected
+
+
+async def test_the_last_requests_spend_the_reserve_and_end_sooner() -> None:
+    kept, kept_429s = await asyncio.wait_for(_paced_batch(300, tell_backlog=False), timeout=10)
+    spent, spent_429s = await asyncio.wait_for(_paced_batch(300, tell_backlog=True), timeout=10)
+    assert kept_429s == spent_429s == 0
+    # the reserve is 3 tokens (0.15 s at 20/s); sent one after another, 20 ms each, the last
+    # ones save less than that
+    assert spent <= kept - 0.04
+
+
+async def test_the_last_requests_go_at_once_on_the_tokens_the_header_counted() -> None:
+    time = FakeTime()
+    pacer = make_pacer(time)
+    pacer.expect(lambda: 0)
+    pacer.completed(3)
+    await asyncio.wait_for(asyncio.gather(*(pacer.acquire() for _ in range(3))), timeout=10)
+    assert time.slept == []
+
+
+@pytest.mark.parametrize("backlog", [None, 3])
+async def test_the_reserve_is_kept_while_more_requests_will_follow(backlog: int | None) -> None:
+    time = FakeTime()
+    pacer = make_pacer(time)
+    if backlog is not None:
+        pacer.expect(lambda: backlog)
+    pacer.completed(3)
+    await asyncio.wait_for(pacer.acquire(), timeout=10)
+    assert time.slept != []
+
+
+def test_refill_only_extrapolated_is_not_spent_by_the_last_requests() -> None:
+    time = FakeTime()
+    pacer = make_pacer(time)
+    pacer.expect(lambda: 1)
+    for _ in range(40):  # a known refill of 20/s
+        time.advance(0.05)
+        pacer.completed(0)
+    assert pacer._rates.rate()
+    # the rate says a token has refilled by now; the header said none: wait for the reserve
+    time.advance(0.06)
+    wait = pacer.delay(time.monotonic())
+    assert wait is not None
+    assert wait > 0

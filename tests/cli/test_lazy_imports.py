@@ -44,3 +44,20 @@ def test_validate_imports_no_http_client_and_no_azure_sdk(tmp_path: Path) -> Non
     code, _, heavy = done.stdout.strip().splitlines()[-1].partition(" ")
     assert code == "0"
     assert heavy == ""
+
+
+LOG_CHECK = """
+import sys
+import batchrun.log
+import structlog.dev
+# rich, where installed, is hidden from structlog only, not from the process
+print("rich" in sys.modules, structlog.dev.rich is None)
+"""
+
+
+def test_logging_does_not_import_rich() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LOG_CHECK], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -10,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from batchrun.arm.client import CreateRunResponse, QueryResponse, RateLimits
+from batchrun.arm.pacing import Pacers
 from batchrun.arm.retry import RetrySettings
 from batchrun.errors import ApiError, TransportError
 from batchrun.model import RunSpec
+from batchrun.report.writer import ReportWriter
 from batchrun.run.progress import Progress
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
+from tests.helpers.clock import FakeTime
 from tests.helpers.scheduling import report_lines, scheduler_writing
 
 if TYPE_CHECKING:
@@ -268,3 +272,32 @@ async def test_a_stop_during_the_first_attempts_guard_sends_nothing(tmp_path: Pa
         await work
     assert trigger.calls["rerun"] == 0
     assert report.read_text() == ""
+
+
+class ReserveLeft(SpyTrigger):
+    """Every answer says 3 writes are left: the pacer's reserve, and no refill."""
+
+    async def create_run(self, spec: RunSpec, *, client_request_id: str) -> CreateRunResponse:
+        answer = await super().create_run(spec, client_request_id=client_request_id)
+        return dataclasses.replace(answer, limits=RateLimits(writes=3))
+
+
+async def test_a_subscriptions_last_runs_spend_the_reserve_its_header_counted(
+    tmp_path: Path,
+) -> None:
+    # 4 go before any header; the 2 left fit in the 3 writes the headers count: they go as
+    # soon as nothing is in flight, without the probe a kept reserve would wait for
+    time = FakeTime()
+    trigger = ReserveLeft()
+    with ReportWriter.open(tmp_path / "report.jsonl", resume=False) as writer:
+        scheduler = Scheduler(
+            trigger=trigger,
+            writer=writer,
+            settings=QUICK_STOP,
+            progress=Progress(total=6),
+            reader=trigger,
+            pacers=Pacers(clock=time.monotonic, sleep=time.sleep),
+        )
+        await asyncio.wait_for(scheduler.run(specs(6)), timeout=30)
+    assert sum(trigger.calls.values()) == 6
+    assert time.slept == []
