@@ -266,12 +266,15 @@ async def run_batch(
     """
     with BatchLock.acquire(settings.report):
         outcome = await _run_locked(manifest, settings, tokens=tokens, now=now, sleep=sleep)
-    # the batch's objects hold one another (the writer's on_failure is the stopper's, which
-    # holds the scheduler), so they outlive the batch until a full collection: with them the
-    # reconciler's claimed runIds (~9 MB at 100,000 runs), on top of which the CLI would read
-    # the whole report back for its summary
-    gc.collect()
+    _free_the_batch()
     return outcome
+
+
+def _free_the_batch() -> None:
+    # the batch's objects hold one another (the writer's on_failure is the stopper's, which
+    # holds the scheduler), so they outlive it until a full collection, on top of which the CLI
+    # would read the whole report back for its summary
+    gc.collect()
 
 
 async def _run_locked(
