@@ -17,6 +17,7 @@ as ``run`` does.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sys
 from collections import Counter
@@ -38,7 +39,14 @@ if TYPE_CHECKING:
 Format = Literal["table", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
 STATUSES = ("succeeded", "failed", "skipped")
-_KEPT = ("id", "factory", "pipeline", "status", "reconciled", "duration_ms")
+# a line's id is its key in summarize's table, not kept again in its slim record
+_KEPT = ("factory", "pipeline", "status", "reconciled", "duration_ms")
+# in a run's slim record: its attempts summed over its trigger lines (absent: none had one)
+_TRIED = "attempts_summed"
+# summarize's runs are spread over this many tables by their id's hash: at the end of a batch
+# the C allocator's heap is holes, too small for one table of 100,000 runs (5 MB of new pages
+# on top of the batch's peak) but not for a thousand tables of a hundred (4 KB each)
+_TABLES = 1024
 SLOWEST = 5
 # failed run ids the table and markdown name; json lists them all
 FAILED_SHOWN = 10
@@ -181,8 +189,9 @@ def summarize(paths: Sequence[Path]) -> Summary:
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise ReportError(f"no such report: {', '.join(missing)}")
-    last: dict[str, dict[str, Any]] = {}
-    attempts: Counter[str] = Counter()
+    # a run's number is its last line's, and its attempts ride in its slim record, which holds
+    # five keys (a dict's smallest size) for a trigger line without its id
+    tables: list[dict[str, tuple[int, dict[str, Any]]]] = [{} for _ in range(_TABLES)]
     lines = 0
     first_started: datetime | None = None
     last_finished: datetime | None = None
@@ -193,10 +202,15 @@ def summarize(paths: Sequence[Path]) -> Summary:
             if not isinstance(run_id, str):
                 continue
             lines += 1
-            last.pop(run_id, None)  # re-insert: dict order becomes "order of last line"
-            last[run_id] = _slim(record)
+            table = tables[hash(run_id) % _TABLES]
+            earlier = table.get(run_id)
+            tried = None if earlier is None else earlier[1].get(_TRIED)
             if "outcome" not in record:  # an outcome line repeats its trigger line's attempts
-                attempts[run_id] += _int(record.get("attempts"))
+                tried = (tried or 0) + _int(record.get("attempts"))
+            slim = _slim(record)
+            if tried is not None:
+                slim[_TRIED] = tried
+            table[run_id] = (lines, slim)
             started = parse_time(record.get("started_at"))
             finished = parse_time(record.get("finished_at"))
             if started is not None and (first_started is None or started < first_started):
@@ -205,19 +219,23 @@ def summarize(paths: Sequence[Path]) -> Summary:
                 last_finished = finished
         if lines == lines_before:
             _check_empty(path)
-    outcomes = list(last.values())
+    # in the order of their last lines
+    last = [(number, run_id, slim) for table in tables for run_id, (number, slim) in table.items()]
+    del tables
+    last.sort()  # the numbers differ: never compares further
+    outcomes = [slim for _, _, slim in last]
     return Summary(
         reports=tuple(str(path) for path in paths),
         lines=lines,
         statuses=_status_counts(outcomes),
         pipelines=_pipelines(outcomes),
         errors=_errors(outcomes),
-        attempts=dict(sorted(Counter(attempts.values()).items())),
+        attempts=dict(sorted(Counter(r[_TRIED] for r in outcomes if _TRIED in r).items())),
         reconciled=sum(1 for record in outcomes if record.get("reconciled") is True),
-        slowest=_slowest(outcomes),
+        slowest=_slowest(last),
         first_started=first_started,
         last_finished=last_finished,
-        failed_ids=tuple(r["id"] for r in outcomes if r.get("status") == "failed"),
+        failed_ids=tuple(run_id for _, run_id, r in last if r.get("status") == "failed"),
         outcomes=summarize_outcomes(outcomes),
         root_causes=_root_causes(outcomes),
     )
@@ -324,19 +342,24 @@ def _root_causes(outcomes: Iterable[dict[str, Any]]) -> tuple[RootCause, ...]:
     )
 
 
-def _slowest(outcomes: Iterable[dict[str, Any]]) -> tuple[SlowRun, ...]:
-    runs = [
+def _slowest(last: Iterable[tuple[int, str, dict[str, Any]]]) -> tuple[SlowRun, ...]:
+    # the same as sorting every run and taking the first few, without a SlowRun for each
+    slowest = (
+        (run_id, record)
+        for _, run_id, record in heapq.nsmallest(
+            SLOWEST, last, key=lambda run: (-_int(run[2].get("duration_ms")), run[1])
+        )
+    )
+    return tuple(
         SlowRun(
-            id=_str(record.get("id")),
+            id=run_id,
             factory=_str(record.get("factory")),
             pipeline=_str(record.get("pipeline")),
             status=_str(record.get("status"), "unknown"),
             duration_ms=_int(record.get("duration_ms")),
         )
-        for record in outcomes
-    ]
-    runs.sort(key=lambda run: (-run.duration_ms, run.id))
-    return tuple(runs[:SLOWEST])
+        for run_id, record in slowest
+    )
 
 
 # --- rendering -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from batchrun.arm.reads import PagedReads
 from batchrun.arm.retry import RetrySettings, retrying
 from batchrun.errors import ApiError
 from batchrun.log import get_logger
+from batchrun.run.claims import Claims
 from batchrun.run.constants import RECONCILE_MAX_LOOKS
 from batchrun.run.sharedreads import (
     MARGIN,
@@ -189,7 +190,7 @@ class Reconciler:
         )
         self._clock = clock
         self._sleep = sleep
-        self._claimed: set[int | str] = set()
+        self._claimed = Claims()
         self._references: dict[str, _Reference] = {}
         self._run_lookups = 0
         self._logged = self._lag.window

@@ -7,6 +7,7 @@ A manifest with ``needs`` runs through the :class:`~batchrun.run.dependencies.De
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -271,7 +272,16 @@ async def run_batch(
     stopped it, if any; the CLI turns those into an exit code.
     """
     with BatchLock.acquire(settings.report):
-        return await _run_locked(manifest, settings, tokens=tokens, now=now, sleep=sleep)
+        outcome = await _run_locked(manifest, settings, tokens=tokens, now=now, sleep=sleep)
+    _free_the_batch()
+    return outcome
+
+
+def _free_the_batch() -> None:
+    # the batch's objects hold one another (the writer's on_failure is the stopper's, which
+    # holds the scheduler), so they outlive it until a full collection, on top of which the CLI
+    # would read the whole report back for its summary
+    gc.collect()
 
 
 async def _run_locked(
