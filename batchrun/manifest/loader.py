@@ -261,7 +261,8 @@ class _Reader(FieldReader):
         if key.start_mark.column or value.tag != NULL or line + 1 != text.count(b"\n"):
             return None  # the runs key is not the head's last line
         name = getattr(stream, "name", "<file>")  # as libyaml names its marks
-        lines = flowlines.entry_lines(stream, line + 1, len(text.decode("utf-8")))
+        # libyaml's marks count characters, and not a BOM at the start
+        lines = flowlines.entry_lines(stream, line + 1, len(text.decode("utf-8-sig")))
         # the checks that only _run makes cannot fail for an entry with every required field
         # when the defaults hold no field of recovery or dates, and nothing invalid
         plain = not defaults.keys() & _CHECKED and INVALID not in defaults.values()

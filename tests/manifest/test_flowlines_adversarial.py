@@ -5,12 +5,16 @@ runs, positions, fingerprint, warnings, needs and error messages."""
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from batchrun.errors import ManifestError
+from batchrun.manifest import flowlines
 from batchrun.manifest.loader import load_manifest
+from batchrun.manifest.yamlnodes import Loader
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -167,3 +171,42 @@ def test_a_longer_manifest_reads_as_libyaml_reads_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:
     _check(tmp_path, monkeypatch, text)
+
+
+def _libyaml_entries(data: bytes) -> list[Node]:
+    composer = Loader(io.BytesIO(data))  # type: ignore[arg-type]
+    try:
+        root = composer.document(lambda pairs, key: None)
+    finally:
+        composer.dispose()
+    assert isinstance(root, MappingNode)
+    return list(root.value[-1][1].value)
+
+
+def _marks(node: Node) -> list[tuple[int, int, int]]:
+    marks = [(mark.index, mark.line, mark.column) for mark in (node.start_mark, node.end_mark)]
+    if not isinstance(node, ScalarNode):
+        for entry in node.value:
+            for child in entry if isinstance(entry, tuple) else (entry,):
+                marks.extend(_marks(child))
+    return marks
+
+
+@pytest.mark.parametrize("start", ["", "\ufeff", "# é\n"], ids=["ASCII", "a BOM", "non-ASCII"])
+def test_composed_entries_have_libyaml_s_marks_after_any_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: str
+) -> None:
+    data = f"{start}{HEAD}  - {{id: 'r1', factory: fac-1}}\n  - {{id: 'r2', factory: fac-2}}\n"
+    path = tmp_path / "m.yaml"
+    path.write_bytes(data.encode())
+    composed: list[Node] = []
+    entry_node = flowlines.entry_node
+
+    def spy(*args: Any) -> Any:
+        composed.append(entry_node(*args))
+        return composed[-1]
+
+    monkeypatch.setattr(flowlines, "entry_node", spy)
+    load_manifest(path, environ={})
+    expected = _libyaml_entries(data.encode())
+    assert [_marks(node) for node in composed] == [_marks(node) for node in expected]
