@@ -210,3 +210,33 @@ def test_composed_entries_have_libyaml_s_marks_after_any_head(
     load_manifest(path, environ={})
     expected = _libyaml_entries(data.encode())
     assert [_marks(node) for node in composed] == [_marks(node) for node in expected]
+
+
+# Lines that the pair and frame patterns once read in time quadratic in their length (a findall
+# that tried every start inside a long word; "(.*)}" that tried every "}" of a comment to its
+# end): 16,000 letters took 2 s, 16,000 " #}" 22 s. Speed is measured, not asserted here: these
+# only check that the lines are still not split into plain pairs.
+LONG_LINES = {
+    "a long word": "  - {" + "a" * 50_000 + "}\n",
+    "a long quoted word": "  - {k: '" + "a" * 50_000 + "'}\n",
+    "braces in a comment": "  - {k: v}" + " #}" * 20_000 + "\x01\n",
+}
+
+
+@pytest.mark.parametrize("line", LONG_LINES.values(), ids=LONG_LINES.keys())
+def test_a_long_line_of_no_plain_pairs_is_not_split(line: str) -> None:
+    assert flowlines.plain_pairs(line) is None
+
+
+def test_an_entry_with_a_brace_in_its_comment_splits_as_libyaml_composes_it() -> None:
+    line = "  - {id: r1, factory: fac-1, parameters: {p: 1}}  # } {q: 2}, more\n"
+    split = flowlines.plain_pairs(line)
+    assert split is not None
+    column, pairs = split
+    (entry,) = _libyaml_entries(f"{HEAD}{line}".encode())
+    assert isinstance(entry, MappingNode)
+    assert column - 1 == entry.start_mark.column
+    texts = [line[value.start_mark.column : value.end_mark.column] for _, value in entry.value]
+    assert [(key, text) for key, text, _ in pairs] == [
+        (key.value, text) for (key, _), text in zip(entry.value, texts, strict=True)
+    ]
