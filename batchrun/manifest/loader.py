@@ -245,7 +245,8 @@ class _Reader(FieldReader):
         # defaults) once each, and nothing else; any other head is libyaml's to read whole
         if not isinstance(root, MappingNode):
             return None
-        keys = [key.value for key, _ in root.value if key.tag == STR]
+        # (a list or mapping tagged !!str is no key this can compare)
+        keys = [key.value for key, _ in root.value if key.tag == STR and type(key) is ScalarNode]
         if not keys or len(keys) != len(root.value) or len(set(keys)) != len(keys):
             return None
         if keys[-1] != "runs":

@@ -91,6 +91,8 @@ LINES = {
     "defaults with an id": HEAD.replace("{", "{id: x, ") + FIRST,
     "defaults with a bad name": HEAD.replace("pipeline: P", "pipeline: a.b") + FIRST,
     "defaults with parameters": HEAD.replace("{", "{parameters: {d: 1, p: x}, ") + FIRST + LAST,
+    "a list tagged as a string key": HEAD.replace("runs:", "? !!str [a]\n: x\nruns:") + FIRST,
+    "a mapping tagged as a string key": HEAD.replace("runs:", "!!str {a: b}: x\nruns:") + FIRST,
 }
 
 
