@@ -129,7 +129,8 @@ def entry_lines(stream: BinaryIO, line: int, index: int) -> Iterator[tuple[str, 
 def plain_pairs(text: str) -> tuple[int, list[tuple[str, str, str]]] | None:
     """An entry line of plain scalars only, and flat lists and mappings of them: the column
     where its pairs start, and each pair's key, value text and the ``", "`` after it (none
-    after the last); None for any other line."""
+    after the last, unless the entry ends in one: ``{a: b, }``, which YAML reads as ``{a: b}``);
+    None for any other line."""
     first = text.find("{") + 1
     if text.endswith("}\n") and text[: first - 1].lstrip(" ") == "- ":
         end = len(text) - 2  # the usual line: no comment, no spaces after the entry
