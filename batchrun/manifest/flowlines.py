@@ -63,12 +63,15 @@ _TRAILER = r"(?: +(?:#[\t -~]*)?)?\n?"  # spaces, a comment
 _ENTRY: Final = re.compile(
     rf" *- \{{({_KEY}: {_FLAT}(?:, {_KEY}: {_FLAT})*)\}}{_TRAILER}", re.ASCII
 )
-_FRAME: Final = re.compile(rf" *- \{{(.*)\}}{_TRAILER}", re.ASCII)
+# no "#" before the entry's "}": "(.*)" would try each "}" of a comment, each to its end
+_FRAME: Final = re.compile(rf" *- \{{([^#\n]*)\}}{_TRAILER}", re.ASCII)
 # plain_pairs: a key as an identifier, a plain scalar, or a flat list or mapping of them
 _IDENTIFIER = r"[A-Za-z_]\w*"
 _PLAIN_FLAT = rf"{_PLAIN}|\{{(?:{_IDENTIFIER}: {_PLAIN}(?:, {_IDENTIFIER}: {_PLAIN})*)?\}}"
 _PLAIN_FLAT += rf"|\[(?:{_PLAIN}(?:, {_PLAIN})*)?\]"
-_PLAIN_PAIR: Final = re.compile(rf"({_IDENTIFIER}): ({_PLAIN_FLAT})(, |\Z)", re.ASCII)
+# a pair starts after the "{" or a ", ": findall tries no other start inside a long word, which
+# would cost the rest of the word each time
+_PLAIN_PAIR: Final = re.compile(rf"(?<=[{{ ])({_IDENTIFIER}): ({_PLAIN_FLAT})(, |\Z)", re.ASCII)
 _PAIR: Final = re.compile(rf"({_KEY}): ({_FLAT})", re.ASCII)
 _SCALARS: Final = re.compile(_SCALAR, re.ASCII)
 _SCALAR_PAIR: Final = re.compile(rf"({_KEY}): ({_SCALAR})", re.ASCII)
@@ -126,7 +129,8 @@ def entry_lines(stream: BinaryIO, line: int, index: int) -> Iterator[tuple[str, 
 def plain_pairs(text: str) -> tuple[int, list[tuple[str, str, str]]] | None:
     """An entry line of plain scalars only, and flat lists and mappings of them: the column
     where its pairs start, and each pair's key, value text and the ``", "`` after it (none
-    after the last); None for any other line."""
+    after the last, unless the entry ends in one: ``{a: b, }``, which YAML reads as ``{a: b}``);
+    None for any other line."""
     first = text.find("{") + 1
     if text.endswith("}\n") and text[: first - 1].lstrip(" ") == "- ":
         end = len(text) - 2  # the usual line: no comment, no spaces after the entry

@@ -245,7 +245,8 @@ class _Reader(FieldReader):
         # defaults) once each, and nothing else; any other head is libyaml's to read whole
         if not isinstance(root, MappingNode):
             return None
-        keys = [key.value for key, _ in root.value if key.tag == STR]
+        # (a list or mapping tagged !!str is no key this can compare)
+        keys = [key.value for key, _ in root.value if key.tag == STR and type(key) is ScalarNode]
         if not keys or len(keys) != len(root.value) or len(set(keys)) != len(keys):
             return None
         if keys[-1] != "runs":
@@ -261,7 +262,8 @@ class _Reader(FieldReader):
         if key.start_mark.column or value.tag != NULL or line + 1 != text.count(b"\n"):
             return None  # the runs key is not the head's last line
         name = getattr(stream, "name", "<file>")  # as libyaml names its marks
-        lines = flowlines.entry_lines(stream, line + 1, len(text.decode("utf-8")))
+        # libyaml's marks count characters, and not a BOM at the start
+        lines = flowlines.entry_lines(stream, line + 1, len(text.decode("utf-8-sig")))
         # the checks that only _run makes cannot fail for an entry with every required field
         # when the defaults hold no field of recovery or dates, and nothing invalid
         plain = not defaults.keys() & _CHECKED and INVALID not in defaults.values()
