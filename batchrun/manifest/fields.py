@@ -41,6 +41,7 @@ from batchrun.manifest.yamlnodes import (
     INT,
     MAP,
     NULL,
+    PLAIN,
     SEQ,
     STR,
     TIMESTAMP,
@@ -60,7 +61,6 @@ Need = tuple[str, int, int, int | None]
 _SCALARS: Final = SafeConstructor()
 _TRUE: Final = frozenset(("true", "True", "TRUE"))
 _SHORT_INT_DIGITS: Final = 18  # shorter decimals always fit in 64 bits
-_PLAIN_IMPLICIT: Final = (True, False)  # the implicit flags of a plain scalar
 _FLOW_STARTS: Final = frozenset("{[")  # a flat mapping's or list's first character
 
 
@@ -433,7 +433,7 @@ def _value_column(column: int, pairs: list[tuple[str, str, str]], number: int) -
 
 def _plain_str(text: str) -> bool:
     """Whether a plain scalar is text, as YAML types it."""
-    return resolve(ScalarNode, text, _PLAIN_IMPLICIT) == STR
+    return resolve(ScalarNode, text, PLAIN) == STR
 
 
 def _plain_text(text: str) -> bool:

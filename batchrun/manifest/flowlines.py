@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from batchrun.manifest.yamlnodes import MAP, SEQ, STR, resolve
+from batchrun.manifest.yamlnodes import MAP, PLAIN, SEQ, STR, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -76,7 +76,6 @@ _PAIR: Final = re.compile(rf"({_KEY}): ({_FLAT})", re.ASCII)
 _SCALARS: Final = re.compile(_SCALAR, re.ASCII)
 _SCALAR_PAIR: Final = re.compile(rf"({_KEY}): ({_SCALAR})", re.ASCII)
 _NOTHING: Final = re.compile(r" *(?:#[\t -~]*)?\n?", re.ASCII)  # a blank or comment line
-_PLAIN_IMPLICIT: Final = (True, False)  # the implicit flags libyaml gives a plain scalar
 
 
 class NotOneLine(Exception):
@@ -200,7 +199,7 @@ def _scalar(text: str, first: int, end: int, name: str, line: int, index: int) -
         value, tag, style = text[first + 1 : end - 1], STR, quote
     else:
         value, style = text[first:end], ""
-        tag = resolve(ScalarNode, value, _PLAIN_IMPLICIT)
+        tag = resolve(ScalarNode, value, PLAIN)
     start, stop = _mark(name, line, index, first), _mark(name, line, index, end)
     return ScalarNode(tag, value, start, stop, style)
 

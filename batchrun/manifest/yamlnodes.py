@@ -62,6 +62,9 @@ _IMPLICIT_TAGS: Final = Resolver()  # the implicit tag rules both safe loaders u
 CLAIMED: Final = frozenset(first for first in Resolver.yaml_implicit_resolvers if first)
 
 
+PLAIN: Final = (True, False)  # the implicit flags libyaml gives a plain scalar
+
+
 def resolve(kind: type[Node], value: str | None, implicit: Any) -> str:
     """The tag PyYAML's safe loaders give an untagged node."""
     if kind is not ScalarNode:
