@@ -17,6 +17,7 @@ as ``run`` does.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sys
 from collections import Counter
@@ -325,7 +326,13 @@ def _root_causes(outcomes: Iterable[dict[str, Any]]) -> tuple[RootCause, ...]:
 
 
 def _slowest(outcomes: Iterable[dict[str, Any]]) -> tuple[SlowRun, ...]:
-    runs = [
+    # the few slowest of every run: only they become SlowRuns (nsmallest is sorted()[:n])
+    slowest = heapq.nsmallest(
+        SLOWEST,
+        outcomes,
+        key=lambda record: (-_int(record.get("duration_ms")), _str(record.get("id"))),
+    )
+    return tuple(
         SlowRun(
             id=_str(record.get("id")),
             factory=_str(record.get("factory")),
@@ -333,10 +340,8 @@ def _slowest(outcomes: Iterable[dict[str, Any]]) -> tuple[SlowRun, ...]:
             status=_str(record.get("status"), "unknown"),
             duration_ms=_int(record.get("duration_ms")),
         )
-        for record in outcomes
-    ]
-    runs.sort(key=lambda run: (-run.duration_ms, run.id))
-    return tuple(runs[:SLOWEST])
+        for record in slowest
+    )
 
 
 # --- rendering -----------------------------------------------------------------------------------
