@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from azure.core.exceptions import AzureError
 
@@ -108,39 +107,6 @@ def default_credential(
     to the local identity endpoints (loopback ``IDENTITY_ENDPOINT``, link-local IMDS).
     """
     return factory(authority=authority)
-
-
-class DeferredCredential:
-    """:func:`default_credential`, built at the first ``get_token``.
-
-    azure-identity takes 0.1-0.15 s to import; imported in a worker thread, it leaves the event
-    loop free meanwhile (to open the batch's connections, :mod:`batchrun.arm.warmup`). The
-    credential itself is built on the loop, as before. ``factory`` as in
-    :func:`default_credential`.
-    """
-
-    def __init__(self, *, authority: str, factory: CredentialFactory | None = None) -> None:
-        self._authority = authority
-        self._factory = factory
-        self._credential: AsyncTokenCredential | None = None
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        if self._credential is None:
-            if self._factory is None:
-                await asyncio.to_thread(importlib.import_module, "azure.identity.aio")
-            factory = self._factory or _azure_default
-            self._credential = default_credential(authority=self._authority, factory=factory)
-        return await self._credential.get_token(*scopes, **kwargs)
-
-    async def close(self) -> None:
-        if self._credential is not None:
-            await self._credential.close()
-
-    async def __aenter__(self) -> DeferredCredential:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
 
 class CredentialTokens:

@@ -10,7 +10,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from batchrun.arm.auth import CredentialTokens, DeferredCredential, TokenProvider
+from batchrun.arm.auth import CredentialTokens, TokenProvider, default_credential
 from batchrun.arm.client import USER_AGENT, AdfClient
 from batchrun.arm.transport import build_session
 from batchrun.arm.warmup import warm_connections
@@ -27,9 +27,8 @@ __all__ = ["credential_tokens", "open_client"]
 @asynccontextmanager
 async def credential_tokens(cloud: Cloud) -> AsyncIterator[CredentialTokens]:
     """Tokens for ``cloud``'s management scope from azure-identity's default chain, signing in
-    at the cloud's authority; the credential is built at the first token (see
-    :class:`DeferredCredential`) and closed on exit."""
-    tokens = CredentialTokens(DeferredCredential(authority=cloud.authority), cloud.scope)
+    at the cloud's authority; the credential is closed on exit."""
+    tokens = CredentialTokens(default_credential(authority=cloud.authority), cloud.scope)
     try:
         yield tokens
     finally:

@@ -10,7 +10,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import AzureAuthorityHosts, CredentialUnavailableError
 from azure.identity.aio import DefaultAzureCredential
 
-from batchrun.arm.auth import CredentialTokens, DeferredCredential, default_credential
+from batchrun.arm.auth import CredentialTokens, default_credential
 from batchrun.arm.cloud import CLOUDS, get_cloud
 from batchrun.errors import AuthError
 from tests.helpers.clock import FakeTime
@@ -301,20 +301,3 @@ async def test_the_default_chain_is_built_for_the_authority(
         await credential.close()
     assert token.token == "managed-identity-token"
     assert identity_endpoint[0].query["resource"] == cloud.scope.removesuffix("/.default")
-
-
-async def test_a_deferred_credential_is_built_once_at_its_first_token_and_closed() -> None:
-    built: list[FakeCredential] = []
-
-    def factory(*, authority: str) -> FakeCredential:
-        built.append(FakeCredential(FakeTime()))
-        return built[-1]
-
-    credential = DeferredCredential(authority=PUBLIC.authority, factory=factory)
-    assert built == []  # nothing built (nothing imported) before a token is asked for
-    first = await credential.get_token(SCOPE)
-    second = await credential.get_token(SCOPE)
-    await credential.close()
-    assert (first.token, second.token) == ("token-1", "token-2")
-    assert len(built) == 1
-    assert built[0].closed
