@@ -1,17 +1,19 @@
 """Opening the ADF client a command talks through: token provider, the one session, the client.
 
-``batchrun run`` and ``batchrun recover`` both open it here, so both ask for a token before
-anything is sent and both close what they opened, in the same order.
+``batchrun run`` and ``batchrun recover`` both open it here, so both have a token before any
+request is sent and both close what they opened, in the same order.
 """
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from batchrun.arm.auth import CredentialTokens, TokenProvider, default_credential
 from batchrun.arm.client import USER_AGENT, AdfClient
 from batchrun.arm.transport import build_session
+from batchrun.arm.warmup import warm_connections
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -35,19 +37,35 @@ async def credential_tokens(cloud: Cloud) -> AsyncIterator[CredentialTokens]:
 
 @asynccontextmanager
 async def open_client(
-    *, endpoint: str, tokens: TokenProvider, timeouts: Timeouts, connections: int
+    *,
+    endpoint: str,
+    tokens: TokenProvider,
+    timeouts: Timeouts,
+    connections: int,
+    warm: int = 0,
 ) -> AsyncIterator[AdfClient]:
     """An :class:`AdfClient` for ``endpoint`` over a new session of at most ``connections``.
 
     A token is asked for first: when none can be had, :class:`~batchrun.errors.AuthError` is
-    raised before a connection is opened, so nothing is sent.
+    raised before a request is sent, so nothing is sent. Meanwhile up to ``warm`` connections
+    (at most ``connections``) are opened to the endpoint, for the first requests to find ready
+    (:mod:`batchrun.arm.warmup`); without a token they are closed unused.
     """
-    await tokens.get_token()
     async with build_session(timeouts=timeouts, limit=connections) as session:
-        yield AdfClient(
-            session=session,
-            endpoint=endpoint,
-            tokens=tokens,
-            user_agent=USER_AGENT,
-            timeouts=timeouts,
+        warming = asyncio.create_task(
+            warm_connections(session, endpoint, count=min(warm, connections), timeouts=timeouts)
         )
+        try:
+            await tokens.get_token()
+            # the warm-up is not awaited: a request that finds no connection ready waits for
+            # one being opened (the pool's limit counts them) or opens its own
+            yield AdfClient(
+                session=session,
+                endpoint=endpoint,
+                tokens=tokens,
+                user_agent=USER_AGENT,
+                timeouts=timeouts,
+            )
+        finally:
+            warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)

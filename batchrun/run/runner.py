@@ -255,7 +255,8 @@ async def run_batch(
     2. With ``settings.resume``, read the earlier report and journal: skip what succeeded, and
        remember the runs that may exist without an answer (nothing to resume: a new batch).
        Without it, a report or journal already there is a ReportError. Nothing is created yet.
-    3. Ask for a token and open the client: no token, AuthError, and nothing sent or written.
+    3. Ask for a token and open the client (its connections open meanwhile): no token,
+       AuthError, and nothing sent or written.
        With ``settings.only_missing``, ask ADF which runs already succeeded
        (:mod:`batchrun.run.missing`): a search that fails raises, nothing written or sent; the
        runs found get their ``skipped`` line first and are not sent.
@@ -300,6 +301,8 @@ async def _run_locked(
         tokens=tokens,
         timeouts=settings.timeouts,
         connections=settings.concurrency,
+        # opened while the token is asked for: as many as the first requests will use
+        warm=min(settings.concurrency, len(resumed.todo)),
     ) as client:
         # --only-missing asks before the report is opened: a search that fails leaves nothing
         found = await _already_succeeded(client, resumed, settings)
