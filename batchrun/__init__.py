@@ -31,9 +31,17 @@ The package, room by room (imports flow downwards only; ``make lint`` checks it)
     nothing with the client but the wire format. Only ``cli``, ``demo`` and tests import it.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("batchrun")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+def __getattr__(name: str) -> str:
+    # ``__version__`` is read from the installed package's metadata only when asked:
+    # importlib.metadata (with email and zipfile) is ~0.08 s, most of what `validate` imports
+    if name != "__version__":
+        raise AttributeError(f"module 'batchrun' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("batchrun")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        found = "0.0.0"
+    globals()["__version__"] = found
+    return found

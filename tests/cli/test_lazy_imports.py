@@ -1,4 +1,5 @@
-"""`batchrun validate` imports neither aiohttp nor the Azure SDK: a big manifest's check is fast."""
+"""`batchrun validate` imports neither aiohttp, the Azure SDK nor importlib.metadata: a big
+manifest's check is fast."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ heavy = sorted(
     m for m in sys.modules
     if m.split(".")[0] in ("aiohttp", "azure")
     or m in ("batchrun.arm.client", "batchrun.arm.auth", "batchrun.arm.transport",
-             "batchrun.arm.session")
+             "batchrun.arm.session", "importlib.metadata")
 )
 print(code, " ".join(heavy))
 """
@@ -61,3 +62,21 @@ def test_logging_does_not_import_rich() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+VERSION_CHECK = """
+import batchrun
+from batchrun.cli.main import main
+main(["--version"])
+"""
+
+
+def test_the_version_is_read_when_asked_and_is_the_installed_one() -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run(
+        [sys.executable, "-c", VERSION_CHECK], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"batchrun {version('batchrun')}\n"
