@@ -34,6 +34,7 @@ scrubbed after it is decoded and before it becomes an error, a report line or a 
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -363,9 +364,23 @@ def _page(reply: _Reply, operation: str) -> QueryResponse:
 
 def create_run_url(endpoint: str, spec: RunSpec) -> str:
     """The exact, percent-encoded createRun URL for ``spec`` (``--dry-run`` prints it)."""
-    base = _factory_url(endpoint.rstrip("/"), spec.subscription, spec.resource_group, spec.factory)
-    query = urlencode({"api-version": API_VERSION, **spec.recovery_query()}, quote_via=quote)
-    return f"{base}/pipelines/{_seg(spec.pipeline)}/createRun?{query}"
+    url = _create_run_url(
+        endpoint, spec.subscription, spec.resource_group, spec.factory, spec.pipeline
+    )
+    recovery = spec.recovery_query()
+    if not recovery:
+        return url
+    return f"{url}&{urlencode(recovery, quote_via=quote)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _create_run_url(
+    endpoint: str, subscription: str, resource_group: str, factory: str, pipeline: str
+) -> str:
+    # a batch posts to a few pipelines many times: each URL is encoded once
+    base = _factory_url(endpoint.rstrip("/"), subscription, resource_group, factory)
+    query = urlencode({"api-version": API_VERSION}, quote_via=quote)
+    return f"{base}/pipelines/{_seg(pipeline)}/createRun?{query}"
 
 
 def _factory_url(endpoint: str, subscription: str, resource_group: str, factory: str) -> str:

@@ -24,6 +24,7 @@ and waiting longer would only hide it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,11 +41,17 @@ GateKey = tuple[str, str, str, str]
 
 def gate_key(spec: RunSpec) -> GateKey:
     """One pipeline of one factory; ARM names are case-insensitive."""
+    return _folded(spec.subscription, spec.resource_group, spec.factory, spec.pipeline)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folded(subscription: str, resource_group: str, factory: str, pipeline: str) -> GateKey:
+    # asked several times for every attempt of every run, of a few pipelines: folded once each
     return (
-        spec.subscription.casefold(),
-        spec.resource_group.casefold(),
-        spec.factory.casefold(),
-        spec.pipeline.casefold(),
+        subscription.casefold(),
+        resource_group.casefold(),
+        factory.casefold(),
+        pipeline.casefold(),
     )
 
 
