@@ -304,7 +304,11 @@ class Scheduler:
         pacer = self._write_pacers[run.spec.subscription]
         retry = self._settings.retry
         # a run back from a full queue starts a new policy: its earlier failures still count
-        left = replace(retry, max_attempts=max(1, retry.max_attempts - run.failures))
+        left = (
+            retry
+            if run.failures == 0 and retry.max_attempts >= 1
+            else replace(retry, max_attempts=max(1, retry.max_attempts - run.failures))
+        )
         try:
             return await attempt_until_done(
                 left,
