@@ -10,6 +10,8 @@ it sends and scrubs every text a server sends back before it becomes an error, a
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
 import sys
@@ -134,9 +136,14 @@ _SECRET_KEY: Final = _KeyJudge(_secret_key)
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     secret = _SECRET_KEY
-    for key, value in list(event.items()):
+    # values are replaced, never added or removed: the dict can be walked as it is
+    for key, value in event.items():
         if secret[key]:
             event[key] = REDACTED
+        elif type(value) is str:
+            # what redact_shapes looks for first: most logged text (ids, names) has neither
+            if "eyJ" in value or "earer" in value:
+                event[key] = redact_shapes(value)
         elif type(value) is not int and value is not None:  # the usual values that hold no text
             event[key] = _scrub_logged(value)
     return event
@@ -192,6 +199,16 @@ def live_line(stream: TextIO) -> LiveLine:
     return LiveLine(stream)
 
 
+@functools.cache
+def _json_encoder(default: Callable[[Any], Any]) -> json.JSONEncoder:
+    return json.JSONEncoder(default=default)
+
+
+def _json_line(event: Any, *, default: Callable[[Any], Any]) -> str:
+    # json.dumps(event, default=default), structlog's call, builds an encoder for every line
+    return _json_encoder(default).encode(event)
+
+
 def configure(
     *, fmt: LogFormat | None = None, level: str = "info", stream: TextIO | None = None
 ) -> None:
@@ -204,7 +221,7 @@ def configure(
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

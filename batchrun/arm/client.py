@@ -42,7 +42,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from multidict import CIMultiDict
@@ -325,7 +325,7 @@ class AdfClient:
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
-            data = json.dumps(body, separators=(",", ":"), default=_json_default).encode()
+            data = _BODY.encode(body).encode()
         with transport_errors(self._host, self._timeouts):
             async with self._session.request(
                 method,
@@ -524,3 +524,7 @@ def _json_default(value: object) -> str:
     if isinstance(value, date | datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# json.dumps with arguments builds an encoder for every call: one body a run, built once
+_BODY: Final = json.JSONEncoder(separators=(",", ":"), default=_json_default)

@@ -16,10 +16,13 @@ import errno
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from batchrun.errors import ReportError, WriteError
 from batchrun.times import utc_iso
+
+# json.dumps with arguments builds an encoder for every call: one line a run, built once
+_LINE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -121,7 +124,7 @@ class AppendOnlyJsonl:
     def append(self, record: dict[str, Any]) -> None:
         """Write ``record`` as one line; :class:`WriteError` with the OS's reason if it could not
         be written whole (the file may then end in a cut line)."""
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        line = (_LINE.encode(record) + "\n").encode()
         rest = memoryview(line)
         # a short write on a regular file means the disk is full or the file at its size limit:
         # writing the rest gets the OS's reason (ENOSPC, EFBIG); each turn writes a byte or more

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -43,12 +43,15 @@ class IdenticalRuns:
                 self._locks[key] = (lock, users - 1)
 
 
+# json.dumps with arguments builds an encoder for every call: one key a run, built once
+_KEY: Final = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def _request_key(spec: RunSpec) -> str:
     """What makes two createRun requests the same: where, which pipeline, with what.
 
     ARM names are case-insensitive: "LoadOrders" and "loadorders" are one request."""
     names = (spec.subscription, spec.resource_group, spec.factory, spec.pipeline)
-    return json.dumps(
-        [*(name.casefold() for name in names), spec.parameters, spec.recovery_query()],
-        sort_keys=True, default=str,
-    )  # fmt: skip
+    return _KEY.encode(
+        [*(name.casefold() for name in names), spec.parameters, spec.recovery_query()]
+    )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from batchrun.arm.client import RunReader, is_queue_refusal
 from batchrun.arm.pacing import PacerClosed, Pacers, SubscriptionPacer
-from batchrun.arm.retry import RetrySettings, retrying
+from batchrun.arm.retry import RetrySettings, attempt_until_done
 from batchrun.errors import ApiError, AuthError
 from batchrun.log import get_logger
 from batchrun.report.writer import ReportWriter, RunResult
@@ -304,12 +304,18 @@ class Scheduler:
         pacer = self._write_pacers[run.spec.subscription]
         retry = self._settings.retry
         # a run back from a full queue starts a new policy: its earlier failures still count
-        left = replace(retry, max_attempts=max(1, retry.max_attempts - run.failures))
-        policy = retrying(left, sleep=self._sleep_ending_on_stop, before_sleep=self._before_retry)
+        left = (
+            retry
+            if run.failures == 0 and retry.max_attempts >= 1
+            else replace(retry, max_attempts=max(1, retry.max_attempts - run.failures))
+        )
         try:
-            async for attempt in policy:
-                with attempt:
-                    return await self._attempt(run, pacer)
+            return await attempt_until_done(
+                left,
+                partial(self._attempt, run, pacer),
+                sleep=self._sleep_ending_on_stop,
+                before_sleep=self._before_retry,
+            )
         except (_Stopped, PacerClosed):
             return None
         except AuthError as exc:
@@ -317,7 +323,6 @@ class Scheduler:
             return None
         except ApiError as exc:
             return await self._gave_up(run, exc)
-        raise AssertionError("retrying() returns or raises")  # pragma: no cover
 
     async def _attempt(self, run: PendingRun, pacer: SubscriptionPacer) -> Outcome:
         """One attempt (:meth:`_attempt_once`); a failure the retry policy is to judge is
