@@ -49,7 +49,7 @@ def redact_shapes(text: str) -> str:
     """``text`` with every JWT and every ``Bearer …`` value replaced by ``[redacted]``."""
     if "eyJ" in text:  # every JWT match starts so: most texts need no regular expression
         text = _JWT.sub(REDACTED, text)
-    if "earer" in text:
+    if "earer" in text or "EARER" in text.upper():  # the scheme's name is case-insensitive
         text = _BEARER.sub(rf"\1{REDACTED}", text)
     return text
 
@@ -141,9 +141,7 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
         if secret[key]:
             event[key] = REDACTED
         elif type(value) is str:
-            # what redact_shapes looks for first: most logged text (ids, names) has neither
-            if "eyJ" in value or "earer" in value:
-                event[key] = redact_shapes(value)
+            event[key] = redact_shapes(value)
         elif type(value) is not int and value is not None:  # the usual values that hold no text
             event[key] = _scrub_logged(value)
     return event

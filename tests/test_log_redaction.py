@@ -136,3 +136,10 @@ def test_a_jwt_in_a_logged_text_is_still_blanked() -> None:
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
     event = log.redact(None, "", {"message": f"got {jwt} back"})
     assert event == {"message": f"got {REDACTED} back"}
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "BeArEr"])
+def test_a_bearer_value_is_blanked_however_the_scheme_is_spelled(scheme: str) -> None:
+    # RFC 9110: an authentication scheme's name is case-insensitive
+    event = log.redact(None, "", {"header": f"{scheme} {OPAQUE}", "nested": [f"{scheme} {OPAQUE}"]})
+    assert event == {"header": f"{scheme} {REDACTED}", "nested": [f"{scheme} {REDACTED}"]}
