@@ -469,10 +469,7 @@ class _Reader(FieldReader):
         # one run, as _expand builds it: most entries of a generated manifest
         run_id = own.get("id")
         if run_id is None:
-            run_id = f"{factory}.{pipeline}"
-            number = self._repeats[run_id] = self._repeats.get(run_id, 0) + 1
-            run_id = run_id if number == 1 else f"{run_id}#{number}"
-            self._derived[run_id] = index
+            run_id = self._derived_id(factory, pipeline, index)
         else:
             self._claim(run_id, first)
         parameters = value.get("parameters")
@@ -486,6 +483,14 @@ class _Reader(FieldReader):
         self._runs.append(run_spec_of((*row, self.file, where)))
         if len(rows) > 4096:
             self._hash_rows()
+
+    def _derived_id(self, factory: str, pipeline: str, index: int) -> str:
+        """The id of a run whose entry has none: ``factory.pipeline``, then ``#2``, ``#3``…"""
+        run_id = f"{factory}.{pipeline}"
+        number = self._repeats[run_id] = self._repeats.get(run_id, 0) + 1
+        run_id = run_id if number == 1 else f"{run_id}#{number}"
+        self._derived[run_id] = index
+        return run_id
 
     def _expand(
         self, value: dict[str, Any], own: dict[str, Any], index: int, at: int, first: int
@@ -514,10 +519,7 @@ class _Reader(FieldReader):
             for factory in factories if factory_list else (factories,):
                 for pipeline in pipelines if pipeline_list else (pipelines,):
                     if explicit is None:
-                        run_id = f"{factory}.{pipeline}"
-                        number = self._repeats[run_id] = self._repeats.get(run_id, 0) + 1
-                        run_id = run_id if number == 1 else f"{run_id}#{number}"
-                        self._derived[run_id] = index
+                        run_id = self._derived_id(factory, pipeline, index)
                     else:
                         run_id = explicit
                         run_id += f".{factory}" if factory_list else ""
