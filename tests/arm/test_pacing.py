@@ -30,6 +30,14 @@ class Bucket:
         self.tokens -= 1
         return int(self.tokens)
 
+    def answer(self, pacer: SubscriptionPacer) -> None:
+        """One request arrives: the pacer hears the remaining-writes header, or a 429."""
+        remaining = self.take()
+        if remaining is None:
+            pacer.throttled_for(1.0)
+        else:
+            pacer.completed(remaining)
+
 
 def make_pacer(time: FakeTime) -> SubscriptionPacer:
     return SubscriptionPacer(clock=time.monotonic, sleep=time.sleep)
@@ -116,11 +124,7 @@ async def test_spends_the_burst_then_settles_at_the_refill_rate() -> None:
     for _ in range(600):
         await pacer.acquire()
         sent_at.append(time.monotonic())
-        remaining = bucket.take()
-        if remaining is None:
-            pacer.throttled_for(1.0)
-        else:
-            pacer.completed(remaining)
+        bucket.answer(pacer)
     # the burst leaves at once
     assert sent_at[90] - sent_at[0] < 1.0
     # then the pace is the refill rate, measured over the last 300 sends
@@ -165,11 +169,7 @@ async def test_a_budget_never_seen_above_the_reserve_is_still_spent() -> None:
         for _ in range(times):
             await pacer.acquire()
             time.advance(0.05)
-            remaining = bucket.take()
-            if remaining is None:
-                pacer.throttled_for(1.0)
-            else:
-                pacer.completed(remaining)
+            bucket.answer(pacer)
 
     # a bound on a hang (the fake clock's sleeps yield to the loop), not a wait for anything
     await asyncio.wait_for(send(40), timeout=10)
@@ -195,11 +195,7 @@ async def test_a_bucket_larger_than_any_header_seen_is_not_stormed_after_an_idle
             if drained:
                 bucket.take()  # the other client's
                 bucket.tokens = min(bucket.tokens, 3.0)
-            remaining = bucket.take()
-            if remaining is None:
-                pacer.throttled_for(1.0)
-            else:
-                pacer.completed(remaining)
+            bucket.answer(pacer)
 
     await asyncio.wait_for(send(60, drained=True), timeout=10)
     assert pacer._capacity <= 3
@@ -224,11 +220,7 @@ async def _paced_batch(runs: int, *, tell_backlog: bool) -> tuple[float, int]:
     for sent in range(runs):  # noqa: B007  # read by the backlog above
         await pacer.acquire()
         time.advance(0.02)
-        remaining = bucket.take()
-        if remaining is None:
-            pacer.throttled_for(1.0)
-        else:
-            pacer.completed(remaining)
+        bucket.answer(pacer)
     return time.monotonic(), bucket.rejected
 
 
