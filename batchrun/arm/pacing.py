@@ -18,12 +18,13 @@ The algorithm, per subscription, with no knowledge of which model the cloud uses
    zero, so ``r`` is 0 there.
 3. **Dispatch** goes ahead while the estimate stays above a small reserve (the burst is spent at
    full speed). The reserve is kept for the requests that follow: a subscription's last few
-   requests (when its batch says how many are left, :meth:`SubscriptionPacer.expect`) spend it, but
-   only the tokens the last header counted, nothing extrapolated. Below it, the next request waits
-   until the estimate says a token has refilled: the pace settles at the refill rate before the
-   bucket is empty, not after a 429. With no usable rate yet (start-up, or the hourly model
-   exhausted) it waits for the next response, or, with nothing in flight, sends one probe after a
-   growing interval; the probe's header (or its 429) tells the truth.
+   requests (when its batch says how many are left, :meth:`SubscriptionPacer.expect`) spend it,
+   but only the tokens the last header counted, nothing extrapolated, each as soon as one is
+   free. Below it, the next request waits until the estimate says a token has refilled: the pace
+   settles at the refill rate before the bucket is empty, not after a 429. With no usable rate
+   yet (start-up, or the hourly model exhausted) it waits for the next response, or, with
+   nothing in flight, sends one probe after a growing interval; the probe's header (or its 429)
+   tells the truth.
 4. **A 429** pauses the subscription until ``Retry-After`` and sets the estimate to zero.
 
 Subscriptions have separate pacers, so a throttled one never holds up another.
@@ -176,17 +177,20 @@ class SubscriptionPacer:
         return max(0.0, wait)
 
     def _last_turns(self) -> bool:
-        """Whether every request still to come fits in the tokens the last header counted.
+        """Whether only the last few requests are still to come, and a token the last header
+        counted is still unclaimed.
 
         The reserve is kept for the requests that follow; the last few have none after them.
         Only what the header counted is spent (less what was sent since), none of the refill
-        extrapolated from the rate: an estimate off by a token cannot make a 429 here. A
-        subscription that ends 3 tokens early at 20/s ends 0.15 s sooner.
+        extrapolated from the rate: an estimate off by a token cannot make a 429 here. They go
+        one by one as counted tokens allow, not once all of them fit: with two in flight, all
+        fitting waits a round trip for nothing. A subscription that ends 3 tokens early at 20/s
+        ends 0.15 s sooner.
         """
         if self._backlog is None or self._remaining is None:
             return False
         left = self._waiting + self._backlog()
-        return left <= _RESERVE and self._remaining - self._in_flight >= left
+        return left <= _RESERVE and self._remaining - self._in_flight >= 1
 
     def _capped(self, now: float, rate: float) -> bool:
         """Whether the refill since the last header would be past the reserve but for the

@@ -266,3 +266,32 @@ def test_refill_only_extrapolated_is_not_spent_by_the_last_requests() -> None:
     wait = pacer.delay(time.monotonic())
     assert wait is not None
     assert wait > 0
+
+
+async def test_the_last_requests_spend_what_the_header_counted_even_if_not_all_fit() -> None:
+    # Two requests in flight at a time, as a batch with spare concurrency sends them: the
+    # header counted 3 tokens, one of them is claimed by a request still in flight, three
+    # requests are left. Two of them fit in what the header counted: they go now, not a round
+    # trip later (the last fits after the next answer)
+    time = FakeTime()
+    pacer = make_pacer(time)
+    left = 3
+    pacer.expect(lambda: left - 1)
+    pacer.completed(5)
+    for _ in range(2):
+        await asyncio.wait_for(pacer.acquire(), timeout=10)
+    pacer.completed(3)
+    now = time.monotonic()
+    sent = []
+    for _ in range(2):
+        await asyncio.wait_for(pacer.acquire(), timeout=10)
+        left -= 1
+        sent.append(time.monotonic())
+    assert sent == [now, now]
+    assert time.slept == []
+    last = asyncio.ensure_future(pacer.acquire())
+    await asyncio.sleep(0)
+    assert not last.done()  # every counted token is claimed: it waits for an answer
+    pacer.completed(3)  # one answered; the header counts a token nobody has claimed
+    await asyncio.wait_for(last, timeout=10)
+    assert time.slept == []
