@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import io
 import json
 import os
 import re
@@ -86,24 +87,43 @@ class Manifest:
     needs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def load_manifest(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> Manifest:
-    """Read, validate and expand one manifest; raise :class:`ManifestError` listing every issue."""
+def load_manifest(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str], text: bytes | None = None
+) -> Manifest:
+    """Read, validate and expand one manifest; raise :class:`ManifestError` listing every issue.
+
+    ``text``: the file's bytes, when the caller has read them already (a pipe reads once)."""
     name = os.fspath(path)
     try:
-        # libyaml reads the file as it parses: the whole text in memory would add its size to
-        # a big batch's peak (12 MB for 100,000 runs); only an error's hint reads it again
-        stream = Path(name).open("rb")  # noqa: SIM115 (closed by the with below)
+        stream = _opened(name, text)
     except OSError as exc:
         raise ManifestError([_unreadable(name, exc)]) from exc
-    reader = _Reader(name, environ)
+    if isinstance(stream, io.BytesIO):
+        text = stream.getvalue()
+    reader = _Reader(name, environ, text)
     with stream, gc_paused():
         read = reader.read_lines(stream)
         if read is None:  # not one entry a line: libyaml reads it all, from the top
-            reader = _Reader(name, environ)
+            reader = _Reader(name, environ, text)
             read = reader.read(stream)
         runs, fingerprint = read
     warnings = _once_each(sorted(reader.warnings, key=_position))
     return Manifest(name, tuple(runs), tuple(warnings), fingerprint, reader.needs)
+
+
+def _opened(name: str, text: bytes | None) -> BinaryIO:
+    """The manifest to read, rewindable: it is read more than once (what it mentions, then
+    its runs; libyaml again when the line reader gives up)."""
+    if text is not None:
+        return io.BytesIO(text)
+    # libyaml reads the file as it parses: the whole text in memory would add its size to a
+    # big batch's peak (12 MB for 100,000 runs); only an error's hint reads it again
+    stream = Path(name).open("rb")  # noqa: SIM115 (the caller closes it)
+    if stream.seekable():
+        return stream
+    # a pipe (`batchrun run <(generate)`, /dev/stdin) can be read only once: keep its text
+    with stream:
+        return io.BytesIO(stream.read())
 
 
 def load_manifests(
@@ -167,8 +187,9 @@ def _order_lines(manifest: Manifest, *, named: bool) -> list[str]:
 class _Reader(FieldReader):
     """Walks one manifest's nodes, collecting runs, errors and warnings."""
 
-    def __init__(self, file: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, file: str, environ: Mapping[str, str], text: bytes | None) -> None:
         super().__init__(file, environ)
+        self._piped = text  # the file's bytes where it could be read only once
         self._defaults: MappingNode | None = None
         self._mentions_defaults = True
         self._streamed: tuple[dict[str, Any] | None] | None = None  # what _version_and_defaults
@@ -329,6 +350,8 @@ class _Reader(FieldReader):
 
     def _text_again(self) -> bytes:
         """The manifest's text, for the hints of its errors."""
+        if self._piped is not None:
+            return self._piped
         try:
             return Path(self.file).read_bytes()
         except OSError as exc:

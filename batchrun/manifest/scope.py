@@ -79,15 +79,15 @@ def load_scope(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> S
     finally:
         loader.dispose()
     if isinstance(root, MappingNode) and _has_key(root, "runs") and not _has_key(root, "factories"):
-        return _from_manifest(name, environ)
+        return _from_manifest(name, environ, data)
     factories = reader.read(root)
     if reader.errors:
         raise ScopeError(sorted(reader.errors, key=lambda i: (i.line, i.column)))
     return Scope(name, tuple(factories), tuple(reader.warnings))
 
 
-def _from_manifest(name: str, environ: Mapping[str, str]) -> Scope:
-    manifest = load_manifest(name, environ=environ)
+def _from_manifest(name: str, environ: Mapping[str, str], data: bytes) -> Scope:
+    manifest = load_manifest(name, environ=environ, text=data)
     seen: dict[tuple[str, str, str], FactoryRef] = {}
     for run in manifest.runs:
         ref = FactoryRef(run.subscription, run.resource_group, run.factory)
