@@ -43,6 +43,8 @@ STATUSES = ("succeeded", "failed", "skipped")
 _KEPT = ("factory", "pipeline", "status", "reconciled", "duration_ms")
 # in a run's slim record: its attempts summed over its trigger lines (absent: none had one)
 _TRIED = "attempts_summed"
+# the key of an outcome line (slim_outcome keeps it): summarize_outcomes finds nothing without it
+_FOLLOWED = "outcome"
 # summarize's runs are spread over this many tables by their id's hash: at the end of a batch
 # the C allocator's heap is holes, too small for one table of 100,000 runs (5 MB of new pages
 # on top of the batch's peak) but not for a thousand tables of a hundred (4 KB each)
@@ -224,6 +226,8 @@ def summarize(paths: Sequence[Path]) -> Summary:
     del tables
     last.sort()  # the numbers differ: never compares further
     outcomes = [slim for _, _, slim in last]
+    # without an outcome line (no --wait, no watch) there is nothing to look for in every run
+    followed = any(_FOLLOWED in slim for slim in outcomes)
     return Summary(
         reports=tuple(str(path) for path in paths),
         lines=lines,
@@ -236,7 +240,7 @@ def summarize(paths: Sequence[Path]) -> Summary:
         first_started=first_started,
         last_finished=last_finished,
         failed_ids=tuple(run_id for _, run_id, r in last if r.get("status") == "failed"),
-        outcomes=summarize_outcomes(outcomes),
+        outcomes=summarize_outcomes(outcomes) if followed else None,
         root_causes=_root_causes(outcomes),
     )
 
@@ -290,7 +294,8 @@ def _slim(record: dict[str, Any]) -> dict[str, Any]:
     error = record.get("error")
     if record.get("status") == "failed" and isinstance(error, dict):
         slim["error"] = {"code": error.get("code"), "message": error.get("message")}
-    slim.update(slim_outcome(record))
+    if _FOLLOWED in record:  # slim_outcome has nothing to add for a trigger line
+        slim.update(slim_outcome(record))
     because = record.get("skipped_because")
     if record.get("status") == "skipped" and isinstance(because, dict):
         slim["skipped_because"] = (_str(because.get("root")), _str(because.get("root_outcome")))
