@@ -98,6 +98,7 @@ print(code, " ".join(sorted(m for m in sys.modules if m in %r)))
 """
 # what only --wait, watch, needs and --only-missing use
 FOLLOWING = (
+    "batchrun.report.outcome",
     "batchrun.run.cancel",
     "batchrun.run.dependencies",
     "batchrun.run.missing",
