@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # batchrun as a container: docker build --build-arg VERSION=0.1.0 -t batchrun:0.1.0 .
-# VERSION must be the package version (pyproject.toml): the build checks that the wheel agrees.
+# VERSION must be the package version (batchrun/__init__.py): the build checks that the wheel agrees.
 #
 # Everything that goes into the image is pinned: the base image by digest, the build backend
 # and every runtime dependency by version and sha256 (pip --require-hashes).

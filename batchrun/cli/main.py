@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Protocol, cast
 
+from batchrun import __version__
 from batchrun.cli.exits import (
     EXIT_AUTH,
     EXIT_BROKEN_PIPE,
@@ -88,7 +89,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         epilog=_EXIT_CODES,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--version", action=_Version)
+    parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         if command in COMMANDS and name != command:
@@ -99,31 +100,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             commands.add_parser(sub.NAME, help=sub.HELP, formatter_class=HelpFormatter)
         )
     return parser
-
-
-class _Version(argparse.Action):
-    """``--version``, as argparse's own, with the version read only when it is asked for."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str) -> None:
-        super().__init__(
-            option_strings,
-            dest=argparse.SUPPRESS,
-            default=argparse.SUPPRESS,
-            nargs=0,
-            help="show program's version number and exit",
-        )
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        import batchrun
-
-        print(f"batchrun {batchrun.__version__}")
-        parser.exit()
 
 
 def entry() -> NoReturn:

@@ -39,17 +39,15 @@ from batchrun.errors import ApiError, UsageError
 from batchrun.manifest.loader import Manifest, load_manifest
 from batchrun.manifest.shard import parse_shard, select
 from batchrun.report.summary import render, summarize
-from batchrun.run.missing import DEFAULT_SINCE, ONLY_MISSING_FAILED, OnlyMissing
-from batchrun.run.outcome import last_lines, verdict
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.runner import BatchOutcome, BatchSettings, HandedRuns, run_batch
-from batchrun.run.watch import WatchOutcome
 from batchrun.times import utc_now
 
 if TYPE_CHECKING:
     import argparse
 
     from batchrun.arm.cloud import Cloud
+    from batchrun.run.missing import OnlyMissing
 
 NAME = "run"
 HELP = "trigger every run of a manifest"
@@ -169,6 +167,8 @@ def command(args: argparse.Namespace) -> int:
     try:
         outcome = asyncio.run(_run(handed, settings, cloud=cloud))
     except ApiError as exc:
+        from batchrun.run.missing import ONLY_MISSING_FAILED
+
         if exc.code != ONLY_MISSING_FAILED:
             raise
         print(f"batchrun: error: {exc.message}", file=sys.stderr)
@@ -177,6 +177,10 @@ def command(args: argparse.Namespace) -> int:
     code = _finish(outcome, report, table=not args.wait)
     if not args.wait or outcome.stopped:
         return code
+    # here: a batch without --wait has no outcome to judge
+    from batchrun.run.outcome import last_lines, verdict
+    from batchrun.run.watch import WatchOutcome
+
     # every run was followed along the way (runner.py): following the report again would
     # follow twice what the monitor gave up on
     followed = outcome.followed
@@ -219,6 +223,9 @@ def only_missing_settings(args: argparse.Namespace, *, now: datetime) -> OnlyMis
         if args.since is not None:
             raise UsageError("--since needs --only-missing: it says how far back to look")
         return None
+    # here: a batch without --only-missing does not search
+    from batchrun.run.missing import DEFAULT_SINCE, OnlyMissing
+
     since = now - DEFAULT_SINCE if args.since is None else since_time(args.since, now=now)
     if since >= now:
         raise UsageError(f"--since {args.since} is not in the past")

@@ -30,12 +30,12 @@ from batchrun.cli.options import (
 )
 from batchrun.errors import ApiError
 from batchrun.report.summary import render, summarize
-from batchrun.run.monitor import FollowSettings
-from batchrun.run.watch import WatchOutcome, watch_report
+from batchrun.run.following import FollowSettings
 
 if TYPE_CHECKING:
     from batchrun.arm.cloud import Cloud
     from batchrun.arm.timeouts import Timeouts
+    from batchrun.run.watch import WatchOutcome
 
 NAME = "watch"
 HELP = "follow the runs of a report to their end"
@@ -131,6 +131,9 @@ def follow(
 async def _watch(
     report: Path, settings: FollowSettings, endpoint: str, cloud: Cloud, timeouts: Timeouts
 ) -> WatchOutcome:
+    # here: `run` shares this module's options, not its following
+    from batchrun.run.watch import watch_report
+
     async with credential_tokens(cloud) as tokens:
         return await watch_report(
             report, settings, endpoint=endpoint, tokens=tokens, timeouts=timeouts

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from batchrun.errors import ReportError
-from batchrun.report.outcome import OutcomeSummary, summarize_outcomes
-from batchrun.report.outcome import slim as slim_outcome
 from batchrun.report.reader import read_records
 from batchrun.text import shorten
 from batchrun.times import parse_time, utc_iso
@@ -36,6 +34,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from batchrun.report.outcome import OutcomeSummary
+
 Format = Literal["table", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
 STATUSES = ("succeeded", "failed", "skipped")
@@ -43,6 +43,9 @@ STATUSES = ("succeeded", "failed", "skipped")
 _KEPT = ("factory", "pipeline", "status", "reconciled", "duration_ms")
 # in a run's slim record: its attempts summed over its trigger lines (absent: none had one)
 _TRIED = "attempts_summed"
+# the key of an outcome line (report.outcome's slim keeps it): without one, report.outcome has
+# nothing to add, and is not even imported (a batch without --wait)
+_FOLLOWED = "outcome"
 # summarize's runs are spread over this many tables by their id's hash: at the end of a batch
 # the C allocator's heap is holes, too small for one table of 100,000 runs (5 MB of new pages
 # on top of the batch's peak) but not for a thousand tables of a hundred (4 KB each)
@@ -224,6 +227,8 @@ def summarize(paths: Sequence[Path]) -> Summary:
     del tables
     last.sort()  # the numbers differ: never compares further
     outcomes = [slim for _, _, slim in last]
+    # without an outcome line (no --wait, no watch) there is nothing to look for in every run
+    followed = any(_FOLLOWED in slim for slim in outcomes)
     return Summary(
         reports=tuple(str(path) for path in paths),
         lines=lines,
@@ -236,9 +241,15 @@ def summarize(paths: Sequence[Path]) -> Summary:
         first_started=first_started,
         last_finished=last_finished,
         failed_ids=tuple(run_id for _, run_id, r in last if r.get("status") == "failed"),
-        outcomes=summarize_outcomes(outcomes),
+        outcomes=_followed(outcomes) if followed else None,
         root_causes=_root_causes(outcomes),
     )
+
+
+def _followed(outcomes: list[dict[str, Any]]) -> OutcomeSummary | None:
+    from batchrun.report.outcome import summarize_outcomes
+
+    return summarize_outcomes(outcomes)
 
 
 def _check_empty(path: Path) -> None:
@@ -290,7 +301,10 @@ def _slim(record: dict[str, Any]) -> dict[str, Any]:
     error = record.get("error")
     if record.get("status") == "failed" and isinstance(error, dict):
         slim["error"] = {"code": error.get("code"), "message": error.get("message")}
-    slim.update(slim_outcome(record))
+    if _FOLLOWED in record:
+        from batchrun.report.outcome import slim as slim_outcome
+
+        slim.update(slim_outcome(record))
     because = record.get("skipped_because")
     if record.get("status") == "skipped" and isinstance(because, dict):
         slim["skipped_because"] = (_str(because.get("root")), _str(because.get("root_outcome")))

@@ -28,12 +28,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from batchrun.arm.client import QueryResponse, RunReader
 from batchrun.arm.pacing import Pacers
 from batchrun.arm.reads import CLOCK_SKEW, PagedReads, all_pages
-from batchrun.arm.retry import RetrySettings, retrying
+from batchrun.arm.retry import retrying
 from batchrun.errors import ApiError
 from batchrun.log import get_logger
 from batchrun.run.cancel import CancelClient, cancel_paced
@@ -52,12 +52,12 @@ from batchrun.waits import first_of
 
 if TYPE_CHECKING:
     from batchrun.model import FactoryRef
+    from batchrun.run.following import FollowSettings
     from batchrun.run.progress import FollowProgress
 
 _log = get_logger("batchrun.run.monitor")
 
 Sleep = Callable[[float], Awaitable[None]]
-OnTimeout = Literal["report", "cancel"]
 
 # ADF's monitoring store may show an update a little after its lastUpdated; the window reaches
 # back this far behind the previous poll (the periodic sweep catches anything later still)
@@ -67,9 +67,6 @@ MIN_INTERVAL_S: Final = 1.0
 _QUERY_SPACING_S: Final = 60 / 800
 SWEEP_EVERY_S: Final = 600.0
 CANCEL_WAIT_S: Final = 600.0
-# without --timeout a night is still followed for at most a week (ADF's own longest activity
-# timeout is 7 days): every wait ends
-MAX_FOLLOW_S: Final = 7 * 24 * 3600.0
 MAX_PAGES: Final = 1000
 # a PipelineName filter keeps other pipelines' runs out of the pages; past this many names the
 # body grows more than it saves
@@ -96,23 +93,6 @@ class LineSink(Protocol):
     """Where outcome lines go: the report (:class:`~batchrun.report.writer.AppendOnlyJsonl`)."""
 
     def append(self, record: dict[str, Any]) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FollowSettings:
-    """How runs are followed: the flags of ``--wait`` and ``watch``."""
-
-    poll_s: float = 30.0
-    """The longest wait between polls (``--poll``); shorter while runs are young."""
-    timeout_s: float | None = None
-    """Seconds from a run's trigger after which it is ``TimedOut`` (``--timeout``); None: never."""
-    on_timeout: OnTimeout = "report"
-    """``report``: stop following it; ``cancel``: cancel it and wait for ``Cancelled``."""
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    """The retry policy of each read and cancel (429 and 5xx are retried, paced)."""
-    concurrency: int = 8
-    """Factories read at once."""
-    max_follow_s: float = MAX_FOLLOW_S
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,9 @@ from batchrun.errors import ApiError, ReportError, WriteError
 from batchrun.log import get_logger
 from batchrun.report.reader import read_records
 from batchrun.report.writer import ReportWriter
-from batchrun.run.dependencies import DependencyDriver
+from batchrun.run.following import FollowSettings
 from batchrun.run.journal import BatchIdentity, Journal, journal_path, read_intents
 from batchrun.run.lock import BatchLock
-from batchrun.run.missing import OnlyMissing, Search, find_succeeded
-from batchrun.run.monitor import FollowResult, FollowSettings, Monitor
 from batchrun.run.progress import FollowProgress, Progress
 from batchrun.run.reconcile import RECONCILE_FAILED, ReconcileSettings
 from batchrun.run.scheduler import Scheduler, SchedulerSettings
@@ -39,7 +37,8 @@ if TYPE_CHECKING:
     from batchrun.arm.client import RunReader
     from batchrun.manifest.loader import Manifest
     from batchrun.model import RunSpec
-    from batchrun.run.monitor import Sleep
+    from batchrun.run.missing import OnlyMissing, Search
+    from batchrun.run.monitor import FollowResult, Sleep
     from batchrun.times import Now
 
 _log = get_logger("batchrun.run.runner")
@@ -334,6 +333,10 @@ async def _run_locked(
             batch: Batch = scheduler
             driver = None
             if following:
+                # here: a batch without --wait or needs does not import the following
+                from batchrun.run.dependencies import DependencyDriver
+                from batchrun.run.monitor import Monitor
+
                 monitor = Monitor(
                     client=client,
                     sink=writer,
@@ -372,6 +375,8 @@ async def _already_succeeded(
 ) -> Search | None:
     if settings.only_missing is None:
         return None
+    from batchrun.run.missing import find_succeeded  # here: only --only-missing searches
+
     return await find_succeeded(
         client,
         resumed.todo,

@@ -17,7 +17,7 @@ from batchrun.arm.session import open_client
 from batchrun.errors import ReportError
 from batchrun.log import get_logger
 from batchrun.report.writer import AppendOnlyJsonl
-from batchrun.run.monitor import FollowResult, FollowSettings, Monitor
+from batchrun.run.monitor import FollowResult, Monitor
 from batchrun.run.outcome import Followed, Verdict, last_lines, to_follow, verdict
 from batchrun.run.progress import FollowProgress, show_following
 from batchrun.times import utc_now
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from batchrun.arm.auth import TokenProvider
     from batchrun.arm.timeouts import Timeouts
+    from batchrun.run.following import FollowSettings
 
 _log = get_logger("batchrun.run.watch")
 

@@ -1,5 +1,6 @@
 """`batchrun validate` imports neither aiohttp, the Azure SDK nor importlib.metadata: a big
-manifest's check is fast."""
+manifest's check is fast. `batchrun run` imports the following of runs (``--wait``, ``needs``)
+and ``--only-missing``'s search only when it is asked for: a batch starts sooner."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.helpers.cli import FAST, SUB_A, StartEmulator, cli_env, start_configured
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -65,13 +68,15 @@ def test_logging_does_not_import_rich() -> None:
 
 
 VERSION_CHECK = """
+import sys
 import batchrun
 from batchrun.cli.main import main
+print(batchrun.__version__, "importlib.metadata" in sys.modules)
 main(["--version"])
 """
 
 
-def test_the_version_is_read_when_asked_and_is_the_installed_one() -> None:
+def test_the_version_is_the_installed_one_and_costs_no_metadata_lookup() -> None:
     from importlib.metadata import version
 
     done = subprocess.run(
@@ -79,4 +84,66 @@ def test_the_version_is_read_when_asked_and_is_the_installed_one() -> None:
         check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"batchrun {version('batchrun')}\n"
+    # the built distribution's version is read from batchrun/__init__.py: one source
+    installed = version("batchrun")
+    assert done.stdout == f"{installed} False\nbatchrun {installed}\n"
+
+
+RUN_CHECK = """
+import sys
+from batchrun.cli.main import main
+manifest, report, *options = sys.argv[1:]
+code = main(["run", manifest, "--report", report, "--log-format", "json", *options])
+print(code, " ".join(sorted(m for m in sys.modules if m in %r)))
+"""
+# what only --wait, watch, needs and --only-missing use
+FOLLOWING = (
+    "batchrun.report.outcome",
+    "batchrun.run.cancel",
+    "batchrun.run.dependencies",
+    "batchrun.run.missing",
+    "batchrun.run.monitor",
+    "batchrun.run.outcome",
+    "batchrun.run.watch",
+)
+RUN_CONFIG = f"""
+settings: {{run_queued_ms: 50, run_duration_ms: 200, seed: 1}}
+subscriptions:
+  {SUB_A}:
+    resource_groups:
+      rg-data:
+        factories:
+          factory-0: {{pipelines: {{LoadOrders: {{}}}}}}
+"""
+RUN_MANIFEST = f"""version: 1
+defaults: {{subscription: {SUB_A}, resource_group: rg-data, factory: factory-0}}
+runs:
+  - {{id: a, pipeline: LoadOrders}}
+  - {{id: b, pipeline: LoadOrders}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "imported"),
+    [
+        ((), set()),
+        # the check can see them: a batch that follows its runs imports the following
+        (("--wait", *FAST), set(FOLLOWING) - {"batchrun.run.missing"}),
+    ],
+    ids=["plain", "wait"],
+)
+def test_a_plain_run_imports_no_following_and_no_search(
+    tmp_path: Path, start_emulator: StartEmulator, options: tuple[str, ...], imported: set[str]
+) -> None:
+    emulator = start_configured(start_emulator, tmp_path, RUN_CONFIG)
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(RUN_MANIFEST)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_CHECK % (FOLLOWING,), str(manifest), str(tmp_path / "r.jsonl"),
+         *options],
+        capture_output=True, text=True, timeout=60, check=False, env=cli_env(emulator),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    code, _, found = done.stdout.strip().splitlines()[-1].partition(" ")
+    assert code == "0"
+    assert set(found.split()) == imported

@@ -34,7 +34,14 @@ DOCKERFILE = ROOT / "Dockerfile"
 CONSTRAINTS = ROOT / "constraints.txt"
 BUILD_REQUIREMENTS = ROOT / "build-requirements.txt"
 BASE_IMAGE = re.compile(r"python:3\.11-slim@sha256:[0-9a-f]{64}")
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+# the version's one home, which the build reads (pyproject.toml's [tool.hatch.version])
+_VERSION_LINE = re.search(
+    r'^__version__ = "([^"]+)"$',
+    (ROOT / "batchrun" / "__init__.py").read_text(encoding="utf-8"),
+    re.MULTILINE,
+)
+assert _VERSION_LINE is not None, "batchrun/__init__.py has no __version__ line"
+VERSION = _VERSION_LINE[1]
 # The options of the Dockerfile's `pip install`s (test_pip_options_match_... checks).
 PIP_OPTIONS = ["--no-cache-dir", "--only-binary=:all:", "--require-hashes"]
 WHEEL_OPTIONS = ["--no-cache-dir", "--no-deps", "--no-index"]

@@ -21,9 +21,9 @@ from batchrun.arm.retry import RetrySettings
 from batchrun.emulator.clock import ManualClock
 from batchrun.manifest.loader import Manifest
 from batchrun.model import RunSpec
+from batchrun.run.following import FollowSettings
 from batchrun.run.journal import BatchIdentity, journal_path
 from batchrun.run.missing import OnlyMissing
-from batchrun.run.monitor import FollowSettings
 from batchrun.run.runner import BatchOutcome, BatchSettings, HandedRuns, run_batch
 from batchrun.times import parse_time
 from tests.helpers.emulator import emulator_config

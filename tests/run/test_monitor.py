@@ -19,7 +19,8 @@ from batchrun.arm.retry import RetrySettings
 from batchrun.arm.timeouts import Timeouts
 from batchrun.errors import ApiError
 from batchrun.model import FactoryRef, RunSpec
-from batchrun.run.monitor import MIN_INTERVAL_S, FollowSettings, Monitor
+from batchrun.run.following import FollowSettings
+from batchrun.run.monitor import MIN_INTERVAL_S, Monitor
 from batchrun.run.outcome import Followed
 from batchrun.run.progress import FollowProgress
 from tests.helpers.emulator_http import RG, SUB, topology
