@@ -269,7 +269,10 @@ def _finish(outcome: BatchOutcome, report: Path, *, table: bool = True) -> int:
     if table and report.exists():
         # the same view as `batchrun summary REPORT`, of the whole report
         print()
-        print(render(summarize([report]), "table"))
+        # tallied as it was written, where the batch wrote all of it
+        tally = outcome.tally
+        summary = tally.summary([report]) if tally is not None else summarize([report])
+        print(render(summary, "table"))
     # with --wait and no stop, the night's summary (and the path) comes once the runs have ended
     if table or outcome.stopped:
         print(f"report: {report}")

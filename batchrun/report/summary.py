@@ -192,58 +192,82 @@ def summarize(paths: Sequence[Path]) -> Summary:
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise ReportError(f"no such report: {', '.join(missing)}")
-    # a run's number is its last line's, and its attempts ride in its slim record, which holds
-    # five keys (a dict's smallest size) for a trigger line without its id
-    tables: list[dict[str, tuple[int, dict[str, Any]]]] = [{} for _ in range(_TABLES)]
-    lines = 0
-    first_started: datetime | None = None
-    last_finished: datetime | None = None
+    tally = Tally()
     for path in paths:
-        lines_before = lines
+        lines_before = tally.lines
         for record in read_records(path):
-            run_id = record.get("id")
-            if not isinstance(run_id, str):
-                continue
-            lines += 1
-            table = tables[hash(run_id) % _TABLES]
-            earlier = table.get(run_id)
-            tried = None if earlier is None else earlier[1].get(_TRIED)
-            if "outcome" not in record:  # an outcome line repeats its trigger line's attempts
-                tried = (tried or 0) + _int(record.get("attempts"))
-            slim = _slim(record)
-            if tried is not None:
-                slim[_TRIED] = tried
-            table[run_id] = (lines, slim)
-            started = parse_time(record.get("started_at"))
-            finished = parse_time(record.get("finished_at"))
-            if started is not None and (first_started is None or started < first_started):
-                first_started = started
-            if finished is not None and (last_finished is None or finished > last_finished):
-                last_finished = finished
-        if lines == lines_before:
+            tally.add(record)
+        if tally.lines == lines_before:
             _check_empty(path)
-    # in the order of their last lines
-    last = [(number, run_id, slim) for table in tables for run_id, (number, slim) in table.items()]
-    del tables
-    last.sort()  # the numbers differ: never compares further
-    outcomes = [slim for _, _, slim in last]
-    # without an outcome line (no --wait, no watch) there is nothing to look for in every run
-    followed = any(_FOLLOWED in slim for slim in outcomes)
-    return Summary(
-        reports=tuple(str(path) for path in paths),
-        lines=lines,
-        statuses=_status_counts(outcomes),
-        pipelines=_pipelines(outcomes),
-        errors=_errors(outcomes),
-        attempts=dict(sorted(Counter(r[_TRIED] for r in outcomes if _TRIED in r).items())),
-        reconciled=sum(1 for record in outcomes if record.get("reconciled") is True),
-        slowest=_slowest(last),
-        first_started=first_started,
-        last_finished=last_finished,
-        failed_ids=tuple(run_id for _, run_id, r in last if r.get("status") == "failed"),
-        outcomes=_followed(outcomes) if followed else None,
-        root_causes=_root_causes(outcomes),
-    )
+    return tally.summary(paths)
+
+
+class Tally:
+    """What :func:`summarize` keeps of a report's lines, one line at a time: fed by a reader, or
+    by the writer as it writes them (``run`` then has its summary without reading the report
+    back). :meth:`summary` is taken once."""
+
+    __slots__ = ("_first_started", "_last_finished", "_tables", "lines")
+
+    def __init__(self) -> None:
+        # a run's number is its last line's, and its attempts ride in its slim record, which
+        # holds five keys (a dict's smallest size) for a trigger line without its id
+        self._tables: list[dict[str, tuple[int, dict[str, Any]]]] = [{} for _ in range(_TABLES)]
+        self.lines = 0
+        self._first_started: datetime | None = None
+        self._last_finished: datetime | None = None
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """One report line, as it reads back from JSON; a line without a string id is not a
+        run's."""
+        run_id = record.get("id")
+        if not isinstance(run_id, str):
+            return
+        self.lines += 1
+        table = self._tables[hash(run_id) % _TABLES]
+        earlier = table.get(run_id)
+        tried = None if earlier is None else earlier[1].get(_TRIED)
+        if "outcome" not in record:  # an outcome line repeats its trigger line's attempts
+            tried = (tried or 0) + _int(record.get("attempts"))
+        slim = _slim(record)
+        if tried is not None:
+            slim[_TRIED] = tried
+        table[run_id] = (self.lines, slim)
+        started = parse_time(record.get("started_at"))
+        finished = parse_time(record.get("finished_at"))
+        if started is not None and (self._first_started is None or started < self._first_started):
+            self._first_started = started
+        if finished is not None and (self._last_finished is None or finished > self._last_finished):
+            self._last_finished = finished
+
+    def summary(self, paths: Sequence[Path]) -> Summary:
+        """The summary of every line added, as the summary of ``paths``."""
+        # in the order of their last lines
+        last = [
+            (number, run_id, slim)
+            for table in self._tables
+            for run_id, (number, slim) in table.items()
+        ]
+        self._tables = []
+        last.sort()  # the numbers differ: never compares further
+        outcomes = [slim for _, _, slim in last]
+        # without an outcome line (no --wait, no watch) there is nothing to look for in every run
+        followed = any(_FOLLOWED in slim for slim in outcomes)
+        return Summary(
+            reports=tuple(str(path) for path in paths),
+            lines=self.lines,
+            statuses=_status_counts(outcomes),
+            pipelines=_pipelines(outcomes),
+            errors=_errors(outcomes),
+            attempts=dict(sorted(Counter(r[_TRIED] for r in outcomes if _TRIED in r).items())),
+            reconciled=sum(1 for record in outcomes if record.get("reconciled") is True),
+            slowest=_slowest(last),
+            first_started=self._first_started,
+            last_finished=self._last_finished,
+            failed_ids=tuple(run_id for _, run_id, r in last if r.get("status") == "failed"),
+            outcomes=_followed(outcomes) if followed else None,
+            root_causes=_root_causes(outcomes),
+        )
 
 
 def _followed(outcomes: list[dict[str, Any]]) -> OutcomeSummary | None:
@@ -292,7 +316,7 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else utc_iso(moment, timespec="auto")
 
 
-def _slim(record: dict[str, Any]) -> dict[str, Any]:
+def _slim(record: Mapping[str, Any]) -> dict[str, Any]:
     """What the summary needs of a line: a 100,000-run report must fit in little memory."""
     slim = {key: record[key] for key in _KEPT if key in record}
     for key in ("factory", "pipeline", "status"):

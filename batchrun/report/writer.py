@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from batchrun.errors import ReportError, WriteError
+from batchrun.report.reader import decode_line
+from batchrun.report.summary import Tally
 from batchrun.times import utc_iso
 
 # json.dumps with arguments builds an encoder for every call: one line a run, built once
@@ -88,6 +90,9 @@ class AppendOnlyJsonl:
         self.path = path
         self.what = what
         self._fd = fd
+        self.started_empty = False
+        # bytes this appender wrote: with started_empty, the whole file is its while they match
+        self.written = 0
 
     @classmethod
     def open(cls, path: Path, *, resume: bool, what: str, exists_hint: str) -> AppendOnlyJsonl:
@@ -101,6 +106,7 @@ class AppendOnlyJsonl:
                 f"{path}: cannot open the {what} for writing: {exc.strerror}"
             ) from None
         appender = cls(path, fd, what=what)
+        appender.started_empty = appender.empty
         try:
             appender._terminate_partial_tail()
         except OSError as exc:
@@ -121,10 +127,16 @@ class AppendOnlyJsonl:
             if existing.read(1) != b"\n":
                 os.write(self._fd, b"\n")
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Write ``record`` as one line; :class:`WriteError` with the OS's reason if it could not
-        be written whole (the file may then end in a cut line)."""
-        line = (_LINE.encode(record) + "\n").encode()
+    @property
+    def all_mine(self) -> bool:
+        """Every byte of the file is a line this appender wrote (none before it, nobody else)."""
+        return self.started_empty and os.fstat(self._fd).st_size == self.written
+
+    def append(self, record: dict[str, Any]) -> str:
+        """Write ``record`` as one line, and return its JSON text; :class:`WriteError` with the
+        OS's reason if it could not be written whole (the file may then end in a cut line)."""
+        text = _LINE.encode(record)
+        line = (text + "\n").encode()
         rest = memoryview(line)
         # a short write on a regular file means the disk is full or the file at its size limit:
         # writing the rest gets the OS's reason (ENOSPC, EFBIG); each turn writes a byte or more
@@ -135,9 +147,11 @@ class AppendOnlyJsonl:
                 raise WriteError(path=str(self.path), reason=_reason(exc), what=self.what) from None
             if written == 0:
                 raise WriteError(path=str(self.path), reason="no byte written", what=self.what)
+            self.written += written
             rest = rest[written:]
             if not rest:
-                return
+                return text
+        raise AssertionError("unreachable: every turn writes a byte or raises")
 
     def close(self) -> None:
         os.close(self._fd)
@@ -164,11 +178,23 @@ class ReportWriter:
         self.on_failure: Callable[[WriteError], None] | None = None
         self.failure: WriteError | None = None
         self.unwritten = 0
+        # a new report's lines are all this writer's: tallied as they are written, `run` prints
+        # their summary at the end without reading 100,000 lines back (the batch's idle time
+        # does the work while it waits on ARM)
+        self._tally = Tally() if file.started_empty else None
 
     @classmethod
     def open(cls, path: Path, *, resume: bool) -> ReportWriter:
         hint = "pass --resume to continue it, or choose another path with --report"
         return cls(AppendOnlyJsonl.open(path, resume=resume, what="report", exists_hint=hint))
+
+    def tally(self) -> Tally | None:
+        """The report's lines, tallied as written: what :func:`~batchrun.report.summary.summarize`
+        would read back; ``None`` where the report holds a line that is not this writer's (it was
+        resumed, or another process appended to it) or a line failed. Taken before closing."""
+        if self._tally is None or self.failure is not None or not self._file.all_mine:
+            return None
+        return self._tally
 
     def write(self, result: RunResult) -> None:
         self.append(result.to_record())
@@ -179,13 +205,17 @@ class ReportWriter:
             self.unwritten += 1
             return
         try:
-            self._file.append(record)
+            text = self._file.append(record)
         except WriteError as exc:
             if self.on_failure is None:
                 raise
             self.failure = exc
             self.unwritten += 1
             self.on_failure(exc)
+            return
+        if self._tally is not None:
+            # as the line reads back: a summary of the file would see exactly this
+            self._tally.add(decode_line(text))
 
     def close(self) -> None:
         self._file.close()

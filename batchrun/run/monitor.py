@@ -92,7 +92,8 @@ class FollowClient(RunReader, CancelClient, Protocol):
 class LineSink(Protocol):
     """Where outcome lines go: the report (:class:`~batchrun.report.writer.AppendOnlyJsonl`)."""
 
-    def append(self, record: dict[str, Any]) -> None: ...
+    # what it returns (the file's, the line it wrote) is not the monitor's business
+    def append(self, record: dict[str, Any]) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)

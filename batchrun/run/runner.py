@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from batchrun.arm.client import RunReader
     from batchrun.manifest.loader import Manifest
     from batchrun.model import RunSpec
+    from batchrun.report.summary import Tally
     from batchrun.run.missing import OnlyMissing, Search
     from batchrun.run.monitor import FollowResult, Sleep
     from batchrun.times import Now
@@ -118,6 +119,9 @@ class BatchOutcome:
     """With ``needs``: how the runs followed along the way ended."""
     undecided: int = 0
     """With ``needs``: dependents left without a line (stopped before their needs ended)."""
+    tally: Tally | None = None
+    """Every line of the report, tallied as it was written (see
+    :meth:`~batchrun.report.writer.ReportWriter.tally`); ``None``: read the report back."""
 
     @property
     def stopped(self) -> bool:
@@ -357,6 +361,7 @@ async def _run_locked(
             stopper = Stopper(batch, progress, grace_s=settings.grace_s)
             writer.on_failure = journal.on_failure = stopper.on_write_failure
             await stopper.run(handed_on(resumed.todo))
+            tally = writer.tally()
     return BatchOutcome(
         progress=progress,
         already_succeeded=resumed.already_succeeded,
@@ -367,6 +372,7 @@ async def _run_locked(
         unwritten=writer.unwritten,
         followed=driver.followed if driver else None,
         undecided=driver.undecided if driver else 0,
+        tally=tally,
     )
 
 

@@ -33,20 +33,29 @@ runs:
 """
 
 
+def summary_of(report: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchrun", "summary", str(report)],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
+    )  # fmt: skip
+
+
 def test_a_resumed_batch_prints_the_summary_of_its_whole_report(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
     emulator = start_configured(start_emulator, tmp_path, TOPOLOGY)
     first = run_cli(tmp_path, emulator, MANIFEST)
     assert first.code == 1, first.stderr
+    # a new report's summary is tallied as its lines are written, not read back: the same text
+    fresh = summary_of(first.report)
+    assert fresh.stdout.startswith("3 runs (3 report lines): 2 succeeded, 1 failed")
+    assert first.stdout.endswith(f"\n\n{fresh.stdout}report: {first.report}\n")
+
     resumed = run_cli(tmp_path, emulator, MANIFEST, "--resume")
     assert resumed.code == 1, resumed.stderr
     assert len(resumed.lines()) == 4  # c failed twice: the summary counts its last line once
 
-    summary = subprocess.run(
-        [sys.executable, "-m", "batchrun", "summary", str(resumed.report)],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
-    )  # fmt: skip
+    summary = summary_of(resumed.report)
     assert summary.returncode == 1, summary.stderr
     assert summary.stdout.startswith("3 runs (4 report lines): 2 succeeded, 1 failed")
     # the run's own ending: a blank line, the summary, then the report's path
