@@ -172,21 +172,23 @@ class ReportWriter:
     of written, so a cut line stays the report's last.
     """
 
-    def __init__(self, file: AppendOnlyJsonl) -> None:
+    def __init__(self, file: AppendOnlyJsonl, *, tally: bool = False) -> None:
         self._file = file
         self.path = file.path
         self.on_failure: Callable[[WriteError], None] | None = None
         self.failure: WriteError | None = None
         self.unwritten = 0
         # a new report's lines are all this writer's: tallied as they are written, `run` prints
-        # their summary at the end without reading 100,000 lines back (the batch's idle time
-        # does the work while it waits on ARM)
-        self._tally = Tally() if file.started_empty else None
+        # their summary at the end without reading them back (the batch's idle time does the
+        # work while it waits on ARM)
+        self._tally = Tally() if tally and file.started_empty else None
 
     @classmethod
-    def open(cls, path: Path, *, resume: bool) -> ReportWriter:
+    def open(cls, path: Path, *, resume: bool, tally: bool = False) -> ReportWriter:
+        """With ``tally``, a new report's lines are tallied as written (:meth:`tally`)."""
         hint = "pass --resume to continue it, or choose another path with --report"
-        return cls(AppendOnlyJsonl.open(path, resume=resume, what="report", exists_hint=hint))
+        file = AppendOnlyJsonl.open(path, resume=resume, what="report", exists_hint=hint)
+        return cls(file, tally=tally)
 
     def tally(self) -> Tally | None:
         """The report's lines, tallied as written: what :func:`~batchrun.report.summary.summarize`

@@ -18,6 +18,7 @@ from batchrun.errors import ApiError, ReportError, WriteError
 from batchrun.log import get_logger
 from batchrun.report.reader import read_records
 from batchrun.report.writer import ReportWriter
+from batchrun.run.constants import TALLIED_RUNS
 from batchrun.run.following import FollowSettings
 from batchrun.run.journal import BatchIdentity, Journal, journal_path, read_intents
 from batchrun.run.lock import BatchLock
@@ -311,7 +312,9 @@ async def _run_locked(
         found = await _already_succeeded(client, resumed, settings)
         with (
             Journal.open(settings.report, identity, resume=settings.resume) as journal,
-            ReportWriter.open(settings.report, resume=settings.resume) as writer,
+            ReportWriter.open(
+                settings.report, resume=settings.resume, tally=len(resumed.todo) <= TALLIED_RUNS
+            ) as writer,
         ):
             if found is not None:
                 # a run found already succeeded counts as Succeeded for the runs that need it

@@ -73,7 +73,7 @@ def outcome_line(number: int, rng: random.Random) -> dict[str, Any]:
 def test_a_new_reports_tally_is_the_summary_of_the_file(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     path = tmp_path / "r.jsonl"
-    with ReportWriter.open(path, resume=False) as writer:
+    with ReportWriter.open(path, resume=False, tally=True) as writer:
         for number in range(rng.randrange(1, 300)):
             if rng.random() < 0.15:
                 writer.append(outcome_line(number, rng))
@@ -89,7 +89,7 @@ def test_a_new_reports_tally_is_the_summary_of_the_file(tmp_path: Path, seed: in
 
 def test_a_line_without_a_string_id_is_left_out_as_the_reader_leaves_it(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    with ReportWriter.open(path, resume=False) as writer:
+    with ReportWriter.open(path, resume=False, tally=True) as writer:
         writer.write(result(1, random.Random(1)))
         writer.append({"id": 7, "status": "failed"})
         tally = writer.tally()
@@ -102,9 +102,9 @@ def test_a_resumed_report_is_not_tallied_its_earlier_lines_are_not_the_writers(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "r.jsonl"
-    with ReportWriter.open(path, resume=False) as writer:
+    with ReportWriter.open(path, resume=False, tally=True) as writer:
         writer.write(result(1, random.Random(1)))
-    with ReportWriter.open(path, resume=True) as writer:
+    with ReportWriter.open(path, resume=True, tally=True) as writer:
         writer.write(result(2, random.Random(2)))
         assert writer.tally() is None
 
@@ -112,7 +112,7 @@ def test_a_resumed_report_is_not_tallied_its_earlier_lines_are_not_the_writers(
 def test_an_empty_report_resumed_is_all_the_writers_and_tallied(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.touch()
-    with ReportWriter.open(path, resume=True) as writer:
+    with ReportWriter.open(path, resume=True, tally=True) as writer:
         writer.write(result(1, random.Random(1)))
         tally = writer.tally()
     assert tally is not None
@@ -121,7 +121,7 @@ def test_an_empty_report_resumed_is_all_the_writers_and_tallied(tmp_path: Path) 
 
 def test_a_line_another_process_appended_makes_the_tally_unusable(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    with ReportWriter.open(path, resume=False) as writer:
+    with ReportWriter.open(path, resume=False, tally=True) as writer:
         writer.write(result(1, random.Random(1)))
         other = AppendOnlyJsonl.open(path, resume=True, what="report", exists_hint="")
         other.append(result(2, random.Random(2)).to_record())
@@ -135,8 +135,15 @@ def test_a_line_that_failed_makes_the_tally_unusable(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.symlink_to(FULL)
     failures: list[WriteError] = []
-    with ReportWriter.open(path, resume=True) as writer:
+    with ReportWriter.open(path, resume=True, tally=True) as writer:
         writer.on_failure = failures.append
         writer.write(result(1, random.Random(1)))
         assert len(failures) == 1
+        assert writer.tally() is None
+
+
+def test_a_writer_not_asked_to_tally_keeps_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    with ReportWriter.open(path, resume=False) as writer:
+        writer.write(result(1, random.Random(1)))
         assert writer.tally() is None

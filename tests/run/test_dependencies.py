@@ -21,6 +21,8 @@ from batchrun.arm.retry import RetrySettings
 from batchrun.emulator.clock import ManualClock
 from batchrun.manifest.loader import Manifest
 from batchrun.model import RunSpec
+from batchrun.report.summary import summarize
+from batchrun.run import runner
 from batchrun.run.following import FollowSettings
 from batchrun.run.journal import BatchIdentity, journal_path
 from batchrun.run.missing import OnlyMissing
@@ -481,3 +483,25 @@ async def test_wait_then_a_resume_follow_every_run_once_over_both(night: Night) 
         ("load", "solo", "solo2", "build", "export"), 1
     )
     assert await night.created() == dict.fromkeys(("load", "solo", "solo2", "build", "export"), 1)
+
+
+async def test_the_night_s_tally_is_the_summary_of_its_report_with_outcome_and_skipped_lines(
+    night: Night,
+) -> None:
+    runs = [run("bad", "LoadBroken"), run("bad-mart", "Build"), *CHAIN]
+    outcome = await night.run(runs, {"bad-mart": ("bad",), **CHAIN_NEEDS}, wait=True)
+    # every line the batch wrote (trigger, outcome, skipped) was tallied as written
+    assert outcome.tally is not None
+    assert {"outcome", "skipped_because"} <= {key for line in night.lines() for key in line}
+    assert outcome.tally.summary([night.report]) == summarize([night.report])
+
+
+async def test_a_batch_past_the_tallied_size_reads_its_report_back(
+    night: Night, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its summary then comes after the batch is freed, not on top of the batch's peak
+    monkeypatch.setattr(runner, "TALLIED_RUNS", len(CHAIN) - 1)
+    assert (await night.run(CHAIN, CHAIN_NEEDS)).tally is None
+    monkeypatch.setattr(runner, "TALLIED_RUNS", len(CHAIN))
+    night.report = night.report.with_name("tallied.jsonl")
+    assert (await night.run(CHAIN, CHAIN_NEEDS)).tally is not None
