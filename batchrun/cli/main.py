@@ -113,6 +113,11 @@ def entry() -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # a report may hold text with no UTF-8 (a lone surrogate an answer's JSON escaped): shown
+    # as its escape, as stderr already does, rather than a traceback half-way through a table
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
     try:
         try:
             return _main(argv)

@@ -25,6 +25,9 @@ from batchrun.times import utc_iso
 
 # json.dumps with arguments builds an encoder for every call: one line a run, built once
 _LINE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# a lone surrogate (an answer's JSON may hold a "\ud800" escape) has no UTF-8: such a line is
+# written in JSON's own escapes, which read back as the very same text
+_ASCII_LINE: Final = json.JSONEncoder(separators=(",", ":"))
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -136,7 +139,11 @@ class AppendOnlyJsonl:
         """Write ``record`` as one line, and return its JSON text; :class:`WriteError` with the
         OS's reason if it could not be written whole (the file may then end in a cut line)."""
         text = _LINE.encode(record)
-        line = (text + "\n").encode()
+        try:
+            line = (text + "\n").encode()
+        except UnicodeEncodeError:
+            text = _ASCII_LINE.encode(record)
+            line = (text + "\n").encode()
         rest = memoryview(line)
         # a short write on a regular file means the disk is full or the file at its size limit:
         # writing the rest gets the OS's reason (ENOSPC, EFBIG); each turn writes a byte or more

@@ -94,3 +94,27 @@ def test_duration_is_rounded_to_the_millisecond() -> None:
         attempts=1,
     )
     assert late.to_record()["duration_ms"] == 2
+
+
+def test_a_lone_surrogate_in_an_answer_is_written_as_its_json_escape_and_reads_back_the_same(
+    tmp_path: Path,
+) -> None:
+    # an answer's JSON may escape half a surrogate pair ("\ud800"): it has no UTF-8, and the
+    # line (and the run's result) must not be lost for it
+    path = tmp_path / "r.jsonl"
+    message = "pipeline 'été' \ud800 not found"
+    failed = RunResult(
+        spec=SPEC, status="failed", started_at=T0, finished_at=T0, attempts=1,
+        error={"code": "PipelineNotFound", "message": message},
+    )  # fmt: skip
+    with ReportWriter.open(path, resume=False) as writer:
+        writer.write(failed)
+        writer.write(skipped(None))
+    raw = path.read_bytes()
+    raw.decode("utf-8")  # the whole file stays UTF-8
+    assert b"\\ud800" in raw
+    first, second = (json.loads(line) for line in raw.splitlines())
+    assert first["error"]["message"] == message and first["id"] == SPEC.id
+    # only the line that needs it is escaped: the next is plain UTF-8 again
+    assert "ventes-été".encode() in raw.splitlines()[1]
+    assert second["status"] == "skipped"
