@@ -1,10 +1,11 @@
-"""Text cut to fit one line: an error in a table cell, a body in a message, a YAML comment."""
+"""Text for people: cut to fit one line (an error in a table cell, a body in a message, a YAML
+comment), and counted nouns."""
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ELLIPSIS", "shorten"]
+__all__ = ["ELLIPSIS", "counted", "shorten"]
 
 ELLIPSIS: Final = "…"
 
@@ -24,3 +25,10 @@ def shorten(text: str, limit: int, *, cut_to: int | None = None, tidy: bool = Fa
         return flat
     kept = flat[: limit - 1 if cut_to is None else cut_to]
     return (kept.rstrip() if tidy else kept) + ELLIPSIS
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``3 factories``."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"

@@ -30,7 +30,8 @@ from batchrun.cli.options import (
     timeouts,
 )
 from batchrun.errors import ManifestError
-from batchrun.manifest.loader import Manifest, describe, load_manifests
+from batchrun.manifest.describe import describe
+from batchrun.manifest.loader import Manifest, load_manifests
 
 if TYPE_CHECKING:
     import argparse

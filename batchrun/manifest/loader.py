@@ -63,6 +63,7 @@ from batchrun.manifest.rules import FIELDS, REQUIRED
 from batchrun.manifest.scalars import misread
 from batchrun.manifest.yamlnodes import INT, NULL, STR, ItemSink, Loader, Pair, gc_paused
 from batchrun.model import RunSpec, position, run_spec_of
+from batchrun.text import counted
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -140,48 +141,6 @@ def load_manifests(
     if issues:
         raise ManifestError(issues)
     return tuple(manifests)
-
-
-def describe(manifests: Sequence[Manifest]) -> str:
-    """What ``batchrun validate`` prints: run counts per subscription and factory, warnings."""
-    counts = Counter((run.subscription, run.factory) for m in manifests for run in m.runs)
-    lines = [f"{_plural(sum(counts.values()), 'run')} in {_plural(len(manifests), 'manifest')}"]
-    width = max((len(factory) for _, factory in counts), default=0)
-    for subscription in sorted({sub for sub, _ in counts}):
-        factories = sorted((f, n) for (sub, f), n in counts.items() if sub == subscription)
-        lines.append(f"subscription {subscription}: {_plural(sum(n for _, n in factories), 'run')}")
-        lines.extend(f"  {factory:<{width}}  {n:>7}" for factory, n in factories)
-    for manifest in manifests:
-        if manifest.needs:
-            lines.extend(_order_lines(manifest, named=len(manifests) > 1))
-    warnings = [str(warning) for m in manifests for warning in m.warnings]
-    if warnings:
-        lines.append(f"{_plural(len(warnings), 'warning')}:")
-        lines.extend(f"  {warning}" for warning in warnings)
-    return "\n".join(lines)
-
-
-def _order_lines(manifest: Manifest, *, named: bool) -> list[str]:
-    """The dependency levels and the longest chain, for ``describe``."""
-    from batchrun.manifest.order import levels, longest_chain
-
-    counts = [len(level) for level in levels(manifest)]
-    shown = [f"level {n}: {_plural(c, 'run')}" for n, c in enumerate(counts, 1)]
-    if len(shown) > _SHOWN_LEVELS:
-        hidden = len(shown) - _SHOWN_LEVELS + 1
-        shown = [*shown[: _SHOWN_LEVELS - 2], f"{hidden} more levels", shown[-1]]
-    chain = longest_chain(manifest)
-    chain_line = f"longest chain: {' -> '.join(chain)}"
-    if len(chain) > _SHOWN_CHAIN:
-        half = _SHOWN_CHAIN // 2
-        middle = f"... {len(chain) - 2 * half} more ..."
-        shortened = " -> ".join([*chain[:half], middle, *chain[-half:]])
-        chain_line = f"longest chain ({len(chain)} runs): {shortened}"
-    prefix = f"{manifest.path}: " if named else ""
-    return [
-        f"{prefix}dependency levels: {len(counts)} ({', '.join(shown)})",
-        f"{prefix}{chain_line}",
-    ]
 
 
 class _Reader(FieldReader):
@@ -716,8 +675,6 @@ def _merged(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
 
 
 # what describe() shows of a deep graph: the count of levels and the chain's length say the rest
-_SHOWN_LEVELS: Final = 8
-_SHOWN_CHAIN: Final = 8
 _GLOB_CHARACTERS: Final = re.compile(r"[*?\[]")
 _FIELD: Final = 40  # bits for a line or a column: wider than any file this reads
 _MASK: Final = (1 << _FIELD) - 1
@@ -781,14 +738,10 @@ def _once_each(warnings: list[ManifestIssue]) -> list[ManifestIssue]:
         kept.append(warning)
     for message, times in repeats.items():
         index = first[message]
-        more = f"{message} (and {_plural(times, 'more place')})"
+        more = f"{message} (and {counted(times, 'more place')})"
         kept[index] = dataclasses.replace(kept[index], message=more)
     return kept
 
 
 def _position(issue: ManifestIssue) -> tuple[int, int]:
     return issue.line, issue.column
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -20,7 +20,7 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from batchrun.errors import OutputError, UsageError
-from batchrun.text import shorten
+from batchrun.text import counted, shorten
 from batchrun.times import utc_iso
 
 if TYPE_CHECKING:
@@ -46,8 +46,8 @@ def render_manifest(plan: RecoveryPlan, *, output: str) -> str:
         f"# status: {', '.join(settings.statuses)}; pipelines: {_pipelines(plan)}",
         "# each entry reruns the latest run of a recovery group, in that group, "
         + settings.start.describe(),
-        f"# {_count(len(recoveries), 'run')} to recover in {_count(factories, 'factory')}"
-        + (f"; {_count(len(skipped), 'group')} skipped (listed at the end)" if skipped else ""),
+        f"# {counted(len(recoveries), 'run')} to recover in {counted(factories, 'factory')}"
+        + (f"; {counted(len(skipped), 'group')} skipped (listed at the end)" if skipped else ""),
         "version: 1",
         "runs:",
     ]
@@ -92,8 +92,8 @@ def render_summary(plan: RecoveryPlan) -> str:
     searched = len(plan.searches)
     subscriptions = len({search.factory.subscription.casefold() for search in plan.searches})
     lines = [
-        f"searched {_count(searched, 'factory')} in {_count(subscriptions, 'subscription')} "
-        f"({_count(plan.queries, 'query')})",
+        f"searched {counted(searched, 'factory')} in {counted(subscriptions, 'subscription')} "
+        f"({counted(plan.queries, 'query')})",
         f"{_window(plan)}; status {', '.join(plan.settings.statuses)}; "
         f"pipelines {_pipelines(plan)}",
     ]
@@ -122,11 +122,11 @@ def render_summary(plan: RecoveryPlan) -> str:
         lines.append("no runs found")
     skipped_groups = plan.skipped
     if skipped_groups:
-        lines.append(f"skipped {_count(len(skipped_groups), 'group')}:")
+        lines.append(f"skipped {counted(len(skipped_groups), 'group')}:")
         lines.extend(f"  {_skip_line(skip)}" for skip in skipped_groups)
     failures = plan.failures
     if failures:
-        lines.append(f"could not search {_count(len(failures), 'factory')}:")
+        lines.append(f"could not search {counted(len(failures), 'factory')}:")
         lines.extend(f"  {search.factory}: {search.error}" for search in failures)
     return "\n".join(lines)
 
@@ -229,10 +229,3 @@ def _window(plan: RecoveryPlan) -> str:
 
 def _pipelines(plan: RecoveryPlan) -> str:
     return ", ".join(plan.settings.pipelines) or "all"
-
-
-def _count(n: int, noun: str) -> str:
-    if n == 1:
-        return f"1 {noun}"
-    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
-    return f"{n} {plural}"

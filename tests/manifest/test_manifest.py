@@ -9,7 +9,8 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from batchrun.errors import ManifestError, ManifestIssue
-from batchrun.manifest.loader import Manifest, describe, load_manifest, load_manifests
+from batchrun.manifest.describe import describe
+from batchrun.manifest.loader import Manifest, load_manifest, load_manifests
 from batchrun.manifest.yamlnodes import resolve
 from tests.helpers.paths import DATA, ROOT
 

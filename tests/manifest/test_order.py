@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from batchrun.manifest.loader import describe, load_manifest
+from batchrun.manifest.describe import describe
+from batchrun.manifest.loader import load_manifest
 from batchrun.manifest.order import in_order, levels, longest_chain
 
 if TYPE_CHECKING:
