@@ -140,6 +140,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if hasattr(args, "log_level"):
         configure(fmt=args.log_format, level=args.log_level)
     detail = ""
+    # the process started with the collector off (batchrun/__main__.py): the command's work
+    # makes garbage, and whoever calls main in a process of their own has it on already
+    gc.enable()
     try:
         code = sub.command(args)
     except BatchrunError as exc:
