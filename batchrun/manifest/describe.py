@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["describe"]
 
+# what is shown of a deep graph: the count of levels and the chain's length say the rest
 _SHOWN_LEVELS: Final = 8
 _SHOWN_CHAIN: Final = 8
 

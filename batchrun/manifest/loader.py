@@ -674,7 +674,6 @@ def _merged(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-# what describe() shows of a deep graph: the count of levels and the chain's length say the rest
 _GLOB_CHARACTERS: Final = re.compile(r"[*?\[]")
 _FIELD: Final = 40  # bits for a line or a column: wider than any file this reads
 _MASK: Final = (1 << _FIELD) - 1
