@@ -60,6 +60,15 @@ def substitute(text: str, environ: Mapping[str, str]) -> str:
                 f" default (${{{name}:-text}})",
                 match.start("default") + default.index("${"),
             )
+        if value and not _utf8(value):
+            # Python keeps bytes that are not UTF-8 as lone surrogates: no request body, URL or
+            # report line can carry them, so they stop here rather than half-way through a batch
+            raise SubstitutionError(
+                # its value is not shown: it may be a secret
+                f"environment variable {name} holds bytes that are not UTF-8 text: set it to"
+                " UTF-8 text",
+                match.start(),
+            )
         if default is not None:
             return value or default
         if value is None:
@@ -71,6 +80,14 @@ def substitute(text: str, environ: Mapping[str, str]) -> str:
         return value
 
     return _PATTERN.sub(replace, text)
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def bare_references(text: str) -> list[tuple[int, str]]:

@@ -68,3 +68,19 @@ def test_a_reference_inside_a_default_is_an_error_at_the_inner_reference(
 )
 def test_a_brace_after_a_default_is_text_as_in_the_shell(text: str, expected: str) -> None:
     assert substitute(text, ENVIRON) == expected
+
+
+@pytest.mark.parametrize("text", ["${ODD}", "x-${ODD:-fallback}"])
+def test_a_value_that_is_not_utf8_is_an_error_naming_the_variable_not_its_value(
+    text: str,
+) -> None:
+    # bytes that are not UTF-8 in the environment are lone surrogates in Python
+    with pytest.raises(SubstitutionError) as caught:
+        substitute(text, {"ODD": "token-\udcff"})
+    assert "environment variable ODD holds bytes that are not UTF-8 text" in caught.value.message
+    assert "token" not in caught.value.message
+    assert caught.value.offset == text.index("${")
+
+
+def test_an_empty_variable_still_takes_its_default() -> None:
+    assert substitute("${EMPTY:-eu}", {"EMPTY": ""}) == "eu"
