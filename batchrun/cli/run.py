@@ -38,7 +38,8 @@ from batchrun.cli.watch import add_follow_options, finish, follow_settings
 from batchrun.errors import ApiError, UsageError
 from batchrun.manifest.loader import Manifest, load_manifest
 from batchrun.manifest.shard import parse_shard, select
-from batchrun.report.summary import render, summarize
+from batchrun.report.render import render
+from batchrun.report.summary import summarize
 from batchrun.run.reconcile import ReconcileSettings
 from batchrun.run.runner import BatchOutcome, BatchSettings, HandedRuns, run_batch
 from batchrun.times import utc_now

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from batchrun.cli.exits import EXIT_FAILED, EXIT_OK
 from batchrun.cli.options import add_log_options
 from batchrun.errors import OutputError
-from batchrun.report.summary import FORMATS, render, summarize
+from batchrun.report.render import FORMATS, render
+from batchrun.report.summary import summarize
 
 if TYPE_CHECKING:
     import argparse

@@ -29,7 +29,8 @@ from batchrun.cli.options import (
     timeouts,
 )
 from batchrun.errors import ApiError
-from batchrun.report.summary import render, summarize
+from batchrun.report.render import render
+from batchrun.report.summary import summarize
 from batchrun.run.following import FollowSettings
 
 if TYPE_CHECKING:

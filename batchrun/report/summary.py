@@ -1,4 +1,5 @@
-"""What one or more reports say, for people: ``batchrun summary REPORT... [--format ...]``.
+"""What one or more reports say (``batchrun summary REPORT...``, shown by
+:mod:`batchrun.report.render`).
 
 A run id may have several lines: ``--resume`` appends a new line for every run it re-triggers.
 The run's LAST line (reports read in the order given, lines in file order) is its outcome: it
@@ -18,15 +19,13 @@ as ``run`` does.
 from __future__ import annotations
 
 import heapq
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from batchrun.errors import ReportError
 from batchrun.report.reader import read_records
-from batchrun.text import shorten
 from batchrun.times import parse_time, utc_iso
 
 if TYPE_CHECKING:
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
 
     from batchrun.report.outcome import OutcomeSummary
 
-Format = Literal["table", "json", "markdown"]
-FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
 STATUSES = ("succeeded", "failed", "skipped")
 # a line's id is its key in summarize's table, not kept again in its slim record
 _KEPT = ("factory", "pipeline", "status", "reconciled", "duration_ms")
@@ -51,10 +48,6 @@ _FOLLOWED = "outcome"
 # on top of the batch's peak) but not for a thousand tables of a hundred (4 KB each)
 _TABLES = 1024
 SLOWEST = 5
-# failed run ids the table and markdown name; json lists them all
-FAILED_SHOWN = 10
-# an example message in the error table: enough to recognise it, short enough for a terminal
-_EXAMPLE_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +127,16 @@ class Summary:
         return max((self.last_finished - self.first_started).total_seconds(), 0.0)
 
     @property
+    def first_started_at(self) -> str | None:
+        """The earliest ``started_at``, as the report writes times."""
+        return _iso(self.first_started)
+
+    @property
+    def last_finished_at(self) -> str | None:
+        """The latest ``finished_at``, as the report writes times."""
+        return _iso(self.last_finished)
+
+    @property
     def throughput(self) -> float | None:
         """Report lines per second of the wall-clock span."""
         span = self.span_s
@@ -167,8 +170,8 @@ class Summary:
                 }
                 for s in self.slowest
             ],
-            "first_started_at": _iso(self.first_started),
-            "last_finished_at": _iso(self.last_finished),
+            "first_started_at": self.first_started_at,
+            "last_finished_at": self.last_finished_at,
             "span_s": None if span is None else round(span, 3),
             "lines_per_s": None if rate is None else round(rate, 3),
             "failed_ids": list(self.failed_ids),
@@ -227,7 +230,7 @@ class Tally:
         table = self._tables[hash(run_id) % _TABLES]
         earlier = table.get(run_id)
         tried = None if earlier is None else earlier[1].get(_TRIED)
-        if "outcome" not in record:  # an outcome line repeats its trigger line's attempts
+        if _FOLLOWED not in record:  # an outcome line repeats its trigger line's attempts
             tried = (tried or 0) + _int(record.get("attempts"))
         slim = _slim(record)
         if tried is not None:
@@ -288,17 +291,6 @@ def _check_empty(path: Path) -> None:
             f"{path}: not a batchrun report: none of its lines is a run's JSON object (with an "
             "'id'); give the .jsonl file that batchrun run --report wrote"
         )
-
-
-def render(summary: Summary, fmt: Format) -> str:
-    """The summary as aligned text, JSON or GitHub-flavoured markdown; no trailing newline."""
-    if fmt == "json":
-        return json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)
-    if fmt == "markdown":
-        return _markdown(summary)
-    if fmt == "table":
-        return _table(summary)
-    raise ValueError(f"unknown summary format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -398,125 +390,3 @@ def _slowest(last: Iterable[tuple[int, str, dict[str, Any]]]) -> tuple[SlowRun, 
         )
         for run_id, record in slowest
     )
-
-
-# --- rendering -----------------------------------------------------------------------------------
-
-
-def _sections(summary: Summary) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of every table, shared by the text and markdown renderings."""
-    statuses = list(summary.statuses)
-    sections = [
-        (
-            "Runs by status",
-            ["status", "runs"],
-            [[status, str(count)] for status, count in summary.statuses.items()]
-            + [["total", str(summary.runs)]],
-        ),
-        (
-            "By factory / pipeline",
-            ["factory", "pipeline", *statuses],
-            [
-                [p.factory, p.pipeline, *(str(p.statuses.get(s, 0)) for s in statuses)]
-                for p in summary.pipelines
-            ],
-        ),
-        (
-            "Error codes",
-            ["code", "runs", "example message"],
-            [[e.code, str(e.count), shorten(e.example, _EXAMPLE_CHARS)] for e in summary.errors],
-        ),
-        (
-            "Skipped because of a dependency, by root cause",
-            ["root run", "ended", "runs skipped"],
-            [[c.root, c.outcome, str(c.count)] for c in summary.root_causes],
-        ),
-        (
-            "Attempts per run",
-            ["attempts", "runs"],
-            [[str(n), str(runs)] for n, runs in summary.attempts.items()],
-        ),
-        (
-            f"Slowest {SLOWEST} runs",
-            ["id", "factory", "pipeline", "status", "duration_ms"],
-            [[s.id, s.factory, s.pipeline, s.status, str(s.duration_ms)] for s in summary.slowest],
-        ),
-    ]
-    if summary.outcomes is not None:
-        for title, header, rows in summary.outcomes.sections():
-            if title.startswith("Failures"):
-                rows = [[*row[:3], shorten(row[3], _EXAMPLE_CHARS), row[4]] for row in rows]
-            sections.append((title, header, rows))
-    return [section for section in sections if section[2]]
-
-
-def _headline(summary: Summary) -> list[str]:
-    counts = ", ".join(f"{count} {status}" for status, count in summary.statuses.items())
-    lines = [f"{summary.runs} runs ({summary.lines} report lines): {counts}"]
-    if summary.blocked:
-        roots = len(summary.root_causes)
-        lines.append(
-            f"skipped because a run they need did not succeed: {summary.blocked} "
-            f"({roots} root cause{'s' if roots != 1 else ''})"
-        )
-    lines.append(f"reconciled: {summary.reconciled}")
-    span, rate = summary.span_s, summary.throughput
-    if span is not None:
-        rate_text = f", {rate:.1f} lines/s" if rate is not None else ""
-        lines.append(
-            f"wall clock: {_iso(summary.first_started)} -> {_iso(summary.last_finished)} "
-            f"({span:.1f}s{rate_text})"
-        )
-    return lines
-
-
-def _numeric_columns(header: list[str], rows: list[list[str]]) -> list[bool]:
-    return [all(row[i].isdigit() for row in rows) for i in range(len(header))]
-
-
-def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    numeric = _numeric_columns(header, rows)
-
-    def line(cells: list[str]) -> str:
-        padded = [
-            cell.rjust(width) if right else cell.ljust(width)
-            for cell, width, right in zip(cells, widths, numeric, strict=True)
-        ]
-        return "  ".join(padded).rstrip()
-
-    return [line(header), "  ".join("-" * width for width in widths), *map(line, rows)]
-
-
-def _table(summary: Summary) -> str:
-    out = _headline(summary)
-    for title, header, rows in _sections(summary):
-        out += ["", title, *_text_table(header, rows)]
-    out += _failed_lines(summary)
-    return "\n".join(out)
-
-
-def _failed_lines(summary: Summary) -> list[str]:
-    """The first failed ids, and how many more (json lists them all)."""
-    ids = summary.failed_ids
-    if not ids:
-        return []
-    shown = ", ".join(ids[:FAILED_SHOWN])
-    more = f" and {len(ids) - FAILED_SHOWN} more" if len(ids) > FAILED_SHOWN else ""
-    return ["", f"Failed runs ({len(ids)}): {shown}{more}"]
-
-
-def _md_cell(cell: str) -> str:
-    return cell.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _markdown(summary: Summary) -> str:
-    out = ["## batchrun summary", "", *(f"- {line}" for line in _headline(summary))]
-    for title, header, rows in _sections(summary):
-        numeric = _numeric_columns(header, rows)
-        out += ["", f"### {title}", ""]
-        out.append("| " + " | ".join(_md_cell(cell) for cell in header) + " |")
-        out.append("|" + "|".join("---:" if right else "---" for right in numeric) + "|")
-        out += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
-    out += [_md_cell(line) for line in _failed_lines(summary)]
-    return "\n".join(out)

@@ -93,7 +93,7 @@ class AppendOnlyJsonl:
         self.path = path
         self.what = what
         self._fd = fd
-        self.started_empty = False
+        self.started_empty = self.empty
         # bytes this appender wrote: with started_empty, the whole file is its while they match
         self.written = 0
 
@@ -109,7 +109,6 @@ class AppendOnlyJsonl:
                 f"{path}: cannot open the {what} for writing: {exc.strerror}"
             ) from None
         appender = cls(path, fd, what=what)
-        appender.started_empty = appender.empty
         try:
             appender._terminate_partial_tail()
         except OSError as exc:

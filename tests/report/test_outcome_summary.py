@@ -6,7 +6,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from batchrun.report.outcome import Percentiles
-from batchrun.report.summary import render, summarize
+from batchrun.report.render import render
+from batchrun.report.summary import summarize
 
 if TYPE_CHECKING:
     from pathlib import Path

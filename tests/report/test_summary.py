@@ -8,7 +8,8 @@ import pytest
 
 from batchrun.errors import ReportError
 from batchrun.model import RunSpec
-from batchrun.report.summary import render, summarize
+from batchrun.report.render import render
+from batchrun.report.summary import summarize
 from batchrun.report.writer import ReportWriter, RunResult, Status
 
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from batchrun.report.html import render_html
-from batchrun.report.summary import render, summarize
+from batchrun.report.render import render
+from batchrun.report.summary import summarize
 from batchrun.report.timeline import read_timeline
 
 if TYPE_CHECKING:

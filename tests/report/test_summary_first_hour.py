@@ -10,7 +10,8 @@ import structlog
 
 from batchrun.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from batchrun.cli.main import main
-from batchrun.report.summary import FAILED_SHOWN, render, summarize
+from batchrun.report.render import FAILED_SHOWN, render
+from batchrun.report.summary import summarize
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

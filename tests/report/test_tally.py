@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from batchrun.model import RunSpec
-from batchrun.report.summary import render, summarize
+from batchrun.report.render import render
+from batchrun.report.summary import summarize
 from batchrun.report.writer import AppendOnlyJsonl, ReportWriter, RunResult, Status
 
 if TYPE_CHECKING:
