@@ -1,30 +1,11 @@
 """``AdfClient``: the Data Factory calls batchrun makes, over the process's one aiohttp session.
 
-Every answer other than 2xx becomes an :class:`~batchrun.errors.ApiError`:
-
-=======================  =========  =====================================================
-status                   transient  sent (may the service have acted?)
-=======================  =========  =====================================================
-408, 500, 502, 503, 504  yes        yes (ambiguous)
-429                      yes        no (throttled before acting)
-401, 403                 no         no (rejected before acting)
-any other                no         yes
-=======================  =========  =====================================================
-
-Two answers are classified by what they say rather than by their status:
-
-- **ADF's own queue** (:func:`is_queue_refusal`): a createRun refused with "Pipeline execution
-  throttled" (a pipeline with a ``concurrency`` value holds 100 queued runs at most). ADF
-  documents the message, not the status: whatever the status, it is transient and not sent
-  (nothing was created), and it concerns that pipeline only.
-- **Another tenant** (:func:`is_wrong_tenant`): a 401 ``InvalidAuthenticationTokenTenant``, or
-  ``InvalidAuthenticationToken`` whose message speaks of the tenant or issuer: the token is
-  good, but not for that subscription.
-
-Failures without a response are :class:`~batchrun.errors.TransportError` (see
-:mod:`batchrun.arm.transport`). A 2xx whose body is not what the API promises is an
-``ApiError`` with code ``InvalidResponse``: permanent for reads; for a createRun it is
-ambiguous (transient and sent: the run may exist, so it is looked for before any re-post).
+Every answer other than 2xx becomes an :class:`~batchrun.errors.ApiError`, classified by
+:mod:`batchrun.arm.answers` (transient? sent? ADF's queue? another tenant?). Failures without a
+response are :class:`~batchrun.errors.TransportError` (see :mod:`batchrun.arm.transport`). A 2xx
+whose body is not what the API promises is an ``ApiError`` with code ``InvalidResponse``:
+permanent for reads; for a createRun it is ambiguous (transient and sent: the run may exist, so
+it is looked for before any re-post).
 
 Whatever a server sends back may echo the request, bearer token included, and escaped
 (``\\/``, ``\\u0065``, ``&#101;``) so that a plain search misses it. Every token sent is
@@ -35,20 +16,17 @@ scrubbed after it is decoded and before it becomes an error, a report line or a 
 from __future__ import annotations
 
 import functools
-import html
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-from multidict import CIMultiDict
 from yarl import URL
 
 from batchrun import __version__
+from batchrun.arm.answers import api_error, readable_snippet, scrubbed_header
 from batchrun.arm.ratelimit import RateLimits, parse_retry_after, server_date
 from batchrun.arm.timeouts import Timeouts
 from batchrun.arm.transport import (
@@ -59,7 +37,6 @@ from batchrun.arm.transport import (
 )
 from batchrun.errors import ApiError
 from batchrun.log import Redactor
-from batchrun.text import shorten
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -78,25 +55,13 @@ __all__ = [
     "QueryResponse",
     "RateLimits",
     "Timeouts",
-    "api_error",
     "build_session",
     "create_run_url",
-    "is_queue_refusal",
-    "is_wrong_tenant",
     "parse_retry_after",
-    "tenant_named",
 ]
 
 API_VERSION = "2018-06-01"
 USER_AGENT = f"batchrun/{__version__}"
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-NOT_SENT_STATUSES = frozenset({401, 403, 429})
-_SNIPPET_CHARS = 200
-# ADF's words when a pipeline's queue is full; matched case-insensitively, whatever the status
-QUEUE_REFUSAL = "pipeline execution throttled"
-_TENANT_HINT = re.compile(r"\b(tenant|issuer)\b", re.IGNORECASE)
-# the tenant ARM names in its 401: "use the authority (URL) 'https://login.windows.net/<id>'"
-_TENANT_ID = re.compile(r"login\.[\w.-]+/([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +101,7 @@ class _Reply:
 
     @property
     def request_id(self) -> str | None:
-        return _header(self.headers, "x-ms-request-id", self.redactor)
+        return scrubbed_header(self.headers, "x-ms-request-id", self.redactor)
 
     def json_object(self, what: str) -> dict[str, Any]:
         try:
@@ -152,12 +117,15 @@ class _Reply:
     def invalid(self, message: str, *, ambiguous: bool = False) -> ApiError:
         """``InvalidResponse``; ``ambiguous`` for a write the service may have carried out."""
         maybe = "; the run may have been created" if ambiguous else ""
+        body = readable_snippet(self.text, self.redactor) or "(empty body)"
         return ApiError(
             status=self.status,
             code="InvalidResponse",
-            message=f"{message}{maybe}: {_snippet(self.text, self.redactor) or '(empty body)'}",
+            message=f"{message}{maybe}: {body}",
             request_id=self.request_id,
-            correlation_id=_header(self.headers, "x-ms-correlation-request-id", self.redactor),
+            correlation_id=scrubbed_header(
+                self.headers, "x-ms-correlation-request-id", self.redactor
+            ),
             transient=ambiguous,
             sent=True,
         )
@@ -232,7 +200,9 @@ class AdfClient:
             run_id=run_id,
             http_status=reply.status,
             request_id=reply.request_id,
-            correlation_id=_header(reply.headers, "x-ms-correlation-request-id", self._redactor),
+            correlation_id=scrubbed_header(
+                reply.headers, "x-ms-correlation-request-id", self._redactor
+            ),
             limits=RateLimits.from_headers(reply.headers),
         )
 
@@ -389,130 +359,6 @@ def _factory_url(endpoint: str, subscription: str, resource_group: str, factory:
         f"/resourceGroups/{_seg(resource_group)}"
         f"/providers/Microsoft.DataFactory/factories/{_seg(factory)}"
     )
-
-
-def api_error(
-    status: int,
-    reason: str | None,
-    headers: Mapping[str, str],
-    text: str,
-    *,
-    redactor: Redactor | None = None,
-) -> ApiError:
-    """The ApiError for an error answer: a CloudError body, or whatever text came instead.
-
-    Every field taken from the answer is scrubbed by ``redactor`` (JWT and bearer shapes only
-    when none is given) after decoding.
-    """
-    redactor = redactor or Redactor()
-    headers = CIMultiDict(headers)
-    reason = redactor.text(reason or _phrase(status))
-    code, message, target, details = _cloud_error(text)
-    if message is None:
-        snippet = _snippet(text, redactor)
-        message = f"{reason}: {snippet}" if snippet else f"{reason} (empty body)"
-    queue_full = QUEUE_REFUSAL in message.casefold()
-    return ApiError(
-        status=status,
-        code=redactor.text(code) if code else f"HttpError{status}",
-        message=redactor.text(message),
-        target=redactor.text(target) if target is not None else None,
-        details=redactor.value(details) if details is not None else None,
-        request_id=_header(headers, "x-ms-request-id", redactor),
-        correlation_id=_header(headers, "x-ms-correlation-request-id", redactor),
-        retry_after=parse_retry_after(headers),
-        remaining_writes=RateLimits.from_headers(headers).remaining_writes,
-        transient=queue_full or status in TRANSIENT_STATUSES,
-        sent=not queue_full and status not in NOT_SENT_STATUSES,
-    )
-
-
-def is_queue_refusal(error: ApiError) -> bool:
-    """ADF refused a createRun because the pipeline's queue is full: later, never failed."""
-    return QUEUE_REFUSAL in error.message.casefold()
-
-
-def is_wrong_tenant(error: ApiError) -> bool:
-    """A 401 that says the token is from another tenant than the subscription's."""
-    if error.status != 401:
-        return False
-    if error.code == "InvalidAuthenticationTokenTenant":
-        return True
-    return error.code == "InvalidAuthenticationToken" and bool(_TENANT_HINT.search(error.message))
-
-
-def tenant_named(error: ApiError) -> str | None:
-    """The tenant id a wrong-tenant 401 says the subscription belongs to, if it names one."""
-    match = _TENANT_ID.search(error.message)
-    return match.group(1) if match else None
-
-
-def _cloud_error(text: str) -> tuple[str | None, str | None, str | None, list[Any] | None]:
-    """``(code, message, target, details)`` of ``{"error": {…}}`` or a bare ``{code, message}``."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None, None, None, None
-    if not isinstance(data, dict):
-        return None, None, None, None
-    body = _field(data, "error")
-    if isinstance(body, dict):
-        data = body
-    elif isinstance(body, str):  # OAuth style: {"error": "invalid_token", "error_description": …}
-        message = _field(data, "error_description") or _field(data, "message")
-        data = {"code": body, "message": message}
-    code, message, target = (_field(data, key) for key in ("code", "message", "target"))
-    details = _field(data, "details")
-    if details is not None and not isinstance(details, list):
-        details = [details]
-    return (
-        str(code) if code else None,
-        str(message) if message else None,
-        str(target) if target else None,
-        details,
-    )
-
-
-def _field(data: Mapping[str, Any], key: str) -> Any:
-    # ARM's own gateway errors sometimes capitalise the keys ({"Code": …, "Message": …}).
-    return data.get(key, data.get(key.capitalize()))
-
-
-def _snippet(text: str, redactor: Redactor) -> str:
-    """The start of a non-JSON body as readable text: tags stripped, entities and JSON string
-    escapes decoded, whitespace collapsed, then scrubbed (before it is cut: half a token is
-    still a secret)."""
-    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
-    text = html.unescape(re.sub(r"<[^>]*>", " ", text))
-    text = _JSON_ESCAPE.sub(_unescape_json, text)
-    text = redactor.text(" ".join(text.split()))
-    return shorten(text, _SNIPPET_CHARS, cut_to=_SNIPPET_CHARS)
-
-
-# \uXXXX and the escapes of a JSON string, as they appear in a body that is JSON-ish but not
-# valid JSON (cut off, or not the CloudError shape)
-_JSON_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|[\\/\"bfnrt])")
-
-
-def _unescape_json(match: re.Match[str]) -> str:
-    escape = match.group(1)
-    if escape[0] != "u":
-        return escape if escape in '\\/"' else " "
-    code = int(escape[1:], 16)
-    # half a surrogate pair is not text (it cannot even be printed): leave it escaped
-    return match.group(0) if 0xD800 <= code <= 0xDFFF else chr(code)
-
-
-def _header(headers: Mapping[str, str], name: str, redactor: Redactor) -> str | None:
-    value = headers.get(name)
-    return None if value is None else redactor.text(value)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
 
 
 def _seg(value: str) -> str:

@@ -1,7 +1,7 @@
 """ADF's own queue, per pipeline: a pipeline whose queue is full is held back, not failed.
 
 A pipeline with a ``concurrency`` value queues at most 100 runs; past that ADF refuses createRun
-with "Pipeline execution throttled" (:func:`batchrun.arm.client.is_queue_refusal`). That means
+with "Pipeline execution throttled" (:func:`batchrun.arm.answers.is_queue_refusal`). That means
 *later*: the runs of that pipeline wait here, off the request slots and off the subscription's
 pacer, while the other pipelines of the same subscription keep flowing.
 

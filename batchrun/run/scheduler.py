@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from batchrun.arm.client import RunReader, is_queue_refusal
+from batchrun.arm.answers import is_queue_refusal
 from batchrun.arm.pacing import PacerClosed, Pacers, SubscriptionPacer
 from batchrun.arm.retry import RetrySettings, attempt_until_done
 from batchrun.errors import ApiError, AuthError
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from tenacity import RetryCallState
 
+    from batchrun.arm.client import RunReader
     from batchrun.model import RunSpec
     from batchrun.run.journal import Journal
     from batchrun.run.progress import Progress

@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from batchrun.arm.client import CreateRunResponse, is_queue_refusal
+from batchrun.arm.answers import is_queue_refusal
 from batchrun.errors import ApiError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from batchrun.arm.client import CreateRunResponse
     from batchrun.arm.pacing import SubscriptionPacer
     from batchrun.model import RunSpec
     from batchrun.run.journal import Journal

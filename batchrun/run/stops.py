@@ -6,7 +6,7 @@
   Unless the 401 is evidently this subscription's: another subscription accepted a request
   that left *after* the refused one (the same token, later, and still good), and then it is
   handled as below, with ARM's own words.
-- **Another tenant** (:func:`batchrun.arm.client.is_wrong_tenant`): the token is good, but not
+- **Another tenant** (:func:`batchrun.arm.answers.is_wrong_tenant`): the token is good, but not
   for that subscription. That subscription stops: each of its runs gets a ``failed`` line that
   names the tenant and the fix; the others go on. Only when every subscription of the batch was
   refused so does the batch count as not authenticated (exit 3).
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from batchrun.arm.client import is_wrong_tenant, tenant_named
+from batchrun.arm.answers import is_wrong_tenant, tenant_named
 from batchrun.errors import ApiError, AuthError, UnreachableError
 from batchrun.run.constants import UNREACHABLE_AFTER
 

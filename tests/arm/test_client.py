@@ -16,12 +16,12 @@ import pytest
 from aiohttp import web
 
 from batchrun import __version__
+from batchrun.arm.answers import api_error
 from batchrun.arm.client import (
     USER_AGENT,
     AdfClient,
     RateLimits,
     Timeouts,
-    api_error,
     build_session,
     create_run_url,
     parse_retry_after,

@@ -8,7 +8,7 @@ import pytest
 import tenacity
 from tenacity import RetryCallState
 
-from batchrun.arm.client import api_error
+from batchrun.arm.answers import api_error
 from batchrun.arm.retry import RetrySettings, is_transient, retrying
 from batchrun.errors import ApiError, AuthError, TransportError
 from tests.helpers.clock import FakeTime
