@@ -18,14 +18,14 @@ The package, room by room (imports flow downwards only; ``make lint`` checks it)
     ``${VAR}`` substitution, the loader, ``dates`` ranges, the ``needs`` graph and its order,
     scope files, shards and the JSON Schema.
 ``report``
-    The JSONL report: the writer, the reader and ``summary``.
+    The JSONL report: the writer, the reader, ``summary`` and its rendering.
 ``arm``
     Everything that talks to ARM/ADF: the client over one aiohttp session, CloudError parsing,
     transport errors, rate-limit headers, pacing, the retry policy, paged reads, auth, clouds.
 ``model``, ``errors``, ``times``, ``text``, ``log``, ``waits``
-    The shared nouns, the exception tree, UTC timestamps, text cut to one line, structlog's
-    setup (with the redaction of secrets), and waiting for whichever of a stop, a change or a
-    timer comes first.
+    The shared nouns, the exception tree, UTC timestamps, text for people (cut to one line,
+    counted nouns), structlog's setup (with the redaction of secrets), and waiting for
+    whichever of a stop, a change or a timer comes first.
 ``emulator``
     A local ARM/ADF emulator for demos, tests and benchmarks: an independent oracle that shares
     nothing with the client but the wire format. Only ``cli``, ``demo`` and tests import it.
