@@ -9,8 +9,9 @@ comes back 429 with ``Retry-After``.
 The algorithm, per subscription, with no knowledge of which model the cloud uses:
 
 1. **Available tokens** are estimated as ``h + r * (now - t) - in_flight``: the last header ``h``
-   (seen at ``t``), plus what has refilled since at the estimated rate ``r``, minus requests already
-   sent that the header could not yet count. Every response replaces the estimate with the truth,
+   (dated ``t``, when its request left: ARM counted the bucket as it admitted it), plus what has
+   refilled since at the estimated rate ``r``, minus requests already sent that the header could
+   not yet count. Every response replaces the estimate with the truth,
    so an error in ``r`` only lives for one round trip.
 2. **The refill rate** ``r`` is the slope of ``h + consumed`` over a sliding window of responses,
    where ``consumed`` counts the responses that spent a token (everything but 429s): what the bucket
@@ -23,8 +24,8 @@ The algorithm, per subscription, with no knowledge of which model the cloud uses
    free. Below it, the next request waits until the estimate says a token has refilled: the pace
    settles at the refill rate before the bucket is empty, not after a 429. With no usable rate
    yet (start-up, or the hourly model exhausted) it waits for the next response, or, with
-   nothing in flight, sends one probe after a growing interval; the probe's header (or its 429)
-   tells the truth.
+   nothing in flight, sends one probe after an interval, which grows only while the rate says
+   nothing refills; the probe's header (or its 429) tells the truth.
 4. **A 429** pauses the subscription until ``Retry-After`` and sets the estimate to zero.
 
 Subscriptions have separate pacers, so a throttled one never holds up another.
@@ -239,19 +240,37 @@ class SubscriptionPacer:
         self._closed = True
         self._changed.set()
 
-    def completed(self, remaining: int | None) -> None:
-        """A write answered (any status but 429), with its remaining-writes header if any."""
+    def now(self) -> float:
+        """The pacer's clock: a request's ``sent_at`` for :meth:`completed` is read from it."""
+        return self._clock()
+
+    def completed(self, remaining: int | None, *, sent_at: float | None = None) -> None:
+        """A write answered (any status but 429), with its remaining-writes header if any.
+
+        ``sent_at`` (:meth:`now` as the request left) dates the header: ARM counts the bucket
+        as it admits the request, which is after the request left and, for createRun, long
+        before its answer (the service's own work is most of the round trip). Dated by the
+        answer, every header was a round trip of refill short: at 20/s and 25 ms, half a token
+        the pacer waited for and never spent. The reserve covers the time the request took to
+        arrive. A header older than the one kept (a request sent earlier, answered later) only
+        feeds the rate: it cannot count the requests sent after it that have answered since.
+        """
         self._in_flight = max(0, self._in_flight - 1)
         if remaining is not None:
             now = self._clock()
+            # the rate's slope is the same by either date; the answers' span is what warms it up
             self._rates.observe(now, remaining, consumed=True)
-            self._remaining = float(remaining)
-            self._seen_at = now
+            at = now if sent_at is None else min(sent_at, now)
+            if at >= self._seen_at or self._remaining is None:
+                self._remaining = float(remaining)
+                self._seen_at = at
             self._capacity = max(self._capacity, remaining)
             if remaining > _RESERVE:
                 self._probe_s = _PROBE_MIN_S
-            elif not self._rates.rate():
-                # a probe found the budget still empty and nothing refilling: back off
+            elif self._rates.rate() == 0.0:
+                # a probe found the budget still empty and nothing refilling: back off. A rate
+                # not known yet is not nothing refilling: the burst's last answers, before a
+                # second of them, used to double the interval each, a stall of a second or more
                 self._probe_s = min(_PROBE_MAX_S, self._probe_s * 2)
         self._changed.set()
 

@@ -76,6 +76,7 @@ class Sender:
                 self._write_intent_once(run)
                 run.attempts += 1
                 sent_at = self._clock()
+                left_at = pacer.now()
                 progress.in_flight += 1
                 try:
                     response = await self._trigger.create_run(
@@ -84,12 +85,12 @@ class Sender:
                 except ApiError as exc:
                     settled = True
                     # still on the slot: a 401 that stops the batch lets nothing else leave
-                    self._heard_error(run, pacer, exc, sent_at=sent_at)
+                    self._heard_error(run, pacer, exc, sent_at=sent_at, left_at=left_at)
                     raise
                 finally:
                     progress.in_flight -= 1
                 settled = True
-                pacer.completed(response.limits.remaining_writes)
+                pacer.completed(response.limits.remaining_writes, sent_at=left_at)
                 self._stops.answered(spec.subscription, sent_at=sent_at)
                 self._gates.accepted(spec, id(run))
                 return response
@@ -113,13 +114,20 @@ class Sender:
                 )
 
     def _heard_error(
-        self, run: PendingRun, pacer: SubscriptionPacer, error: ApiError, *, sent_at: float
+        self,
+        run: PendingRun,
+        pacer: SubscriptionPacer,
+        error: ApiError,
+        *,
+        sent_at: float,
+        left_at: float,
     ) -> None:
-        """What a failed createRun tells the pacer, the stops and the pipeline's gate."""
+        """What a failed createRun tells the pacer, the stops and the pipeline's gate
+        (``left_at``: when it left, on the pacer's clock)."""
         subscription = run.spec.subscription
         if is_queue_refusal(error):
             # ADF's queue, not ARM's budget: the subscription goes on, the pipeline waits
-            pacer.completed(error.remaining_writes)
+            pacer.completed(error.remaining_writes, sent_at=left_at)
             self._stops.answered(subscription, sent_at=sent_at)
             self._gates.refused(run.spec, id(run), error)
             return
@@ -132,7 +140,7 @@ class Sender:
         elif error.status is None:
             pacer.abandoned()
         else:
-            pacer.completed(error.remaining_writes)
+            pacer.completed(error.remaining_writes, sent_at=left_at)
         if error.status == 401:
             if self._stops.refused(subscription, error, sent_at=sent_at):
                 self._stop_batch()

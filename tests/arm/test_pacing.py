@@ -180,6 +180,26 @@ async def test_a_budget_never_seen_above_the_reserve_is_still_spent() -> None:
     assert bucket.rejected <= 2
 
 
+async def test_a_burst_spent_before_the_rate_is_known_costs_no_long_wait() -> None:
+    # A fast client spends a burst of 20 in half a second of answers; the refill rate needs a
+    # second of them. Answers at the reserve meanwhile do not mean that nothing refills: they
+    # must not stretch the probe interval (it used to double with each, a wait of 1 s or more
+    # while 20 tokens a second came back).
+    time = FakeTime()
+    pacer = make_pacer(time)
+    bucket = Bucket(time, burst=20, refill=20.0)
+
+    async def send(times: int) -> None:
+        for _ in range(times):
+            await pacer.acquire()
+            time.advance(0.02)
+            bucket.answer(pacer)
+
+    await asyncio.wait_for(send(80), timeout=10)
+    assert bucket.rejected == 0
+    assert max(time.slept) <= 0.5
+
+
 async def test_a_bucket_larger_than_any_header_seen_is_not_stormed_after_an_idle() -> None:
     # another client drains the bucket while the batch starts (no header above 2), then stops;
     # after a long idle the bucket is full (200), far above the largest budget seen: the capped

@@ -142,14 +142,28 @@ def test_below_the_reserve_it_waits_for_one_token_at_the_refill_rate(
 def test_an_empty_budget_that_does_not_refill_is_probed_ever_more_slowly(
     time: FakeTime, pacer: SubscriptionPacer
 ) -> None:
+    for remaining in (7, 6, 5, 4):  # one token fewer an answer, over more than a second
+        pacer.completed(remaining)
+        time.advance(0.4)
     waits = []
-    for remaining in (0, 0, 3, 1):
+    for remaining in (3, 2, 1, 0):
         pacer.completed(remaining)
         waits.append(pacer.delay(time.monotonic()))
     assert waits == [1.0, 2.0, 4.0, 8.0]
     pacer.completed(4)  # tokens again: the next probe goes after the shortest interval
     pacer.completed(0)
     assert pacer.delay(time.monotonic()) == 1.0
+
+
+def test_a_budget_at_the_reserve_before_any_rate_is_known_is_probed_at_the_shortest_interval(
+    time: FakeTime, pacer: SubscriptionPacer
+) -> None:
+    # no second of answers yet: nothing says that the budget does not refill
+    waits = []
+    for remaining in (3, 2, 1, 0):
+        pacer.completed(remaining)
+        waits.append(pacer.delay(time.monotonic()))
+    assert waits == [0.5, 0.5, 0.5, 0.5]
 
 
 async def test_a_429_empties_the_estimate_and_frees_its_slot(
@@ -162,3 +176,41 @@ async def test_a_429_empties_the_estimate_and_frees_its_slot(
     assert pacer.delay(time.monotonic()) == 5.0
     # nothing left, and the other request still out
     assert pacer.available(time.monotonic()) == -1.0
+
+
+def _at_twenty_a_second(time: FakeTime, pacer: SubscriptionPacer) -> None:
+    for _ in range(30):  # the header holds while one answer every 0.05 s spends a token
+        pacer.completed(10)
+        time.advance(0.05)
+    # the rate is fitted when first asked for (and again every 16 answers): ask now, so the
+    # answers below are not part of the fit
+    pacer.available(time.monotonic())
+
+
+def test_a_header_is_dated_by_when_its_request_left(
+    time: FakeTime, pacer: SubscriptionPacer
+) -> None:
+    # ARM counts the bucket as it admits the request: dated by the answer, the header would
+    # be a round trip of refill short
+    _at_twenty_a_second(time, pacer)
+    left = pacer.now()
+    time.advance(0.05)
+    pacer.completed(3, sent_at=left)
+    assert pacer.available(time.monotonic()) == pytest.approx(4.0)
+    time.advance(0.05)
+    pacer.completed(3)  # no date given: the answer's
+    assert pacer.available(time.monotonic()) == pytest.approx(3.0)
+
+
+def test_a_header_older_than_the_one_kept_does_not_replace_it(
+    time: FakeTime, pacer: SubscriptionPacer
+) -> None:
+    # the earlier request answers later: its header cannot count the later one, already answered
+    _at_twenty_a_second(time, pacer)
+    earlier = pacer.now()
+    time.advance(0.01)
+    later = pacer.now()
+    time.advance(0.04)
+    pacer.completed(5, sent_at=later)
+    pacer.completed(9, sent_at=earlier)
+    assert pacer.available(time.monotonic()) == pytest.approx(5.0 + 20 * 0.04)

@@ -6,12 +6,12 @@ import asyncio
 import dataclasses
 import json
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
 from batchrun.arm.client import CreateRunResponse, QueryResponse, RateLimits
-from batchrun.arm.pacing import Pacers
+from batchrun.arm.pacing import Pacers, SubscriptionPacer
 from batchrun.arm.retry import RetrySettings
 from batchrun.errors import ApiError, TransportError
 from batchrun.model import RunSpec
@@ -301,3 +301,51 @@ async def test_a_subscriptions_last_runs_spend_the_reserve_its_header_counted(
         await asyncio.wait_for(scheduler.run(specs(6)), timeout=30)
     assert sum(trigger.calls.values()) == 6
     assert time.slept == []
+
+
+class SlowAnswers(SpyTrigger):
+    """Every createRun takes 0.05 s of the fake clock; the header says 40 writes are left."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__()
+        self.time = time
+
+    async def create_run(self, spec: RunSpec, *, client_request_id: str) -> CreateRunResponse:
+        answer = await super().create_run(spec, client_request_id=client_request_id)
+        self.time.advance(0.05)
+        return dataclasses.replace(answer, limits=RateLimits(writes=40))
+
+
+class DatingPacer(SubscriptionPacer):
+    dated: ClassVar[list[tuple[float | None, float]]] = []
+
+    def completed(self, remaining: int | None, *, sent_at: float | None = None) -> None:
+        self.dated.append((sent_at, self.now()))
+        super().completed(remaining, sent_at=sent_at)
+
+
+class DatingPacers(Pacers):
+    def __getitem__(self, subscription: str) -> SubscriptionPacer:
+        return self._by_subscription.setdefault(
+            subscription, DatingPacer(clock=self._clock, sleep=self._sleep)
+        )
+
+
+async def test_the_pacer_dates_each_header_by_when_its_request_left(tmp_path: Path) -> None:
+    time = FakeTime()
+    trigger = SlowAnswers(time)
+    DatingPacer.dated = []
+    with ReportWriter.open(tmp_path / "report.jsonl", resume=False) as writer:
+        scheduler = Scheduler(
+            trigger=trigger,
+            writer=writer,
+            settings=QUICK_STOP,
+            progress=Progress(total=3),
+            reader=trigger,
+            pacers=DatingPacers(clock=time.monotonic, sleep=time.sleep),
+        )
+        await asyncio.wait_for(scheduler.run(specs(3)), timeout=30)
+    assert len(DatingPacer.dated) == 3
+    for sent_at, answered_at in DatingPacer.dated:
+        assert sent_at is not None
+        assert answered_at - sent_at >= 0.05 - 1e-9  # the answer's time, not its own
