@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
@@ -47,6 +48,10 @@ _GO = b"g"
 # the in-process sign-in has no bound of its own either; this one only keeps a child that hangs
 # (an IMDS that never answers) from holding the batch for longer than signing in again would
 ANSWER_TIMEOUT_S = 120.0
+# azure-identity's spacing of the refreshes of a token it cached, still valid but within the
+# margin: none sooner than this after the last request, and after a failed one the cached token
+# is used until it expires. The child's token is treated so, as if the parent had fetched it.
+REFRESH_RETRY_DELAY_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,7 @@ class TokenAhead:
         answer: int,
         sign_in: Callable[[], TokenSource],
         timeout_s: float = ANSWER_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._scope = scope
         self._child: int | None = child
@@ -106,7 +112,11 @@ class TokenAhead:
         self._answer: int | None = answer
         self._sign_in = sign_in
         self._timeout_s = timeout_s
+        self._clock = clock
         self._credential: TokenSource | None = None
+        # the child's token, until the parent's own credential has one (and caches it itself)
+        self._ahead: Token | None = None
+        self._retry_at = 0.0
         atexit.register(self.end_child)
 
     def __repr__(self) -> str:
@@ -120,10 +130,26 @@ class TokenAhead:
             if isinstance(child, AuthError):
                 raise child
             if child is not None:
+                self._ahead, self._retry_at = child, self._clock() + REFRESH_RETRY_DELAY_S
                 return child
         if self._credential is None:
             self._credential = self._sign_in()
-        return await self._credential.get_token(*scopes)
+        ahead = self._ahead
+        if ahead is None or scopes != (self._scope,):
+            return await self._credential.get_token(*scopes)
+        if self._clock() < min(self._retry_at, ahead.expires_on):
+            return ahead
+        from azure.core.exceptions import AzureError  # the credential imported it already
+
+        try:
+            token = await self._credential.get_token(*scopes)
+        except AzureError:
+            if self._clock() >= ahead.expires_on:
+                raise
+            self._retry_at = self._clock() + REFRESH_RETRY_DELAY_S
+            return ahead
+        self._ahead = None
+        return token
 
     async def _ask_child(self, go: int, answer: int) -> Token | AuthError | None:
         try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import ServiceRequestError
 
 from batchrun.arm.auth import CredentialTokens
 from batchrun.arm.tokenahead import TokenAhead, _AheadToken
@@ -40,6 +41,7 @@ class SignIn:
         self.built = 0
         self.calls = 0
         self.closed = False
+        self.down = False
 
     def __call__(self) -> SignIn:
         self.built += 1
@@ -47,6 +49,8 @@ class SignIn:
 
     async def get_token(self, *scopes: str) -> AccessToken:
         self.calls += 1
+        if self.down:
+            raise ServiceRequestError("Server disconnected")
         return AccessToken(f"in-process-{self.calls}", int(self.clock.time() + 3600))
 
     async def close(self) -> None:
@@ -127,6 +131,7 @@ def ahead_for(
     *,
     timeout_s: float = 60,
 ) -> TokenAhead:
+    clock = sign_in.clock
     (_, go), (answer, _) = pipes
     return TokenAhead(
         scope=SCOPE,
@@ -135,6 +140,7 @@ def ahead_for(
         answer=answer,
         sign_in=sign_in,
         timeout_s=timeout_s,
+        clock=clock.time,
     )
 
 
@@ -175,6 +181,38 @@ async def test_a_token_near_expiry_is_refreshed_in_process(
     assert (sign_in.built, sign_in.calls) == (1, 1)
     await tokens.close()
     assert sign_in.closed
+
+
+async def test_a_short_lived_token_is_not_refreshed_sooner_than_azure_identity_would(
+    ahead: TokenAhead, child: Child, sign_in: SignIn, clock: FakeTime
+) -> None:
+    child.says({"token": "ahead-token", "expires_on": int(clock.time()) + 120})
+    tokens = CredentialTokens(ahead, SCOPE, refresh_margin_s=300, clock=clock.time)
+    assert await tokens.get_token() == "ahead-token"
+    clock.advance(29)  # within the margin already, but asked for only 29 s ago
+    assert await tokens.get_token() == "ahead-token"
+    assert sign_in.calls == 0
+    clock.advance(1)
+    assert await tokens.get_token() == "in-process-1"
+
+
+async def test_a_failed_refresh_uses_the_childs_token_until_it_expires(
+    ahead: TokenAhead, child: Child, sign_in: SignIn, clock: FakeTime
+) -> None:
+    child.says({"token": "ahead-token", "expires_on": int(clock.time()) + 100})
+    tokens = CredentialTokens(ahead, SCOPE, refresh_margin_s=300, clock=clock.time)
+    assert await tokens.get_token() == "ahead-token"
+    sign_in.down = True
+    clock.advance(30)
+    assert await tokens.get_token() == "ahead-token"
+    assert sign_in.calls == 1
+    clock.advance(29)  # the next attempt comes 30 s after the failed one
+    assert await tokens.get_token() == "ahead-token"
+    assert sign_in.calls == 1
+    clock.advance(41)  # expired
+    with pytest.raises(AuthError, match="Server disconnected"):
+        await tokens.get_token()
+    assert sign_in.calls == 2
 
 
 async def test_the_childs_failure_is_raised_in_its_own_words_and_not_asked_again(
