@@ -92,8 +92,9 @@ def start_token_ahead(cloud_name: str) -> TokenAhead | None:
 class TokenAhead:
     """The parent's end: a :class:`~batchrun.arm.auth.TokenSource` whose first token for
     ``scope`` is the child's; every other one comes from ``sign_in()``'s credential, built when
-    first needed. It owns the child: :meth:`close` (or, failing that, the process's exit) kills
-    it if it still runs, and reaps it."""
+    first needed (refreshing the child's token is spaced as azure-identity spaces its own:
+    :data:`REFRESH_RETRY_DELAY_S`). It owns the child: :meth:`close` (or, failing that, the
+    process's exit) kills it if it still runs, and reaps it."""
 
     def __init__(
         self,
@@ -132,13 +133,13 @@ class TokenAhead:
             if child is not None:
                 self._ahead, self._retry_at = child, self._clock() + REFRESH_RETRY_DELAY_S
                 return child
+        ahead = self._ahead if scopes == (self._scope,) else None
+        if ahead is not None and self._clock() < min(self._retry_at, ahead.expires_on):
+            return ahead
         if self._credential is None:
             self._credential = self._sign_in()
-        ahead = self._ahead
-        if ahead is None or scopes != (self._scope,):
+        if ahead is None:
             return await self._credential.get_token(*scopes)
-        if self._clock() < min(self._retry_at, ahead.expires_on):
-            return ahead
         from azure.core.exceptions import AzureError  # the credential imported it already
 
         try:

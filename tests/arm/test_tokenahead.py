@@ -191,7 +191,7 @@ async def test_a_short_lived_token_is_not_refreshed_sooner_than_azure_identity_w
     assert await tokens.get_token() == "ahead-token"
     clock.advance(29)  # within the margin already, but asked for only 29 s ago
     assert await tokens.get_token() == "ahead-token"
-    assert sign_in.calls == 0
+    assert sign_in.built == 0
     clock.advance(1)
     assert await tokens.get_token() == "in-process-1"
 
