@@ -8,15 +8,13 @@ import re
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from azure.core.exceptions import AzureError
-
 from batchrun.errors import AuthError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
+    from azure.core.exceptions import AzureError
 
 # A JWT (header.payload.signature, base64url): what a token looks like if one leaks into a message.
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
@@ -51,6 +49,14 @@ def chain_explanation(scope: str, message: str, environ: Mapping[str, str]) -> s
     return "\n".join(lines)
 
 
+def _azure_error() -> type[AzureError]:
+    # imported when a failure is being matched: azure-core's package import (its pipeline, ~0.03 s)
+    # stays off a start whose first token was fetched ahead
+    from azure.core.exceptions import AzureError
+
+    return AzureError
+
+
 def _fix(environ: Mapping[str, str]) -> str:
     endpoint, header = environ.get("IDENTITY_ENDPOINT"), environ.get("IDENTITY_HEADER")
     if bool(endpoint) != bool(header):
@@ -74,6 +80,27 @@ def _fix(environ: Mapping[str, str]) -> str:
 
 class TokenProvider(Protocol):
     async def get_token(self) -> str: ...
+
+
+class Token(Protocol):
+    """A bearer token and when it expires (azure-core's ``AccessToken`` is one)."""
+
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def expires_on(self) -> int:
+        """Seconds since the epoch."""
+        ...
+
+
+class TokenSource(Protocol):
+    """What :class:`CredentialTokens` asks: any azure-core async credential, or the token
+    fetched ahead (:mod:`batchrun.arm.tokenahead`), which raises :class:`AuthError` itself."""
+
+    async def get_token(self, *scopes: str) -> Token: ...
+
+    async def close(self) -> None: ...
 
 
 class CredentialFactory(Protocol):
@@ -110,7 +137,7 @@ def default_credential(
 
 
 class CredentialTokens:
-    """A :class:`TokenProvider` over any azure-core async credential.
+    """A :class:`TokenProvider` over any azure-core async credential (any :class:`TokenSource`).
 
     The token is cached and refreshed once it is within ``refresh_margin_s`` of expiry. Concurrent
     callers that find it stale share one refresh; if that refresh fails they all get its error.
@@ -118,7 +145,7 @@ class CredentialTokens:
 
     def __init__(
         self,
-        credential: AsyncTokenCredential,
+        credential: TokenSource,
         scope: str,
         *,
         refresh_margin_s: float = 300,
@@ -131,7 +158,7 @@ class CredentialTokens:
         self._refresh_margin_s = refresh_margin_s
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._token: AccessToken | None = None
+        self._token: Token | None = None
         # Bumped by every completed refresh, so callers queued on the lock can tell that the
         # refresh they were waiting for already happened (or failed) and need not repeat it.
         self._generation = 0
@@ -140,13 +167,17 @@ class CredentialTokens:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scope={self._scope!r}, cached={self._token is not None})"
 
-    def _cached(self) -> str | None:
+    def _cached(self) -> Token | None:
         token = self._token
         if token is not None and self._clock() < token.expires_on - self._refresh_margin_s:
-            return token.token
+            return token
         return None
 
     async def get_token(self) -> str:
+        return (await self.access_token()).token
+
+    async def access_token(self) -> Token:
+        """The token with its expiry (the child of :mod:`batchrun.arm.tokenahead` hands on both)."""
         cached = self._cached()
         if cached is not None:
             return cached
@@ -160,20 +191,24 @@ class CredentialTokens:
                     return cached
             return await self._refresh()
 
-    async def _refresh(self) -> str:
+    async def _refresh(self) -> Token:
         try:
             token = await self._credential.get_token(self._scope)
+        except AuthError as exc:  # the token fetched ahead: its failure already in these words
+            self._error = exc
+            self._generation += 1
+            raise
         # not only ClientAuthenticationError (CredentialUnavailableError is one): once a
         # credential has handed out a token, a failing token endpoint surfaces as the
         # ServiceRequestError/ServiceResponseError/HttpResponseError of azure-core's pipeline,
         # and that too means no token
-        except AzureError as exc:
+        except _azure_error() as exc:
             self._error = AuthError(self._explain(exc))
             self._generation += 1
             raise self._error from exc
         self._token, self._error = token, None
         self._generation += 1
-        return token.token
+        return token
 
     def _explain(self, exc: AzureError) -> str:
         message = str(exc.message or exc).strip() or type(exc).__name__

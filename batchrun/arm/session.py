@@ -18,17 +18,23 @@ from batchrun.arm.warmup import warm_connections
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from batchrun.arm.auth import TokenSource
     from batchrun.arm.cloud import Cloud
     from batchrun.arm.timeouts import Timeouts
+    from batchrun.arm.tokenahead import TokenAhead
 
 __all__ = ["credential_tokens", "open_client"]
 
 
 @asynccontextmanager
-async def credential_tokens(cloud: Cloud) -> AsyncIterator[CredentialTokens]:
+async def credential_tokens(
+    cloud: Cloud, *, ahead: TokenAhead | None = None
+) -> AsyncIterator[CredentialTokens]:
     """Tokens for ``cloud``'s management scope from azure-identity's default chain, signing in
-    at the cloud's authority; the credential is closed on exit."""
-    tokens = CredentialTokens(default_credential(authority=cloud.authority), cloud.scope)
+    at the cloud's authority; the first one from ``ahead``, the child that fetched it, when
+    given (:mod:`batchrun.arm.tokenahead`). The credential (and the child) are closed on exit."""
+    source: TokenSource = default_credential(authority=cloud.authority) if ahead is None else ahead
+    tokens = CredentialTokens(source, cloud.scope)
     try:
         yield tokens
     finally:

@@ -26,12 +26,12 @@ import os
 import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
-from azure.core.pipeline.transport import AioHttpTransport
 from yarl import URL
 
 from batchrun.arm.cloud import is_loopback
@@ -111,31 +111,38 @@ def is_local(url: str) -> bool:
         return False
 
 
-class _LocalDirectTransport(AioHttpTransport):  # type: ignore[misc]  # exported lazily: Any
-    """azure-core's aiohttp transport with the proxy chosen per request: from the environment as
-    usual, except that local addresses are never proxied. The managed-identity endpoints are
-    local (``IDENTITY_ENDPOINT`` on loopback, IMDS link-local) and plain http: a proxy would read
-    ``X-IDENTITY-HEADER`` and the token, and cannot reach them anyway."""
-
-    async def send(self, request: Any, **config: Any) -> Any:
-        url = str(request.url)
-        if is_local(url):
-            config.pop("proxies", None)
-        elif "proxies" not in config:
-            try:
-                proxy, auth = get_env_proxy_for_url(URL(url))
-            except LookupError:
-                pass
-            else:
-                config.setdefault("proxy", proxy)
-                config.setdefault("proxy_auth", auth)
-        return await super().send(request, **config)
-
-
-def identity_transport() -> AioHttpTransport:
-    """The transport for azure-identity's credentials (see :class:`_LocalDirectTransport`)."""
+def identity_transport() -> Any:
+    """The transport for azure-identity's credentials: azure-core's aiohttp transport with the
+    proxy chosen per request, from the environment as usual, except that local addresses are
+    never proxied. The managed-identity endpoints are local (``IDENTITY_ENDPOINT`` on loopback,
+    IMDS link-local) and plain http: a proxy would read ``X-IDENTITY-HEADER`` and the token, and
+    cannot reach them anyway."""
     # the session must not read proxies itself: with trust_env it would proxy local addresses
-    return _LocalDirectTransport(use_env_settings=False)
+    return _local_direct_transport()(use_env_settings=False)
+
+
+@cache
+def _local_direct_transport() -> type[Any]:
+    # declared on first use: azure-core's import (~0.03 s) is only for a process that signs in
+    # itself, not one whose token was fetched ahead (batchrun.arm.tokenahead)
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    class LocalDirectTransport(AioHttpTransport):  # type: ignore[misc]  # exported lazily: Any
+        async def send(self, request: Any, **config: Any) -> Any:
+            url = str(request.url)
+            if is_local(url):
+                config.pop("proxies", None)
+            elif "proxies" not in config:
+                try:
+                    proxy, auth = get_env_proxy_for_url(URL(url))
+                except LookupError:
+                    pass
+                else:
+                    config.setdefault("proxy", proxy)
+                    config.setdefault("proxy_auth", auth)
+            return await super().send(request, **config)
+
+    return LocalDirectTransport
 
 
 # asyncio gives every TLS connection a read buffer of 256 KiB, zeroed, so resident at once: 16 MB

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from batchrun.arm.client import create_run_url
 from batchrun.arm.session import credential_tokens
+from batchrun.arm.tokenahead import TokenAhead, start_token_ahead
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL, EXIT_USAGE
 from batchrun.cli.options import (
     add_connection_options,
@@ -112,6 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    # a child signs in meanwhile; it sends nothing before the batch asks (arm/tokenahead.py)
+    ahead = None if args.dry_run else start_token_ahead(args.cloud)
     manifest = load_manifest(args.manifest, environ=os.environ)
     if args.shard:
         shard = parse_shard(args.shard)
@@ -166,7 +169,7 @@ def command(args: argparse.Namespace) -> int:
     del manifest
     _tune_gc()
     try:
-        outcome = asyncio.run(_run(handed, settings, cloud=cloud))
+        outcome = asyncio.run(_run(handed, settings, cloud=cloud, ahead=ahead))
     except ApiError as exc:
         from batchrun.run.missing import ONLY_MISSING_FAILED
 
@@ -191,8 +194,10 @@ def command(args: argparse.Namespace) -> int:
     )
 
 
-async def _run(runs: HandedRuns, settings: BatchSettings, *, cloud: Cloud) -> BatchOutcome:
-    async with credential_tokens(cloud) as tokens:
+async def _run(
+    runs: HandedRuns, settings: BatchSettings, *, cloud: Cloud, ahead: TokenAhead | None
+) -> BatchOutcome:
+    async with credential_tokens(cloud, ahead=ahead) as tokens:
         return await run_batch(runs, settings, tokens=tokens)
 
 

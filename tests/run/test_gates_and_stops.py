@@ -209,7 +209,7 @@ def credential_errors() -> Iterator[Exception]:
 
 @pytest.mark.parametrize("error", list(credential_errors()), ids=["request", "response"])
 async def test_any_credential_failure_mid_batch_is_an_auth_error(error: Exception) -> None:
-    tokens = CredentialTokens(DownAfterFirst(error), "scope")  # type: ignore[arg-type]
+    tokens = CredentialTokens(DownAfterFirst(error), "scope")
     assert await tokens.get_token() == "token-1"  # expired at once: the next call refreshes
     with pytest.raises(AuthError, match="no token for scope scope"):
         await tokens.get_token()
