@@ -85,6 +85,9 @@ CLOUDS: Mapping[str, Cloud] = MappingProxyType(
     }
 )
 
+# ``--cloud``'s default
+DEFAULT_CLOUD = "AzurePublicCloud"
+
 # `az cloud list` spells the public cloud "AzureCloud"; accept what users copy from there.
 _ALIASES = {"azurecloud": "AzurePublicCloud"}
 

@@ -1,22 +1,24 @@
 """The first token of ``batchrun run``, fetched ahead by a forked child.
 
-Signing in costs a start-up ~0.15 s of imports (azure-identity's package pulls in cryptography,
+Signing in costs a start-up ~0.1 s of imports (azure-identity's package pulls in cryptography,
 msal, requests and azure-core's pipeline; it cannot be imported in part) before the first token
-is even asked for. A child forked as soon as ``run`` knows it will need a token does those
-imports, and builds the credential, on the second core while the parent loads the manifest.
+is even asked for. A child forked at the process's start, when the command line says ``run``
+(:mod:`batchrun.__main__`), does those imports on the second core while the parent does its own
+and loads the manifest.
 
-Nothing is sent before the parent says so: the child then waits on a pipe, and the parent writes
-"go" where it asks for its first token (:func:`batchrun.arm.session.open_client`, after the
-manifest, the report and the lock were found good). A pipe that closes first (a usage or
-manifest error, a signal, ``kill -9``) ends the child having sent nothing. The child's answer
-comes back on a second pipe, as JSON: the token and its expiry, or the :class:`AuthError` text
-that :class:`~batchrun.arm.auth.CredentialTokens` wrote for the failure, so the parent says
-exactly what it would have said itself without asking the identity endpoint again. Anything
-else (a crash, garbage, no answer in time) and the parent signs in itself, as it does for every
-later token (one within the refresh margin).
+Nothing is sent before the parent says so: the child waits on a pipe, and the parent writes "go"
+and the cloud's name where it asks for its first token (:func:`batchrun.arm.session.open_client`,
+after the manifest, the report and the lock were found good). A pipe that closes first (a usage
+or manifest error, ``--dry-run``, a signal, ``kill -9``) ends the child having sent nothing. The
+child's answer comes back on a second pipe, as JSON: the token and its expiry, or the
+:class:`AuthError` text that :class:`~batchrun.arm.auth.CredentialTokens` wrote for the failure,
+so the parent says exactly what it would have said itself without asking the identity endpoint
+again. Anything else (a crash, garbage, no answer in time) and the parent signs in itself, as it
+does for every later token (one within the refresh margin).
 
-Only on Linux, and only in a process without threads (fork copies one thread only); elsewhere
-:func:`start_token_ahead` returns ``None`` and the parent signs in itself from the start.
+Only on Linux, with a second CPU to run on (on one, the child's imports would only slow the
+parent's), and only in a process without threads (fork copies one thread only); elsewhere no
+child is forked and the parent signs in itself from the start.
 """
 
 from __future__ import annotations
@@ -33,18 +35,19 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
-from batchrun.arm.cloud import get_cloud
 from batchrun.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-    from batchrun.arm.auth import Token, TokenSource
+    from batchrun.arm.auth import CredentialTokens, Token, TokenSource
     from batchrun.arm.cloud import Cloud
 
-__all__ = ["TokenAhead", "start_token_ahead"]
+__all__ = ["TokenAhead", "claim_token_ahead", "fork_token_ahead", "wants_token_ahead"]
 
 _GO = b"g"
+# a run with one of these asks for no token (``--dry-run``), or exits before the command
+_NO_TOKEN = frozenset({"--dry-run", "-h", "--help"})
 # the in-process sign-in has no bound of its own either; this one only keeps a child that hangs
 # (an IMDS that never answers) from holding the batch for longer than signing in again would
 ANSWER_TIMEOUT_S = 120.0
@@ -60,33 +63,84 @@ class _AheadToken:
     expires_on: int
 
 
-def start_token_ahead(cloud_name: str) -> TokenAhead | None:
-    """Fork the child that fetches the first token for the cloud called ``cloud_name``; ``None``
-    where it cannot be done safely, or for an unknown cloud (whose error comes later, in its
-    usual turn)."""
+def wants_token_ahead(argv: Sequence[str]) -> bool:
+    """Whether a command line (``sys.argv[1:]``) is a ``run`` that will ask for a token."""
+    return argv[:1] == ["run"] and not _NO_TOKEN.intersection(argv[1:])
+
+
+def fork_token_ahead() -> None:
+    """Fork the child, at the process's start, where it can be done safely and is worth it; the
+    command claims it (:func:`claim_token_ahead`), or it ends when this process does."""
+    global _pending  # one child per process, from its start to its claim
     if sys.platform != "linux" or not hasattr(os, "fork") or threading.active_count() > 1:
-        return None
-    try:
-        cloud = get_cloud(cloud_name)
-    except UsageError:
-        return None
+        return
+    if _pending is not None or len(os.sched_getaffinity(0)) < 2:
+        return
     go_read, go_write = os.pipe()
     answer_read, answer_write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(go_write)
         os.close(answer_read)
-        _child(cloud, go=go_read, answer=answer_write)
+        _child(go=go_read, answer=answer_write)
     os.close(go_read)
     os.close(answer_write)
+    _pending = _Pending(child=pid, go=go_write, answer=answer_read)
+    atexit.register(_pending.end)
+
+
+def claim_token_ahead(cloud_name: str, *, wanted: bool = True) -> TokenAhead | None:
+    """The child forked at the start, to fetch the first token for the cloud called
+    ``cloud_name``; ``None`` where there is none, where it is not ``wanted`` (it then ends
+    having sent nothing), or for an unknown cloud (whose error comes later, in its usual turn)."""
+    global _pending
+    pending, _pending = _pending, None
+    if pending is None:
+        return None
+    atexit.unregister(pending.end)
+    from batchrun.arm.cloud import get_cloud
+
+    try:
+        cloud = get_cloud(cloud_name) if wanted else None
+    except UsageError:
+        cloud = None
+    if cloud is None:
+        pending.end()
+        return None
     from batchrun.arm.auth import default_credential
 
     def sign_in() -> TokenSource:
         return default_credential(authority=cloud.authority)
 
     return TokenAhead(
-        scope=cloud.scope, child=pid, go=go_write, answer=answer_read, sign_in=sign_in
+        scope=cloud.scope,
+        cloud=cloud.name,
+        child=pending.child,
+        go=pending.go,
+        answer=pending.answer,
+        sign_in=sign_in,
     )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A child forked and not yet claimed by the command."""
+
+    child: int
+    go: int
+    answer: int
+
+    def end(self) -> None:
+        """Close the pipes, kill the child and reap it: unclaimed, it has sent nothing, and a
+        command that ends early (a usage error) should not wait for its imports."""
+        os.close(self.go)
+        os.close(self.answer)
+        with suppress(ChildProcessError, ProcessLookupError):
+            os.kill(self.child, signal.SIGKILL)
+            os.waitpid(self.child, 0)
+
+
+_pending: _Pending | None = None
 
 
 class TokenAhead:
@@ -100,6 +154,7 @@ class TokenAhead:
         self,
         *,
         scope: str,
+        cloud: str,
         child: int,
         go: int,
         answer: int,
@@ -108,6 +163,7 @@ class TokenAhead:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._scope = scope
+        self._cloud = cloud
         self._child: int | None = child
         self._go: int | None = go
         self._answer: int | None = answer
@@ -155,7 +211,7 @@ class TokenAhead:
     async def _ask_child(self, go: int, answer: int) -> Token | AuthError | None:
         try:
             try:
-                os.write(go, _GO)
+                os.write(go, _GO + self._cloud.encode() + b"\n")
             finally:
                 os.close(go)
         except OSError:  # the child is gone (EPIPE)
@@ -220,7 +276,7 @@ def _answer_from(data: bytes) -> Token | AuthError | None:
     return None
 
 
-def _child(cloud: Cloud, *, go: int, answer: int) -> NoReturn:
+def _child(*, go: int, answer: int) -> NoReturn:
     """The forked child's whole life; it never returns into the parent's code, and leaves by
     ``os._exit``: no atexit handler of the parent's runs, no buffer of the parent's is flushed."""
     code = 1
@@ -231,19 +287,47 @@ def _child(cloud: Cloud, *, go: int, answer: int) -> NoReturn:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.close(devnull)
-        asyncio.run(_fetch_when_told(cloud, go=go, answer=answer))
+        # what the child is for, done while the parent does its own imports and reads the
+        # manifest: azure-identity's imports, and the credential (~0.06 s to build), for the
+        # default cloud; another one named with the go is built then
+        from batchrun.arm.cloud import DEFAULT_CLOUD, get_cloud
+
+        ready = _tokens_for(get_cloud(DEFAULT_CLOUD))
+        cloud = _told(go)
+        if cloud is not None:
+            tokens = ready if cloud.name == DEFAULT_CLOUD else _tokens_for(cloud)
+            asyncio.run(_fetch(tokens, answer=answer))
         code = 0
     finally:
         os._exit(code)
 
 
-async def _fetch_when_told(cloud: Cloud, *, go: int, answer: int) -> None:
+def _tokens_for(cloud: Cloud) -> CredentialTokens:
     from batchrun.arm.auth import CredentialTokens, default_credential
 
-    tokens = CredentialTokens(default_credential(authority=cloud.authority), cloud.scope)
+    return CredentialTokens(default_credential(authority=cloud.authority), cloud.scope)
+
+
+def _told(go: int) -> Cloud | None:
+    """The cloud the parent names with its go; None when the pipe closes (it will never ask)."""
+    said = b""
     # blocking is right here: the child has nothing else to do, and nothing may be sent before
-    if os.read(go, 1) != _GO:
-        return  # the pipe closed: the parent will never ask
+    while not said.endswith(b"\n"):
+        chunk = os.read(go, 256)
+        if not chunk:
+            return None
+        said += chunk
+    if not said.startswith(_GO):
+        return None
+    from batchrun.arm.cloud import get_cloud
+
+    try:
+        return get_cloud(said[len(_GO) : -1].decode())
+    except (UnicodeDecodeError, UsageError):
+        return None
+
+
+async def _fetch(tokens: CredentialTokens, *, answer: int) -> None:
     message: dict[str, object]
     try:
         token = await tokens.access_token()

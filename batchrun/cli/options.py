@@ -49,7 +49,7 @@ def add_connection_options(
 ) -> None:
     """Cloud, endpoint, concurrency, retries and timeouts."""
     # here, not at the top: `validate` and `summary` share this module and need no aiohttp
-    from batchrun.arm.cloud import CLOUDS
+    from batchrun.arm.cloud import CLOUDS, DEFAULT_CLOUD
     from batchrun.arm.retry import RetrySettings
     from batchrun.arm.timeouts import Timeouts
 
@@ -58,7 +58,7 @@ def add_connection_options(
     )
     parser.add_argument(
         "--cloud",
-        default="AzurePublicCloud",
+        default=DEFAULT_CLOUD,
         metavar="NAME",
         help=f"one of {', '.join(sorted(CLOUDS))}; any case; AzureCloud = AzurePublicCloud",
     )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from batchrun.arm.client import create_run_url
 from batchrun.arm.session import credential_tokens
-from batchrun.arm.tokenahead import TokenAhead, start_token_ahead
+from batchrun.arm.tokenahead import TokenAhead, claim_token_ahead
 from batchrun.cli.exits import EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_SIGNAL, EXIT_USAGE
 from batchrun.cli.options import (
     add_connection_options,
@@ -113,8 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    # a child signs in meanwhile; it sends nothing before the batch asks (arm/tokenahead.py)
-    ahead = None if args.dry_run else start_token_ahead(args.cloud)
+    # the child forked at the start (batchrun/__main__.py) signs in for this cloud, if asked
+    ahead = claim_token_ahead(args.cloud, wanted=not args.dry_run)
     manifest = load_manifest(args.manifest, environ=os.environ)
     if args.shard:
         shard = parse_shard(args.shard)

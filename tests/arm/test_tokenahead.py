@@ -17,7 +17,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ServiceRequestError
 
 from batchrun.arm.auth import CredentialTokens
-from batchrun.arm.tokenahead import TokenAhead, _AheadToken
+from batchrun.arm.tokenahead import TokenAhead, _AheadToken, wants_token_ahead
 from batchrun.errors import AuthError
 from tests.helpers.clock import FakeTime
 
@@ -86,7 +86,7 @@ class Child:
 
     def was_told(self) -> bytes:
         assert self.go is not None
-        return os.read(self.go, 1)
+        return os.read(self.go, 256)
 
     def reaped(self) -> bool:
         try:
@@ -135,6 +135,7 @@ def ahead_for(
     (_, go), (answer, _) = pipes
     return TokenAhead(
         scope=SCOPE,
+        cloud="AzurePublicCloud",
         child=child.process.pid,
         go=go,
         answer=answer,
@@ -160,7 +161,7 @@ async def test_the_first_token_is_the_childs_and_nothing_signs_in(
     tokens = CredentialTokens(ahead, SCOPE, clock=clock.time)
     assert await tokens.get_token() == "ahead-token"
     assert await tokens.get_token() == "ahead-token"
-    assert child.was_told() == b"g"
+    assert child.was_told() == b"gAzurePublicCloud\n"
     assert sign_in.built == 0
     assert child.reaped()
     await tokens.close()
@@ -265,7 +266,7 @@ async def test_a_child_that_does_not_answer_in_time_is_killed_and_replaced(
 ) -> None:
     ahead = ahead_for(child, pipes, sign_in, timeout_s=0.05)  # and the child never answers
     assert await CredentialTokens(ahead, SCOPE).get_token() == "in-process-1"
-    assert child.was_told() == b"g"
+    assert child.was_told() == b"gAzurePublicCloud\n"
     assert child.reaped()
 
 
@@ -286,7 +287,7 @@ async def test_another_scope_is_signed_in_for_and_leaves_the_child_unasked(
     assert token.token == "in-process-1"
     child.says({"token": "ahead-token", "expires_on": 2**40})
     assert (await ahead.get_token(SCOPE)).token == "ahead-token"
-    assert child.was_told() == b"g"
+    assert child.was_told() == b"gAzurePublicCloud\n"
     await ahead.close()
 
 
@@ -294,3 +295,21 @@ def test_the_token_is_in_no_repr() -> None:
     token = _AheadToken("secret-token-value", 123)
     assert "secret-token-value" not in repr(token)
     assert token.token == "secret-token-value"
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        (["run", "m.yaml"], True),
+        (["run", "m.yaml", "--report", "r.jsonl", "--wait"], True),
+        (["run", "m.yaml", "--dry-run"], False),
+        (["run", "--help"], False),
+        (["run", "-h"], False),
+        (["recover", "r.jsonl"], False),
+        (["validate", "m.yaml"], False),
+        (["--version"], False),
+        ([], False),
+    ],
+)
+def test_only_a_run_that_will_ask_for_a_token_forks_a_child(argv: list[str], wanted: bool) -> None:
+    assert wants_token_ahead(argv) is wanted

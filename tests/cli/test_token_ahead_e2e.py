@@ -56,6 +56,9 @@ mode, argv = sys.argv[1], sys.argv[2:]
 if mode == "in-process":
     # a process with a second thread must not fork: batchrun signs in itself, as before
     threading.Thread(target=threading.Event().wait, daemon=True).start()
+if mode == "one-cpu":
+    # on one CPU the child's imports would only slow the parent's: none is forked
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 if mode == "hold":
     # the manifest is read only once the child is ready and waiting for its go
     import batchrun.cli.run as run_module
@@ -73,6 +76,8 @@ if mode == "hold":
 
     loader.load_manifest = run_module.load_manifest = held
 
+sys.argv = ["batchrun", *argv]
+import batchrun.__main__  # the process's start: a run forks its child there
 from batchrun.cli.main import main
 code = main(argv)
 azure = sorted(m for m in sys.modules if m.split(".")[0] == "azure")
@@ -170,3 +175,28 @@ def test_a_refused_sign_in_reads_as_before_and_asks_once(
     assert ahead.said("AZURE") == "-"
     assert requests(emulator, "createRun") == 0
     assert ahead.said("LEFT") == "[]"
+
+
+def test_on_one_cpu_no_child_is_forked_and_batchrun_signs_in_itself(
+    tmp_path: Path, start_emulator: StartEmulator
+) -> None:
+    emulator = start(start_emulator, "--accept-any")
+    result = wrapped("one-cpu", tmp_path, emulator, manifest_text(2))
+    assert result.code == 0, result.stderr
+    assert "azure.identity" in result.said("AZURE").split()
+    assert requests(emulator, "msiToken") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "code"), [(("--cloud", "Mars"), 2), (("--dry-run",), 0)], ids=["usage", "dry-run"]
+)
+def test_a_run_that_asks_no_token_leaves_no_child_and_asks_nothing(
+    tmp_path: Path, start_emulator: StartEmulator, args: tuple[str, ...], code: int
+) -> None:
+    emulator = start(start_emulator, "--accept-any")
+    result = wrapped("plain", tmp_path, emulator, manifest_text(2), *args)
+    assert result.code == code, result.stderr
+    assert result.said("AZURE") == "-"
+    assert requests(emulator, "msiToken") == 0
+    assert requests(emulator, "createRun") == 0
+    assert result.said("LEFT") == "[]"
