@@ -136,13 +136,9 @@ class _Pending:
     answer: int
 
     def end(self) -> None:
-        """Close the pipes, kill the child and reap it: unclaimed, it has sent nothing, and a
-        command that ends early (a usage error) should not wait for its imports."""
-        os.close(self.go)
-        os.close(self.answer)
-        with suppress(ChildProcessError, ProcessLookupError):
-            os.kill(self.child, signal.SIGKILL)
-            os.waitpid(self.child, 0)
+        """Unclaimed, it has sent nothing, and a command that ends early (a usage error) should
+        not wait for its imports."""
+        _end_child(self.child, self.go, self.answer)
 
 
 _pending: _Pending | None = None
@@ -233,24 +229,28 @@ class TokenAhead:
 
     def end_child(self) -> None:
         """Close the pipes, kill the child if it still runs, and reap it; idempotent."""
-        for fd in (self._go, self._answer):
-            if fd is not None:
-                os.close(fd)
-        self._go = self._answer = None
         if self._child is None:
             return
         pid, self._child = self._child, None
         atexit.unregister(self.end_child)
-        # an answered child is exiting already: the kill only ends one that did not answer
-        with suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG) == (0, 0):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+        _end_child(pid, self._go, self._answer)
+        self._go = self._answer = None
 
     async def close(self) -> None:
         self.end_child()
         if self._credential is not None:
             await self._credential.close()
+
+
+def _end_child(pid: int, *pipes: int | None) -> None:
+    """Close the parent's ends of the pipes still open, kill the child and reap it. An answered
+    child is exiting already: the kill only ends one that did not answer (or was never told)."""
+    for fd in pipes:
+        if fd is not None:
+            os.close(fd)
+    with suppress(ChildProcessError, ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
 
 async def _read_to_end(fd: int) -> bytes:
